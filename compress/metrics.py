@@ -1,0 +1,145 @@
+"""What a compressed model costs: parameters, MACs, file size (raw and gzip), latency, peak memory.
+
+MACs come from thop (multiply-accumulates of one 32x32 image); a test cross-checks them against
+torch-pruning's counter. Latency is the median (and p90) of many timed runs after a warm-up, with the
+batch size, device and thread count recorded next to it, because a latency without those is not a number.
+"""
+from __future__ import annotations
+
+import copy
+import gzip
+import io
+import statistics
+import time
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+from .models import conv_layers
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_macs(model: nn.Module, input_size=(1, 3, 32, 32)) -> int:
+    """Multiply-accumulates of one forward pass (thop), on a copy so the model keeps no counting hooks."""
+    from thop import profile
+
+    probe = copy.deepcopy(model).cpu().eval()
+    with torch.no_grad():
+        macs, _ = profile(probe, inputs=(torch.randn(*input_size),), verbose=False)
+    return int(macs)
+
+
+def serialized_bytes(model: nn.Module) -> bytes:
+    """The model's state dict as torch.save writes it: what a user ships."""
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    return buf.getvalue()
+
+
+def size_mb(model: nn.Module) -> float:
+    return len(serialized_bytes(model)) / 1e6
+
+
+def gzip_size_mb(model: nn.Module) -> float:
+    """Compressed size: the only place unstructured sparsity shows up."""
+    return len(gzip.compress(serialized_bytes(model), compresslevel=9)) / 1e6
+
+
+def conv_channels(model: nn.Module) -> dict[str, int]:
+    """Output channels of every conv layer, by name: how a pruned architecture looks."""
+    return {name: m.out_channels for name, m in conv_layers(model).items()}
+
+
+@contextmanager
+def num_threads(n: int | None):
+    """Temporarily run torch's CPU ops on `n` threads (None: leave as is)."""
+    old = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(old)
+
+
+def time_callable(fn, *, warmup: int = 20, runs: int = 200, cuda: bool = False) -> list[float]:
+    """Wall-clock milliseconds of `runs` calls of `fn()` after `warmup` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    if cuda:
+        torch.cuda.synchronize()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        if cuda:
+            torch.cuda.synchronize()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return times
+
+
+def latency_stats(times_ms: list[float]) -> dict:
+    ordered = sorted(times_ms)
+    p90 = ordered[min(len(ordered) - 1, int(round(0.9 * (len(ordered) - 1))))]
+    return {"median_ms": statistics.median(ordered), "p90_ms": p90, "runs": len(ordered)}
+
+
+def measure_latency(model: nn.Module, *, batch_size: int = 1, device="cpu", threads: int | None = None,
+                    warmup: int = 20, runs: int = 200) -> dict:
+    """Median and p90 inference latency in ms, with the batch size, device and thread count used."""
+    device = torch.device(device)
+    model = model.to(device).eval()
+    x = torch.randn(batch_size, 3, 32, 32, device=device)
+    with num_threads(threads) as n, torch.inference_mode():
+        times = time_callable(lambda: model(x), warmup=warmup, runs=runs, cuda=device.type == "cuda")
+    return {**latency_stats(times), "batch_size": batch_size, "device": str(device),
+            "threads": n if device.type == "cpu" else None}
+
+
+def peak_memory_mb(model: nn.Module, *, batch_size: int = 1, device="cpu") -> dict:
+    """Peak inference memory (weights + activations) in MB, and how it was obtained.
+
+    CUDA: measured with `torch.cuda.max_memory_allocated`. CPU: computed as the weights plus the largest
+    input + output pair of any leaf module during one forward pass (what must be alive at once).
+    """
+    device = torch.device(device)
+    model = model.to(device).eval()
+    x = torch.randn(batch_size, 3, 32, 32, device=device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        with torch.inference_mode():
+            model(x)
+        torch.cuda.synchronize(device)
+        weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+        peak = torch.cuda.max_memory_allocated(device) - base + weights
+        return {"peak_memory_mb": peak / 1e6, "method": "measured (torch.cuda.max_memory_allocated)"}
+    weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    largest = 0
+
+    def hook(_m, inputs, output):
+        nonlocal largest
+        size = sum(t.numel() * t.element_size() for t in inputs if torch.is_tensor(t))
+        if torch.is_tensor(output):
+            size += output.numel() * output.element_size()
+        largest = max(largest, size)
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if not list(m.children())]
+    try:
+        with torch.inference_mode():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return {"peak_memory_mb": (weights + largest) / 1e6, "method": "computed (weights + largest layer input+output)"}
+
+
+def model_summary(model: nn.Module) -> dict:
+    """The static costs in one dict: params, MACs, size and gzip size (MB)."""
+    return {"params": count_params(model), "macs": count_macs(model), "size_mb": size_mb(model),
+            "gzip_mb": gzip_size_mb(model)}

@@ -1,0 +1,170 @@
+"""Results with provenance, written atomically, and a cache of finished pipeline steps.
+
+A results table is a tidy CSV whose first line is `# provenance: {json}` (config, seed, versions, git
+commit, device, dataset source), so a number can always be traced to the run that made it, and the
+file still opens in pandas with `read_table`. Every write goes to a temporary file that is renamed
+into place, so an interrupted run never leaves a half-written result that a later run would trust.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import platform
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PROVENANCE_PREFIX = "# provenance: "
+
+
+# ----------------------------------------------------------------------------- atomic writes
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write `data` to `path` through a temp file in the same folder and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode())
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n")
+
+
+def read_json(path: str | Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def _jsonable(o):
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if hasattr(o, "__dataclass_fields__"):
+        import dataclasses
+
+        return dataclasses.asdict(o)
+    if isinstance(o, (set, frozenset, tuple)):
+        return list(o)
+    if isinstance(o, Path):
+        return str(o)
+    return str(o)
+
+
+# ----------------------------------------------------------------------------- provenance
+def git_commit(repo: Path = REPO_ROOT) -> str:
+    """HEAD's hash, with `+dirty` when the tree has uncommitted changes; `unknown` outside git."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10)
+        if head.returncode != 0:
+            return "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return head.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def device_name(device: str | None = None) -> str:
+    import torch
+
+    dev = str(device) if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
+    if dev.startswith("cuda") and torch.cuda.is_available():
+        return f"{dev} ({torch.cuda.get_device_name(torch.device(dev))})"
+    return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for mod in ("torch", "torchvision", "torch_pruning", "thop", "numpy", "pandas", "onnxruntime"):
+        try:
+            out[mod] = __import__(mod).__version__
+        except Exception:  # noqa: BLE001 - a missing optional package is recorded, not fatal
+            out[mod] = "absent"
+    return out
+
+
+def provenance(config: dict | None = None, *, seed: int | None = None, data_source: str | None = None,
+               device: str | None = None) -> dict:
+    """Everything needed to trace a number: what was asked, on what data, with which code, where."""
+    return {
+        "config": config or {},
+        "seed": seed,
+        "data_source": data_source,
+        "device": device_name(device),
+        "versions": versions(),
+        "git_commit": git_commit(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+# ----------------------------------------------------------------------------- tables
+def write_table(path: str | Path, df: pd.DataFrame, prov: dict) -> Path:
+    """A tidy CSV with its provenance on the first line, written atomically."""
+    buf = io.StringIO()
+    buf.write(PROVENANCE_PREFIX + json.dumps(prov, sort_keys=True, default=_jsonable) + "\n")
+    df.to_csv(buf, index=False)
+    return atomic_write_text(path, buf.getvalue())
+
+
+def read_table(path: str | Path) -> tuple[pd.DataFrame, dict]:
+    """The table and its provenance, as written by `write_table`."""
+    text = Path(path).read_text()
+    first, _, rest = text.partition("\n")
+    if not first.startswith(PROVENANCE_PREFIX):
+        raise ValueError(f"{path} is not a compress results table (no provenance line)")
+    return pd.read_csv(io.StringIO(rest)), json.loads(first[len(PROVENANCE_PREFIX):])
+
+
+# ----------------------------------------------------------------------------- step cache
+def config_key(config: dict) -> str:
+    """A short stable hash of a JSON-able configuration."""
+    blob = json.dumps(config, sort_keys=True, default=_jsonable)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class StepCache:
+    """Finished pipeline steps on disk, keyed by their configuration.
+
+    A step's folder `<root>/<name>-<hash>/` holds what the step wrote plus `done.json`, written last and
+    atomically: a folder without it (an interrupted run) is ignored and recomputed, never trusted.
+    """
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def folder(self, name: str, config: dict) -> Path:
+        return self.root / f"{name}-{config_key(config)}"
+
+    def is_done(self, name: str, config: dict) -> bool:
+        return (self.folder(name, config) / "done.json").is_file()
+
+    def run(self, name: str, config: dict, compute: Callable[[Path], Any]) -> tuple[Path, bool]:
+        """Run `compute(folder)` unless this (name, config) already finished; returns (folder, was_cached).
+
+        `compute` writes its outputs into `folder`; `done.json` (with the config) is written after it returns.
+        """
+        folder = self.folder(name, config)
+        if self.is_done(name, config):
+            return folder, True
+        folder.mkdir(parents=True, exist_ok=True)
+        compute(folder)
+        write_json(folder / "done.json", {"name": name, "config": config, "finished": time.time()})
+        return folder, False
