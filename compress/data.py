@@ -238,7 +238,8 @@ def load_for_profile(profile, source=None, seed: int = 0, device="cpu") -> Cifar
 def synthetic_arrays(n_train: int = 512, n_test: int = 256, seed: int = 0) -> dict:
     """Learnable stand-in data for tests: each class is a smooth random template plus noise."""
     rng = np.random.default_rng(seed)
-    templates = rng.uniform(40, 215, size=(10, 4, 4, 3))
+    half = rng.uniform(40, 215, size=(10, 4, 2, 3))
+    templates = np.concatenate([half, half[:, :, ::-1]], axis=2)  # mirror-symmetric: a flip keeps the class
     templates = templates.repeat(8, axis=1).repeat(8, axis=2)  # 32x32 blocky class patterns
 
     def make(n):

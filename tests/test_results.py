@@ -1,0 +1,44 @@
+import json
+
+import pandas as pd
+
+from compress.results import StepCache, config_key, provenance, read_table, write_table
+
+
+def test_table_round_trip_keeps_provenance(tmp_path):
+    prov = provenance({"arch": "resnet18"}, seed=3, data_source="synthetic", device="cpu")
+    assert {"config", "seed", "versions", "git_commit", "device", "data_source"} <= set(prov)
+    df = pd.DataFrame({"config": ["a,b", "c#d"], "top1": [91.5, 90.25]})
+    write_table(tmp_path / "t.csv", df, prov)
+    back, meta = read_table(tmp_path / "t.csv")
+    pd.testing.assert_frame_equal(back, df)
+    assert meta["seed"] == 3 and meta["versions"]["torch"]
+
+
+def test_step_cache_runs_once_and_recomputes_on_change(tmp_path):
+    cache, calls = StepCache(tmp_path), []
+
+    def compute(folder):
+        calls.append(folder)
+        (folder / "out.txt").write_text("x")
+
+    _, cached = cache.run("s", {"a": 1}, compute)
+    assert not cached
+    _, cached = cache.run("s", {"a": 1}, compute)
+    assert cached and len(calls) == 1
+    cache.run("s", {"a": 2}, compute)
+    assert len(calls) == 2
+
+
+def test_half_written_step_is_ignored(tmp_path):
+    cache = StepCache(tmp_path)
+    folder = cache.folder("s", {"a": 1})
+    folder.mkdir(parents=True)
+    (folder / "out.txt").write_text("partial")  # interrupted: no done.json
+    ran = []
+    cache.run("s", {"a": 1}, lambda f: ran.append(f))
+    assert ran and json.loads((folder / "done.json").read_text())["config"] == {"a": 1}
+
+
+def test_config_key_is_order_independent():
+    assert config_key({"a": 1, "b": 2}) == config_key({"b": 2, "a": 1}) != config_key({"a": 1, "b": 3})
