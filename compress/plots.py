@@ -1,0 +1,180 @@
+"""Every figure, drawn from results tables only (never from live models), so `python -m compress figures`
+can regenerate the README's figures from committed tables without training anything.
+
+Each function takes a tidy DataFrame and returns a matplotlib Figure with a title, labelled axes (with
+units) and a legend; `save` writes it atomically.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from .results import atomic_write_bytes
+
+
+def save(fig, path: str | Path, dpi: int = 120) -> Path:
+    buf = io.BytesIO()
+    fig.savefig(buf, format=Path(path).suffix.lstrip(".") or "png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def _legend(ax, **kw):
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(fontsize=7, **kw)
+
+
+def training_curves(history: pd.DataFrame, title: str = "Baseline training") -> plt.Figure:
+    """Validation accuracy and training loss per epoch."""
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.5))
+    a1.plot(history.epoch, history.val_top1, marker=".", label="validation top-1")
+    a1.plot(history.epoch, history.train_top1, marker=".", label="train top-1 (augmented)")
+    a1.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
+    a2.plot(history.epoch, history.train_loss, marker=".", label="train loss")
+    a2.plot(history.epoch, history.val_loss, marker=".", label="validation loss")
+    a2.set(xlabel="epoch", ylabel="cross-entropy (nats)", title="loss")
+    for a in (a1, a2):
+        a.grid(alpha=0.3)
+        _legend(a)
+    fig.suptitle(title)
+    return fig
+
+
+def l1_ranking(l1: pd.DataFrame, title: str = "Filters ranked by L1 norm (Li et al. 2017)") -> plt.Figure:
+    """Per conv layer, its filters' L1 norms sorted and normalised by the largest, against the filter's rank."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    layers = list(dict.fromkeys(l1.layer))
+    cmap = plt.get_cmap("viridis", max(2, len(layers)))
+    for i, layer in enumerate(layers):
+        d = l1[l1.layer == layer].sort_values("rank")
+        ax.plot(100 * d["rank"] / max(1, d["rank"].max()), d.normalized, color=cmap(i), label=layer, lw=1.2)
+    ax.set(xlabel="filter rank (% of the layer's filters, strongest first)", ylabel="L1 norm / largest L1 norm", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6, ncol=2, bbox_to_anchor=(1.02, 1), loc="upper left")
+    return fig
+
+
+def sensitivity(scan: pd.DataFrame, title: str = "Sensitivity: each conv layer pruned alone") -> plt.Figure:
+    """Top-1 and top-5 validation accuracy against the fraction of filters removed, one line per layer."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharex=True)
+    layers = list(dict.fromkeys(scan.layer))
+    cmap = plt.get_cmap("viridis", max(2, len(layers)))
+    for metric, ax in zip(("top1", "top5"), axes):
+        for i, layer in enumerate(layers):
+            d = scan[scan.layer == layer].sort_values("ratio")
+            ax.plot(100 * d.ratio, d[metric], marker=".", color=cmap(i), label=layer, lw=1)
+        ax.set(xlabel="filters pruned in the layer (%)", ylabel=f"validation {metric} accuracy (%)", title=metric)
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=6, ncol=2, bbox_to_anchor=(1.02, 1), loc="upper left")
+    fig.suptitle(title)
+    return fig
+
+
+def pruning_rounds(rounds: pd.DataFrame, title: str = "Iterative pruning: cost and accuracy per round") -> plt.Figure:
+    """Params, MACs, size and accuracy (final and mean over the fine-tune) per round, one line per config."""
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7))
+    panels = [("params", 1e6, "parameters (millions)"), ("macs", 1e6, "MACs per image (millions)"),
+              ("size_mb", 1, "file size (MB)")]
+    for (col, scale, label), ax in zip(panels, axes.flat):
+        for name, d in rounds.groupby("config", sort=False):
+            ax.plot(d["round"], d[col] / scale, marker="o", label=name)
+        ax.set(xlabel="pruning round", ylabel=label, yscale="log", title=label.split(" (")[0])
+    ax = axes.flat[3]
+    for i, (name, d) in enumerate(rounds.groupby("config", sort=False)):
+        ax.plot(d["round"], d["test_top1"], marker="o", color=f"C{i}", label=f"{name}: final")
+        if "mean_val_top1" in d:
+            ax.plot(d["round"], d["mean_val_top1"], ls="--", color=f"C{i}", label=f"{name}: mean val over fine-tune")
+    ax.set(xlabel="pruning round", ylabel="top-1 accuracy (%)", title="accuracy (test: final epoch)")
+    for a in axes.flat:
+        a.grid(alpha=0.3)
+        a.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    _legend(axes.flat[0])
+    _legend(ax)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def channels_per_layer(channels: pd.DataFrame, config: str, title: str | None = None) -> plt.Figure:
+    """Filters kept in each conv layer after each round of one configuration (grouped bars)."""
+    d = channels[channels.config == config]
+    layers = list(dict.fromkeys(d.layer))
+    rounds = sorted(d["round"].unique())
+    fig, ax = plt.subplots(figsize=(max(8, 0.45 * len(layers)), 4))
+    w = 0.8 / max(1, len(rounds))
+    x = np.arange(len(layers))
+    for i, r in enumerate(rounds):
+        row = d[d["round"] == r].set_index("layer").reindex(layers)
+        ax.bar(x + i * w - 0.4 + w / 2, row.channels, w, label=f"round {r}" if r else "unpruned")
+    ax.set_xticks(x, layers, rotation=60, ha="right", fontsize=7)
+    ax.set(ylabel="output channels (filters)", xlabel="conv layer", title=title or f"Filters per conv layer: {config}")
+    ax.grid(axis="y", alpha=0.3)
+    _legend(ax)
+    return fig
+
+
+def fixed_point(table: pd.DataFrame, title: str = "Fixed-point quantization: accuracy by bit width") -> plt.Figure:
+    """Top-1 accuracy against bit width (weights = activations = BN bits), one line per method."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for method, d in table.groupby("method", sort=False):
+        d = d.sort_values("bits")
+        ax.plot(d.bits, d.top1, marker="o", label=method)
+    if "fp32_top1" in table:
+        ax.axhline(table.fp32_top1.iloc[0], color="k", ls=":", label="FP32")
+    ax.set(xlabel="bits (weights / activations / BN)", ylabel="test top-1 accuracy (%)", title=title)
+    ax.grid(alpha=0.3)
+    _legend(ax)
+    return fig
+
+
+def quant_comparison(table: pd.DataFrame, title: str = "FP32 vs INT8: size, accuracy and CPU latency") -> plt.Figure:
+    """Bars per variant: file size, top-1 accuracy and batch-1 CPU latency (one bar per thread count)."""
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    label = table.variant + np.where(table.get("runtime", "torch") == "onnxruntime", " (ORT)", "")
+    acc = table.assign(label=label).drop_duplicates("label")
+    axes[0].bar(acc.label, acc.size_mb, color="C0")
+    axes[0].set(ylabel="file size (MB)", title="size")
+    axes[1].bar(acc.label, acc.top1, color="C1")
+    lo = np.nanmin(acc.top1) if len(acc) else 0
+    axes[1].set(ylabel="test top-1 accuracy (%)", title="accuracy", ylim=(max(0, lo - 5), 100))
+    lat = table.assign(label=label)
+    threads = sorted(lat.threads.dropna().unique())
+    labels = list(dict.fromkeys(lat.label))
+    x = np.arange(len(labels))
+    w = 0.8 / max(1, len(threads))
+    for i, t in enumerate(threads):
+        d = lat[lat.threads == t].set_index("label").reindex(labels)
+        axes[2].bar(x + i * w - 0.4 + w / 2, d.latency_ms, w, label=f"{int(t)} thread{'s' if t > 1 else ''}")
+    axes[2].set_xticks(x, labels)
+    axes[2].set(ylabel="batch-1 latency (ms, median)", title="CPU latency")
+    _legend(axes[2])
+    for a in axes:
+        a.tick_params(axis="x", rotation=45, labelsize=7)
+        a.grid(axis="y", alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def pareto(models: pd.DataFrame, x: str = "macs", title: str | None = None) -> plt.Figure:
+    """Accuracy against cost (MACs or CPU latency) for every model produced; up and left is better."""
+    xlabel = {"macs": "MACs per image (millions, log scale)", "latency_ms": "batch-1 CPU latency (ms, log scale)",
+              "size_mb": "file size (MB, log scale)", "params": "parameters (millions, log scale)"}[x]
+    scale = 1e6 if x in ("macs", "params") else 1
+    fig, ax = plt.subplots(figsize=(8, 5))
+    d = models.dropna(subset=[x, "top1"])
+    for i, (kind, g) in enumerate(d.groupby("kind", sort=False)):
+        ax.scatter(g[x] / scale, g.top1, s=40, color=f"C{i}", label=kind, zorder=3)
+        for _, r in g.iterrows():
+            ax.annotate(r.model, (r[x] / scale, r.top1), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    ax.set(xscale="log", xlabel=xlabel, ylabel="test top-1 accuracy (%)",
+           title=title or f"Accuracy vs {xlabel.split(' (')[0]}")
+    ax.grid(alpha=0.3, which="both")
+    _legend(ax)
+    return fig
