@@ -3,6 +3,7 @@
 Sources (argument, else the `COMPRESS_DATA` environment variable, else `torchvision`):
 
 * `torchvision` — the official CIFAR-10, downloaded into `data/` when the machine is online.
+* `synthetic` — small learnable stand-in data (class templates plus noise), for tests and demos.
 * a path to an image-folder tree (`train/<class>/*`, `test/<class>/*`, png or jpg) or a `.tar.gz` of one,
   read without unpacking (e.g. `../shared/cifar10-jpeg.tar.gz`, the JPEG re-encoding, ~3 points harder).
 
@@ -89,6 +90,8 @@ def load_arrays(source: str | os.PathLike | None = None, cache_dir: str | Path |
     """Raw arrays {x_train, y_train, x_test, y_test (uint8 NHWC / int64), source}, from the cache if present."""
     src = resolve_source(source)
     cache_dir = Path(cache_dir or DATA_DIR / "cache")
+    if src == "synthetic":  # learnable stand-in data: runs the whole flow where no CIFAR-10 is at hand
+        return synthetic_arrays(5000, 1000)
     if src in ("torchvision", "official"):
         key, label = "torchvision", "official CIFAR-10 (torchvision)"
     else:

@@ -125,8 +125,8 @@ def fixed_point(table: pd.DataFrame, title: str = "Fixed-point quantization: acc
     for method, d in table.groupby("method", sort=False):
         d = d.sort_values("bits")
         ax.plot(d.bits, d.top1, marker="o", label=method)
-    if "fp32_top1" in table:
-        ax.axhline(table.fp32_top1.iloc[0], color="k", ls=":", label="FP32")
+    if "float_top1" in table:
+        ax.axhline(table.float_top1.iloc[0], color="k", ls=":", label="float (FP32)")
     ax.set(xlabel="bits (weights / activations / BN)", ylabel="test top-1 accuracy (%)", title=title)
     ax.grid(alpha=0.3)
     _legend(ax)

@@ -39,6 +39,7 @@ class Profile:
     sparse_epochs: int = 10
     target_sparsity: float = 0.9
     # quantization
+    fixed_point_bits: tuple = (4, 6, 8, 16, 32)
     calib_batches: int = 16
     calib_batch_size: int = 128
     qat_epochs: int = 3
@@ -68,7 +69,7 @@ PROFILES = {
         name="smoke", train_size=512, val_size=128, test_size=256, width=0.125,
         epochs=1, batch_size=128, eval_batch_size=256, warmup_epochs=0.2,
         sensitivity_ratios=(0.0, 0.5), sensitivity_eval_size=128, prune_rounds=2, finetune_epochs=1,
-        sparse_epochs=1, target_sparsity=0.5, calib_batches=2, calib_batch_size=64, qat_epochs=1,
+        sparse_epochs=1, target_sparsity=0.5, fixed_point_bits=(4, 8, 32), calib_batches=2, calib_batch_size=64, qat_epochs=1,
         latency_warmup=2, latency_runs=5,
     ),
     "quick": Profile(

@@ -17,9 +17,9 @@ Three number formats (`method`):
   magnitude exceeded by a fraction `overflow_rate` of the values (the classic pytorch-playground
   `linear_quantize`); values beyond the range saturate.
 * `minmax` — `2**bits` uniform levels from the minimum to the maximum (asymmetric; ignores `overflow_rate`).
-* `log` — sign plus a `(bits - 1)`-bit fixed-point base-2 exponent: `sign(x) * 2**e`, `e` on a grid of step
-  `2**-f` below the top exponent, with as many fractional bits `f` as the tensor's dynamic range leaves free
-  (at low bits `f = 0`: plain power-of-two quantization); magnitudes below the smallest level become 0.
+* `log` — sign plus a `(bits - 1)`-bit fixed-point base-2 exponent: `sign(x) * 2**e`, `e <= ceil(log2(v))` on
+  a grid of step `2**-f`, with as many fractional bits `f` as the tensor's dynamic range leaves free (at low
+  bits `f = 0`: plain power-of-two quantization); magnitudes below the smallest level become 0.
 
 Activation ranges are calibrated on a few training batches, with all quantizers passing values through
 unchanged, then frozen. At 32 bits every format reproduces the float model to float precision.
@@ -31,6 +31,7 @@ import math
 import operator
 from dataclasses import dataclass, replace
 
+import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
@@ -96,34 +97,35 @@ def linear_fraction_bits(hi: torch.Tensor, bits: int) -> torch.Tensor:
     return bits - 1 - torch.ceil(torch.log2(hi.float() + 1e-12))
 
 
+# The quantizers work in place on their first fresh temporary: activations are large and this runs per layer.
 def linear_quantize(x: torch.Tensor, bits: int, hi: torch.Tensor) -> torch.Tensor:
     step = torch.exp2(-linear_fraction_bits(hi, bits))
     bound = 2.0 ** (bits - 1)
-    return torch.clamp(torch.round(x / step), -bound, bound - 1) * step
+    return torch.div(x, step).round_().clamp_(-bound, bound - 1).mul_(step)
 
 
 def minmax_quantize(x: torch.Tensor, bits: int, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
     levels = 2.0 ** bits - 1
     scale = torch.clamp((hi - lo) / levels, min=torch.finfo(torch.float32).tiny)
-    return torch.clamp(torch.floor((x - lo) / scale + 0.5), 0, levels) * scale + lo
+    return torch.sub(x, lo).div_(scale).add_(0.5).floor_().clamp_(0, levels).mul_(scale).add_(lo)
 
 
 def log_fraction_bits(lo: torch.Tensor, hi: torch.Tensor, bits: int) -> torch.Tensor:
     """Fractional bits of the exponent: the most that still let 2**(bits-1) - 1 levels span [lo, hi]."""
     levels = 2.0 ** (bits - 1) - 1
-    span = torch.clamp(torch.log2(hi.float()) - torch.log2(lo.float()), min=1.0)
-    span = torch.where(torch.isfinite(span), span, torch.ones_like(span))
-    return torch.clamp(torch.floor(torch.log2(torch.as_tensor(max(levels - 1, 1e-30), device=span.device) / span)), min=0)
+    span = torch.clamp(torch.ceil(torch.log2(hi.float())) - torch.log2(lo.float()), min=1.0)  # octaves below the top
+    span = torch.where(torch.isfinite(span), span, torch.ones_like(span))  # empty or all-zero tensor
+    return torch.clamp(torch.floor(math.log2(max(levels - 1, 1)) - torch.log2(span)), min=0)
 
 
 def log_quantize(x: torch.Tensor, bits: int, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
     levels = 2.0 ** (bits - 1) - 1
     step = torch.exp2(-log_fraction_bits(lo, hi, bits))
-    top = torch.ceil(torch.log2(hi.float()) / step) * step  # largest exponent, on the grid
-    j = torch.round((top - torch.log2(x.abs())) / step)  # levels below the top
-    mag = torch.exp2(top - torch.clamp(j, 0, levels - 1) * step)
-    keep = (x != 0) & (j <= levels - 1) & torch.isfinite(top)
-    return torch.where(keep, torch.sign(x) * mag, torch.zeros_like(x))
+    top = torch.ceil(torch.log2(hi.float()))  # largest exponent: an integer, like linear's integer part
+    j = torch.log2(x.abs()).neg_().add_(top).div_(step).round_()  # levels below the top (+inf for x = 0)
+    flush = ~(j <= levels - 1)  # below the smallest level, zero, or NaN
+    mag = j.clamp_(0, levels - 1).mul_(-step).add_(top).exp2_()
+    return mag.mul_(torch.sign(x)).masked_fill_(flush, 0.0)
 
 
 def quantize_tensor(x: torch.Tensor, bits: int, method: str, lo, hi) -> torch.Tensor:
@@ -154,6 +156,7 @@ class ActQuant(nn.Module):
         super().__init__()
         self.bits, self.method, self.overflow_rate = bits, method, overflow_rate
         self.calibrating = True
+        self.calibrated = False  # a Python flag, so the forward never syncs a GPU to check it
         self.register_buffer("lo", torch.tensor(float("inf")))
         self.register_buffer("hi", torch.tensor(float("-inf")))
 
@@ -162,9 +165,10 @@ class ActQuant(nn.Module):
             lo, hi = observe_range(x, self.method, self.overflow_rate)
             self.lo.copy_(torch.minimum(self.lo, lo))
             self.hi.copy_(torch.maximum(self.hi, hi))
+            self.calibrated = True
             return x
-        if not torch.isfinite(self.hi):
-            raise RuntimeError("ActQuant was never calibrated: quantize_fixed_point calibrates it on calib_batches")
+        if not self.calibrated:
+            raise RuntimeError("this ActQuant never saw data: quantize_fixed_point calibrates it on calib_batches")
         return quantize_tensor(x, self.bits, self.method, self.lo, self.hi)
 
     def extra_repr(self) -> str:
@@ -292,6 +296,26 @@ def quantize_fixed_point(model: nn.Module, config: FixedPointConfig, calib_batch
     return gm
 
 
+def storage_bytes(model: nn.Module, config: FixedPointConfig) -> bytes:
+    """What a fixed-point model ships: each parameter as `param_bits` codes (`bn_bits` for unfolded BN)
+    plus its codebook, and two float32 range numbers per activation quantizer; 32 bits stays float32."""
+    parts = []
+    for m in model.modules():
+        if isinstance(m, ActQuant):
+            parts.append(torch.stack([m.lo, m.hi]).float().cpu().numpy().tobytes())
+            continue
+        bits = config.bn_bits if isinstance(m, Affine) else config.param_bits
+        tensors = list(m.buffers(recurse=False)) if isinstance(m, Affine) else list(m.parameters(recurse=False))
+        for t in tensors:
+            t = t.detach().float().cpu().flatten()
+            if bits > 16:
+                parts.append(t.numpy().tobytes())
+                continue
+            book, codes = torch.unique(t, return_inverse=True)
+            parts += [book.numpy().tobytes(), codes.numpy().astype(np.uint8 if bits <= 8 else np.uint16).tobytes()]
+    return b"".join(parts)
+
+
 def fixed_point_table(model: nn.Module, data, bits_list=(4, 6, 8, 16, 32), methods=METHODS, *,
                       overflow_rate: float = 0.0, fold_bn: bool = True, calib_batches: int = 4,
                       calib_batch_size: int = 128, split: str = "test", arch: str | None = None,
@@ -320,5 +344,5 @@ def fixed_point_table(model: nn.Module, data, bits_list=(4, 6, 8, 16, 32), metho
 
 
 __all__ = ["METHODS", "FixedPointConfig", "quantize_fixed_point", "fixed_point_table", "observe_range",
-           "quantize_tensor", "round_parameter", "ActQuant", "Affine", "fold_batchnorm",
+           "quantize_tensor", "round_parameter", "storage_bytes", "ActQuant", "Affine", "fold_batchnorm",
            "insert_activation_quantizers", "activation_quantizers", "linear_fraction_bits", "log_fraction_bits"]

@@ -1,0 +1,141 @@
+"""Which layers can lose channels: filter-norm curves and a one-layer-at-a-time sensitivity scan.
+
+Li et al. (2017, "Pruning Filters for Efficient ConvNets") rank each layer's filters by L1 norm and
+prune every layer alone at growing ratios to see which layers are sensitive. `l1_ranking` gives the
+first (the sorted, normalised norm curve per layer), `sensitivity_scan` the second, with the same
+structured pruning code as `pruning.py`, and `ratios_from_sensitivity` turns a scan plus an accuracy
+budget into per-layer ratios that `pruning.prune` accepts.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import numbers
+from collections.abc import Sequence
+
+import pandas as pd
+import torch
+import torch_pruning as tp
+from torch import nn
+from tqdm.auto import tqdm
+
+from .data import CifarData, Split
+from .models import conv_layers
+from .models import example_input
+from .pruning import ChannelPruner, channel_targets, check_criterion, check_ratio
+from .train import TrainConfig, evaluate, fit
+
+SCAN_COLUMNS = ["layer", "group", "ratio", "channels", "top1", "top5", "loss", "params", "macs"]
+
+
+def l1_ranking(model: nn.Module) -> pd.DataFrame:
+    """Each conv's filter L1 norms, largest first, normalised by the largest (Li et al. 2017, Fig. 2).
+
+    Tidy: one row per (layer, rank) with rank 1 the strongest filter. A curve that falls steeply means
+    many weak filters, i.e. a layer that should tolerate pruning.
+    """
+    frames = []
+    for name, conv in conv_layers(model).items():
+        norms = conv.weight.detach().abs().sum(dim=(1, 2, 3)).float().cpu().sort(descending=True).values
+        frames.append(pd.DataFrame({"layer": name, "rank": range(1, len(norms) + 1), "l1_norm": norms.numpy(),
+                                    "normalized": (norms / norms[0].clamp_min(1e-12)).numpy()}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _ops_and_params(model: nn.Module, example: torch.Tensor) -> tuple[int, int]:
+    """torch-pruning's counter: a few times faster than thop, close to it (the MACs column of a scan)."""
+    macs, params = tp.utils.count_ops_and_params(model, example)
+    return int(macs), int(params)
+
+
+def sensitivity_scan(model: nn.Module, split: Split, ratios: Sequence[float] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
+                     *, layers: Sequence[str] | None = None, criterion: str = "l1", batch_size: int = 1024,
+                     retrain: TrainConfig | None = None, train_data: CifarData | None = None,
+                     data_for_taylor=None, seed: int = 0, progress: bool = True) -> pd.DataFrame:
+    """Accuracy on `split` (use the validation split) with each conv pruned alone at each channel ratio.
+
+    Returns tidy rows (layer, group, ratio, channels, top1, top5, loss, params, macs), one per
+    (layer, ratio). Ratio 0 is always included and is the unpruned model, evaluated once. Convs coupled
+    through a residual sum cannot be pruned alone: they are pruned as their set, `group` names it, and
+    every member gets the same rows. Fast by construction: channel importance is measured once on the
+    unpruned model, and each set is pruned step by step along that ranking on one copy with one
+    dependency graph, which gives the same model as pruning a fresh copy at each ratio. `params` and
+    `macs` come from torch-pruning's counter. With `retrain` (a TrainConfig) and `train_data`, each pruned
+    copy is fine-tuned before evaluation (Li et al.'s "prune and retrain" curve; much slower).
+    """
+    check_criterion(criterion, data_for_taylor)
+    ratios = sorted({0.0, *(check_ratio("sensitivity ratio", r) for r in ratios)})
+    if retrain is not None and train_data is None:
+        raise ValueError("retrain needs train_data (a CifarData) to fine-tune each pruned copy on")
+    device = next(model.parameters()).device
+    split = split.to(device)
+    example = example_input(1, next(model.parameters()).device)
+    reference = ChannelPruner(model, example)  # traced once on the original; it is never pruned
+    layers = list(reference.convs) if layers is None else list(layers)
+    unknown = [name for name in layers if name not in reference.convs]
+    if unknown:
+        raise ValueError(f"unknown conv layer(s) {unknown}; valid names: {list(reference.convs)}")
+    sets = list(dict.fromkeys(reference.set_of[name] for name in layers))
+    counts = {s: reference.channels(s) for s in sets}
+    keeps = {r: channel_targets(counts, dict.fromkeys(sets, r)) for r in ratios}  # fails early on 0-filter ratios
+    reference.plan(keeps[ratios[-1]], criterion)  # e.g. bn_scale without BatchNorm
+    scores = reference.scores(sets, criterion, data_for_taylor=data_for_taylor, seed=seed)
+
+    base = {**evaluate(model, split, batch_size)}
+    base_macs, base_params = _ops_and_params(model, example)
+    results: dict[tuple[str, float], dict] = {}
+    bar = tqdm(total=len(sets) * (len(ratios) - 1), desc="sensitivity", disable=not progress, leave=False)
+    for s in sets:
+        results[(s, 0.0)] = {"channels": counts[s], **base, "params": base_params, "macs": base_macs}
+        order = torch.argsort(scores[s], stable=True).tolist()  # least important first
+        work = copy.deepcopy(model)
+        pruner = ChannelPruner(work, example)
+        removed, last = 0, results[(s, 0.0)]
+        for r in ratios[1:]:
+            drop = counts[s] - keeps[r][s]
+            if drop != removed:
+                pruner.remove(s, order[removed:drop])
+                removed = drop
+                scored = work
+                if retrain is not None:
+                    scored = copy.deepcopy(work)
+                    fit(scored, train_data, retrain, device=device)
+                macs, params = _ops_and_params(work, example)
+                last = {"channels": counts[s] - drop, **evaluate(scored, split, batch_size), "params": params, "macs": macs}
+            results[(s, r)] = last  # rounding kept the same channels: the same model, the same numbers
+            bar.update(1)
+        del work, pruner
+    bar.close()
+    rows = [{"layer": name, "group": reference.set_of[name], "ratio": r, **results[(reference.set_of[name], r)]}
+            for name in layers for r in ratios]
+    return pd.DataFrame(rows, columns=SCAN_COLUMNS)
+
+
+def ratios_from_sensitivity(scan: pd.DataFrame, max_drop: float, *, metric: str = "top1",
+                            max_ratio: float = 0.9) -> dict[str, float]:
+    """Per layer, the largest scanned ratio (<= `max_ratio`) within `max_drop` points of its ratio-0 accuracy.
+
+    Conservative on noisy curves: a layer's ratio stops at the last ratio before the first one that
+    exceeds the budget. Coupled layers share their scan rows and so get the same ratio. The result is a
+    per-layer dict for `pruning.prune` / `expand_ratios`.
+    """
+    if isinstance(max_drop, bool) or not isinstance(max_drop, numbers.Real) or not max_drop >= 0:
+        raise ValueError(f"max_drop must be a non-negative number of accuracy points, got {max_drop!r}")
+    missing = {"layer", "ratio", metric} - set(scan.columns)
+    if missing:
+        raise ValueError(f"the scan lacks column(s) {sorted(missing)}; expected a sensitivity_scan table")
+    out = {}
+    for layer, rows in scan.sort_values("ratio", kind="stable").groupby("layer", sort=False):
+        ref = rows.loc[rows.ratio == 0, metric]
+        if ref.empty:
+            raise ValueError(f"layer {layer!r} has no ratio-0 row to measure the drop from")
+        chosen = 0.0
+        for r, acc in zip(rows.ratio, rows[metric]):
+            if r == 0:
+                continue
+            if r > max_ratio or math.isnan(acc) or ref.iloc[0] - acc > max_drop:
+                break
+            chosen = float(r)
+        out[layer] = chosen
+    order = list(dict.fromkeys(scan.layer))
+    return {layer: out[layer] for layer in order}

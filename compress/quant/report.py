@@ -1,0 +1,146 @@
+"""Tidy comparison tables: what INT8 buys (size, CPU latency) and costs (accuracy), per runtime.
+
+`compare_int8` puts FP32, INT8 PTQ presets, QAT and the ONNX models side by side, timed in the same run at
+every requested thread count (latency depends on it as much as on the model). `pruned_int8_table` stacks
+quantization on a pruned (and optionally a sparse) model, with gzip sizes: the view of the seed's TF table.
+"""
+from __future__ import annotations
+
+import copy
+import gzip
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import torch
+import torch.nn.utils.prune  # noqa: F401 - torch.nn.utils.prune.remove below
+from torch import nn
+
+from ..data import CifarData, calibration_batches
+from ..metrics import count_params, gzip_size_mb, measure_latency, size_mb
+from ..train import TrainConfig, evaluate
+from . import deploy
+from .fixed_point import FixedPointConfig, quantize_fixed_point, storage_bytes
+from .int8 import PRESETS, Int8Config, quantize_int8
+from .qat import QATConfig, quantize_qat
+
+COLUMNS = ["variant", "runtime", "split", "top1", "top5", "size_mb", "gzip_mb", "size_ratio", "threads",
+           "batch_size", "latency_ms", "latency_p90_ms", "speedup"]
+
+
+def compare_int8(fp32_model: nn.Module, data: CifarData, *, presets=PRESETS, backend: str = "x86",
+                 calib_batches: int = 8, calib_batch_size: int = 128, qat: TrainConfig | None = None,
+                 onnx: bool = True, onnx_folder: str | Path | None = None, threads=(1, None), batch_size: int = 1,
+                 runs: int = 50, warmup: int = 10, split: str = "test", seed: int = 0) -> pd.DataFrame:
+    """One row per (variant, thread count): accuracy on `split`, file size, CPU latency at `batch_size`.
+
+    Variants: `fp32`, `int8-<preset>` (torch.ao, `backend` kernels), `qat` (when a `qat` TrainConfig is
+    given), `onnx-fp32` and `onnx-int8` (onnxruntime). `threads`: None means torch's default (all cores).
+    `size_ratio` and `speedup` are against FP32 in the same runtime at the same thread count.
+    Columns: see COLUMNS.
+    """
+    fp32 = copy.deepcopy(fp32_model).float().eval()
+    batches = [b.cpu() for b in calibration_batches(data.train, calib_batches, calib_batch_size, seed=seed)]
+    target = getattr(data, split)
+
+    models = {"fp32": fp32.cpu()}
+    acc = {"fp32": evaluate(copy.deepcopy(fp32).to(data.device), target, device=data.device, amp=False)}
+    for preset in presets:
+        cfg = Int8Config(preset, backend)
+        name = cfg.name
+        models[name] = quantize_int8(fp32, cfg, batches)
+        acc[name] = evaluate(models[name], target, device="cpu", amp=False)
+    if qat is not None:
+        res = quantize_qat(fp32, data, qat, QATConfig(Int8Config("optimal", backend)))
+        models["qat"] = res.model
+        acc["qat"] = evaluate(res.model, target, device="cpu", amp=False)
+    sizes = {name: (size_mb(m), gzip_size_mb(m)) for name, m in models.items()}
+    files = deploy.export_fp32_int8(fp32, onnx_folder or tempfile.mkdtemp(prefix="compress-onnx-"), batches) if onnx else {}
+    for name, path in files.items():
+        sizes[name] = deploy.file_sizes_mb(path)
+        acc[name] = deploy.onnx_evaluate(deploy.onnx_session(path), target)
+
+    rows = []
+    for t in threads:
+        n = t or torch.get_num_threads()
+        for name, m in models.items():
+            lat = measure_latency(m, batch_size=batch_size, threads=n, warmup=warmup, runs=runs)
+            rows.append(_row(name, "torch", split, acc[name], sizes[name], lat))
+        for name, path in files.items():
+            lat = deploy.onnx_latency(deploy.onnx_session(path, n), batch_size=batch_size, warmup=warmup, runs=runs)
+            rows.append(_row(name, "onnxruntime", split, acc[name], sizes[name], lat))
+    df = pd.DataFrame(rows)
+    base = df[df.variant.isin(["fp32", "onnx-fp32"])].set_index(["runtime", "threads"])
+    key = list(zip(df.runtime, df.threads))
+    df["size_ratio"] = [base.loc[k, "size_mb"] / s for k, s in zip(key, df.size_mb)]
+    df["speedup"] = [base.loc[k, "latency_ms"] / lat for k, lat in zip(key, df.latency_ms)]
+    return df[COLUMNS]
+
+
+def _row(variant, runtime, split, acc, sizes, lat) -> dict:
+    return {"variant": variant, "runtime": runtime, "split": split, "top1": acc["top1"], "top5": acc["top5"],
+            "size_mb": sizes[0], "gzip_mb": sizes[1], "threads": lat["threads"], "batch_size": lat["batch_size"],
+            "latency_ms": lat["median_ms"], "latency_p90_ms": lat["p90_ms"]}
+
+
+def pruned_int8_table(original: nn.Module, pruned: nn.Module, data: CifarData, *, sparse: nn.Module | None = None,
+                      config: Int8Config = Int8Config(), calib_batches: int = 8, calib_batch_size: int = 128,
+                      split: str = "test", seed: int = 0) -> pd.DataFrame:
+    """Original / pruned / pruned+INT8 / pruned+float16 / pruned int16-activation int8-weight fixed point,
+    and sparse / sparse+INT8 when `sparse` is given: accuracy, parameters, raw and gzip size.
+
+    float16 stores weights in half precision and computes in float32 (as TFLite's float16 quantization does
+    on CPUs); its size is `model.half()`'s. The int16/int8 row is simulated (`FixedPointConfig(param_bits=8,
+    fwd_bits=16)`, BN folded); its size is the packed 8-bit weight codes (`fixed_point.storage_bytes`).
+    Columns: variant, top1, top5, params, size_mb, gzip_mb, size_ratio, gzip_ratio (vs the original).
+    """
+    batches = calibration_batches(data.train, calib_batches, calib_batch_size, seed=seed)
+    cpu_batches = [b.cpu() for b in batches]
+    target = getattr(data, split)
+    dev = data.device
+
+    def fp(name, m):
+        m = _plain(m)
+        return {"variant": name, **_acc(evaluate(m.to(dev), target, device=dev, amp=False)),
+                "params": count_params(m), "size_mb": size_mb(m), "gzip_mb": gzip_size_mb(m)}
+
+    def int8(name, m):
+        q = quantize_int8(_plain(m), config, cpu_batches)
+        return {"variant": name, **_acc(evaluate(q, target, device="cpu", amp=False)),
+                "params": count_params(_plain(m)), "size_mb": size_mb(q), "gzip_mb": gzip_size_mb(q)}
+
+    rows = [fp("original", original), fp("pruned", pruned), int8("pruned+int8", pruned)]
+    half = _plain(pruned).half()
+    rows.append({"variant": "pruned+float16", **_acc(evaluate(copy.deepcopy(half).float().to(dev), target, device=dev, amp=False)),
+                 "params": count_params(half), "size_mb": size_mb(half), "gzip_mb": gzip_size_mb(half)})
+    cfg = FixedPointConfig(param_bits=8, fwd_bits=16, bn_bits=16)
+    sim = quantize_fixed_point(_plain(pruned).to(dev), cfg, batches)
+    blob = storage_bytes(sim, cfg)
+    rows.append({"variant": "pruned+int16act-int8w", **_acc(evaluate(sim, target, device=dev, amp=False)),
+                 "params": count_params(_plain(pruned)), "size_mb": len(blob) / 1e6,
+                 "gzip_mb": len(gzip.compress(blob, compresslevel=9)) / 1e6})
+    if sparse is not None:
+        rows += [fp("sparse", sparse), int8("sparse+int8", sparse)]
+    df = pd.DataFrame(rows)
+    df["size_ratio"] = df.size_mb.iloc[0] / df.size_mb
+    df["gzip_ratio"] = df.gzip_mb.iloc[0] / df.gzip_mb
+    return df
+
+
+def _acc(res: dict) -> dict:
+    return {"top1": res["top1"], "top5": res["top5"]}
+
+
+def _plain(model: nn.Module) -> nn.Module:
+    """A float32 eval copy with torch.nn.utils.prune masks baked in (sparse models keep their zeros)."""
+    # a masked weight is a computed (non-leaf) attribute that deepcopy refuses; prune.remove recomputes it
+    memo = {id(v): None for m in model.modules() for v in vars(m).values() if torch.is_tensor(v) and not v.is_leaf}
+    model = copy.deepcopy(model, memo).float().eval()
+    for m in model.modules():
+        for name in [k[:-5] for k, _ in list(m.named_buffers(recurse=False)) if k.endswith("_mask")]:
+            if hasattr(m, f"{name}_orig"):
+                torch.nn.utils.prune.remove(m, name)
+    return model
+
+
+__all__ = ["COLUMNS", "compare_int8", "pruned_int8_table"]

@@ -1,0 +1,113 @@
+"""Writes the three architecture notebooks from one template, so they never drift apart.
+
+    python notebooks/build.py          # rewrite notebooks/{resnet18,vgg16,vgg16_bn}.ipynb (no outputs)
+
+The notebooks hold no logic: every cell calls `compress`. Committed notebooks carry no outputs (the
+figures a reader should see are the README's, regenerated from committed results tables);
+`tests/test_notebooks.py` checks they match this template and executes them in the smoke profile.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+HERE = Path(__file__).resolve().parent
+TITLES = {"resnet18": "ResNet18", "vgg16": "VGG16", "vgg16_bn": "VGG16_BN"}
+
+
+def cells(arch: str) -> list:
+    title = TITLES[arch]
+    return [
+        new_markdown_cell(f"""# Compressing {title} on CIFAR-10
+
+Baseline -> layer importance -> iterative structured pruning -> quantization (fixed-point, INT8 PTQ, QAT)
+-> pruned / sparse + INT8 -> accuracy against cost. Every step is cached by its configuration: re-running
+reuses finished work and resumes after an interruption. Run headless with
+`python -m compress reproduce --profile full`, or change the parameters below and run top to bottom."""),
+        new_code_cell(f"""# parameters
+ARCH = "{arch}"
+PROFILE = None  # "smoke" (seconds), "quick" (CPU minutes) or "full" (GPU); None: full on a GPU, quick on a CPU
+DATA = None  # None: $COMPRESS_DATA, else "torchvision"; or a path to an image-folder tree / .tar.gz
+SEED = 0
+RESULTS_DIR = None  # where the results tables go; None: runs/<profile>/results""", metadata={"tags": ["parameters"]}),
+        new_code_cell("""from compress import importance, interactive, pipeline, plots
+
+s = pipeline.Session.create(ARCH, PROFILE, source=DATA, seed=SEED)
+print(s.describe())"""),
+        new_markdown_cell("""## 1. Baseline
+Trained with the profile's recipe (or loaded from the step cache). The accuracy reported is the **final
+epoch's** test accuracy; the curves show the validation split carved from the training set."""),
+        new_code_cell("""baseline = pipeline.train_baseline(s)
+pipeline.show(s.tables["baseline"])
+plots.training_curves(s.tables["history"], f"{ARCH}: baseline training");"""),
+        new_markdown_cell("""## 2. Layer importance
+**L1 ranking**: each conv layer's filters sorted by L1 norm, normalised by the largest. A steep curve
+means a few filters carry the layer; a flat one means filters are interchangeable.
+
+**Sensitivity**: each conv layer pruned *alone* at increasing ratios, evaluated on the validation split
+without retraining. Layers whose curve stays flat can be pruned hard; steep ones should be spared."""),
+        new_code_cell("""plots.l1_ranking(pipeline.l1_ranking(s, baseline), f"{ARCH}: filters ranked by L1 norm");"""),
+        new_code_cell("""scan = pipeline.sensitivity(s, baseline)
+plots.sensitivity(scan, f"{ARCH}: sensitivity of each conv layer");"""),
+        new_markdown_cell("""## 3. Iterative structured pruning
+Several ratio configurations, each pruned over rounds with a fine-tune (distilled from the unpruned
+baseline) after each. Ratios are **channel** ratios: a conv whose inputs and outputs both lose a
+fraction p keeps about (1-p)^2 of its parameters. Look for the configuration that keeps accuracy
+while params and MACs fall by an order of magnitude or more."""),
+        new_code_cell("""configs = pipeline.prune_configs(s, scan)
+configs"""),
+        new_code_cell("""pruned = pipeline.prune_rounds(s, baseline, configs)
+pipeline.show(s.tables["pruning"])
+plots.pruning_rounds(s.tables["pruning"], f"{ARCH}: iterative pruning");"""),
+        new_code_cell("""best = pipeline.best_pruned(s)
+plots.channels_per_layer(s.tables["channels"], best);"""),
+        new_markdown_cell("""### Tune the ratios yourself
+Move the sliders (seeded from the sensitivity scan): params, MACs, size and channels per layer update
+at once, without training. The button fine-tunes and evaluates the chosen ratios with this profile.
+Without widgets, pass a plain dict to `interactive.preview`."""),
+        new_code_cell("""interactive.ratio_panel(s, baseline, scan=scan)"""),
+        new_code_cell("""interactive.preview(baseline, ARCH, interactive.seed_ratios(ARCH, baseline, scan, max_drop=2.0))"""),
+        new_markdown_cell("""## 4. Quantization
+**Fixed-point** (simulated): weights, activations and BN rounded to a bit width (BN folded into the
+preceding conv first). **INT8 PTQ** with torch.ao (FX graph mode, x86 backend): `default` (per-tensor
+min-max) against `optimal` (per-channel weights, histogram activations). **QAT** fine-tunes with fake
+quantization, then converts. Latency is batch-1 on the CPU, median of many runs, at 1 thread and all threads."""),
+        new_code_cell("""fixed = pipeline.fixed_point(s, baseline)
+plots.fixed_point(fixed, f"{ARCH}: fixed-point accuracy by bits");"""),
+        new_code_cell("""int8 = pipeline.int8(s, baseline)
+pipeline.show(int8)
+plots.quant_comparison(int8, f"{ARCH}: FP32 vs INT8 (CPU)");"""),
+        new_markdown_cell("""## 5. Pruned + INT8 and sparse + INT8
+The best pruned model quantized to INT8 (PTQ and QAT, PyTorch and onnxruntime), and unstructured
+magnitude sparsity (which only shrinks the *compressed* file) combined with INT8."""),
+        new_code_cell("""combined = pipeline.combined(s, baseline)
+pipeline.show(combined)"""),
+        new_markdown_cell("""## 6. Accuracy against cost
+Every model this notebook produced. Up and to the left is better."""),
+        new_code_cell("""models = pipeline.models_table(s)
+plots.pareto(models, "macs", f"{ARCH}: accuracy vs MACs")
+plots.pareto(models, "latency_ms", f"{ARCH}: accuracy vs CPU latency");"""),
+        new_code_cell("""pipeline.save_results(s, RESULTS_DIR)"""),
+    ]
+
+
+def build(arch: str) -> nbformat.NotebookNode:
+    nb = new_notebook(cells=cells(arch))
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"{arch}-{i:02d}"  # stable ids: rebuilding gives byte-identical notebooks
+    nb.metadata.update({"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+                        "language_info": {"name": "python"}})
+    return nb
+
+
+def main(out_dir: Path = HERE) -> None:
+    for arch in TITLES:
+        nbformat.write(build(arch), out_dir / f"{arch}.ipynb")
+        print(f"wrote {out_dir / f'{arch}.ipynb'}")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE)

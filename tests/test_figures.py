@@ -1,0 +1,47 @@
+import numpy as np
+import pandas as pd
+
+from compress import figures
+from compress.results import provenance, write_table
+
+
+def _fake_results(root, arch="resnet18"):
+    """Small but complete tables in the schemas the pipeline writes."""
+    prov = provenance({"fake": True}, seed=0, data_source="synthetic", device="cpu")
+    layers = ["conv1", "layer1.0.conv1"]
+    t = {
+        "history": pd.DataFrame({"epoch": [1, 2], "lr": [0.1, 0], "train_loss": [2, 1], "train_top1": [30, 60],
+                                 "val_top1": [35, 55], "val_top5": [80, 90], "val_loss": [1.9, 1.2], "seconds": [1, 1]}),
+        "l1": pd.DataFrame({"layer": np.repeat(layers, 3), "rank": [1, 2, 3] * 2, "l1_norm": [3, 2, 1] * 2,
+                            "normalized": [1, 0.6, 0.3] * 2}),
+        "sensitivity": pd.DataFrame({"layer": np.repeat(layers, 2), "ratio": [0, 0.5] * 2, "top1": [60, 50] * 2,
+                                     "top5": [90, 85] * 2}),
+        "pruning": pd.DataFrame({"config": ["a", "a", "b", "b"], "round": [0, 1] * 2, "params": [100, 10, 100, 20],
+                                 "macs": [1000, 80, 1000, 200], "size_mb": [1, 0.1, 1, 0.2], "test_top1": [60, 58, 60, 59],
+                                 "mean_val_top1": [60, 55, 60, 57], "final_val_top1": [60, 57, 60, 58]}),
+        "channels": pd.DataFrame({"config": ["a"] * 4, "round": [0, 0, 1, 1], "layer": layers * 2, "channels": [64, 64, 32, 16]}),
+        "fixed_point": pd.DataFrame({"method": ["linear"] * 2 + ["log"] * 2, "bits": [4, 8] * 2, "top1": [20, 59, 15, 50]}),
+        "int8": pd.DataFrame({"variant": ["fp32", "fp32", "int8-optimal", "int8-optimal"], "runtime": ["torch"] * 4,
+                              "top1": [60, 60, 59.8, 59.8], "size_mb": [44, 44, 11, 11], "threads": [1, 2, 1, 2],
+                              "latency_ms": [20, 12, 6, 4]}),
+        "models": pd.DataFrame({"model": ["baseline", "pruned:a"], "kind": ["baseline (FP32)", "pruned (FP32)"],
+                                "top1": [60, 58], "params": [100, 10], "macs": [1000, 80], "size_mb": [1, 0.1],
+                                "latency_ms": [20, 3]}),
+    }
+    for name, df in t.items():
+        write_table(root / arch / f"{name}.csv", df, prov)
+
+
+def test_figures_regenerate_every_asset_from_tables(tmp_path):
+    _fake_results(tmp_path / "results")
+    written = figures.make_figures(tmp_path / "results", tmp_path / "assets", archs=["resnet18"], verbose=False)
+    names = sorted(p.name for p in written)
+    assert names == sorted(f"resnet18_{k}.png" for k in figures.FIGURES)
+    assert all(p.stat().st_size > 5000 and p.read_bytes()[:4] == b"\x89PNG" for p in written)
+
+
+def test_missing_tables_skip_their_figures(tmp_path, capsys):
+    _fake_results(tmp_path / "results")
+    (tmp_path / "results" / "resnet18" / "int8.csv").unlink()
+    written = figures.make_figures(tmp_path / "results", tmp_path / "assets", archs=["resnet18"])
+    assert "resnet18_int8.png" not in {p.name for p in written} and "no int8 table" in capsys.readouterr().out

@@ -1,0 +1,82 @@
+import copy
+
+import pytest
+import torch
+import torch_pruning as tp
+from torch import nn
+
+from compress.__main__ import main
+from compress.checkpoint import save_checkpoint
+from compress.data import synthetic_data
+from compress.models import build_model
+from compress.quant.report import COLUMNS, compare_int8, pruned_int8_table
+from compress.results import read_table
+from compress.train import TrainConfig
+
+
+def trained_like(arch="resnet18"):
+    torch.manual_seed(0)
+    model = build_model(arch, width=0.125).eval()
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            nn.init.uniform_(m.weight, 0.5, 1.5)
+    return model
+
+
+def halve_channels(model):
+    model = copy.deepcopy(model)
+    tp.pruner.MagnitudePruner(model, torch.randn(1, 3, 32, 32), tp.importance.MagnitudeImportance(p=1),
+                              pruning_ratio=0.5, ignored_layers=[model.fc]).step()
+    return model
+
+
+def test_compare_int8_rows_and_columns(tmp_path):
+    data = synthetic_data(n_train=128, n_val=32, n_test=64)
+    qat = TrainConfig(epochs=1, batch_size=64, lr=0.01, warmup_epochs=0.2, progress=False)
+    df = compare_int8(trained_like(), data, calib_batches=1, calib_batch_size=32, qat=qat, onnx_folder=tmp_path,
+                      threads=(1, None), runs=2, warmup=1)
+    assert list(df.columns) == COLUMNS
+    variants = ["fp32", "int8-default", "int8-optimal", "qat", "onnx-fp32", "onnx-int8"]
+    assert sorted(df.variant.unique()) == sorted(variants)
+    thread_counts = {1, torch.get_num_threads()}  # None means all of torch's threads
+    assert set(df.threads) == thread_counts and len(df) == len(variants) * len(thread_counts)
+    assert set(df.runtime[df.variant.str.startswith("onnx")]) == {"onnxruntime"}
+    assert (df[df.variant.isin(["fp32", "onnx-fp32"])].speedup == 1).all()
+    assert (df[df.variant.str.contains("int8")].size_ratio > 2.5).all()
+    assert (tmp_path / "model-int8.onnx").is_file()
+
+
+def test_pruned_and_sparse_int8_table():
+    from compress.sparse import set_sparsity
+
+    data = synthetic_data(n_train=128, n_val=32, n_test=64)
+    original = trained_like()
+    sparse = set_sparsity(copy.deepcopy(original), 0.8)  # torch.nn.utils.prune masks still attached
+    df = pruned_int8_table(original, halve_channels(original), data, sparse=sparse, calib_batches=1, calib_batch_size=32)
+    assert list(df.variant) == ["original", "pruned", "pruned+int8", "pruned+float16", "pruned+int16act-int8w",
+                                "sparse", "sparse+int8"]
+    row = df.set_index("variant")
+    assert row.size_mb["pruned"] < row.size_mb["original"] / 2.5
+    assert row.size_mb["pruned+int8"] < row.size_mb["pruned"] / 2 and row.size_mb["pruned+float16"] < row.size_mb["pruned"] / 1.5
+    assert row.gzip_mb["sparse"] < row.gzip_mb["original"] / 2 and row.gzip_mb["sparse+int8"] < row.gzip_mb["sparse"] / 2
+    assert row.params["sparse"] == row.params["original"]
+
+
+def test_quantize_command_writes_tables(tmp_path, monkeypatch):
+    monkeypatch.setattr("compress.data.load_arrays", lambda source=None, cache_dir=None: __import__(
+        "compress.data", fromlist=["synthetic_arrays"]).synthetic_arrays(640, 256))
+    model = trained_like()
+    save_checkpoint(model, tmp_path / "baseline.pt", "resnet18", 0.125)
+    save_checkpoint(halve_channels(model), tmp_path / "pruned.pt", "resnet18", 0.125)
+    main(["quantize", "--profile", "smoke", "--out", str(tmp_path), "--bits", "8", "32", "--methods", "linear",
+          "--no-qat", "--no-onnx", "--pruned", str(tmp_path / "pruned.pt")])
+    fixed, prov = read_table(tmp_path / "fixed_point.csv")
+    assert list(fixed.bits) == [8, 32] and prov["data_source"] == "synthetic" and prov["config"]["step"] == "quantize"
+    int8, _ = read_table(tmp_path / "int8.csv")
+    assert {"fp32", "int8-default", "int8-optimal"} == set(int8.variant)
+    assert "pruned+int8" in set(read_table(tmp_path / "pruned_int8.csv")[0].variant)
+
+
+def test_quantize_command_without_checkpoint_says_what_to_do(tmp_path):
+    with pytest.raises(SystemExit, match="compress train"):
+        main(["quantize", "--profile", "smoke", "--out", str(tmp_path)])
