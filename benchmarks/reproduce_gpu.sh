@@ -7,16 +7,17 @@
 #       --platform manylinux2014_x86_64 -d .whl thop==0.1.1.post2209072238 torch-pruning==1.6.1
 #   mkdir -p .carry && cp ../shared/cifar10-jpeg.tar.gz .carry/
 # Run (device tool): command `bash benchmarks/reproduce_gpu.sh full`, carry [".whl", ".carry"].
-# Rehearse on the CPU: `OUT=/tmp/out COMPRESS_DATA=../shared/cifar10-jpeg.tar.gz bash benchmarks/reproduce_gpu.sh smoke`.
+# Rehearse on the CPU: `BENCH_STEPS=2 PYTHON=.venv/bin/python OUT=/tmp/out COMPRESS_DATA=../shared/cifar10-jpeg.tar.gz bash benchmarks/reproduce_gpu.sh smoke`.
 #
 # Writes under $OUT (at most 8 files come back): results.tar.gz (every table), assets.tar.gz (figures),
 # checkpoints.tar.gz (the small pruned models only), log.txt and timings.txt.
 set -euo pipefail
 PROFILE=${1:-full}
+PY=${PYTHON:-python3}  # the GPU image: python3 holds torch; here: PYTHON=.venv/bin/python
 OUT=${OUT:?set OUT to the folder whose files come back}
 cd "$(dirname "$0")/.."
 if ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
   export PYTHONPATH=/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}
 else
   export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
@@ -26,13 +27,13 @@ export COMPRESS_CACHE=${COMPRESS_CACHE:-/tmp/compress-steps}
 export PYTHONUNBUFFERED=1
 work=$(mktemp -d)
 {
-  python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.get_device_name() if torch.cuda.is_available() else '', 'cpu threads', torch.get_num_threads())"
+  "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.get_device_name() if torch.cuda.is_available() else '', 'cpu threads', torch.get_num_threads())"
   start=$(date +%s)
-  python3 benchmarks/train_speed.py --steps 50 2>&1 || true
+  "$PY" benchmarks/train_speed.py --steps "${BENCH_STEPS:-50}" 2>&1 || true
   echo "train_speed: $(( $(date +%s) - start )) s" >> "$OUT/timings.txt"
   for arch in resnet18 vgg16_bn vgg16; do
     t0=$(date +%s)
-    python3 -m compress reproduce --profile "$PROFILE" --arch "$arch" --engine inprocess \
+    "$PY" -m compress reproduce --profile "$PROFILE" --arch "$arch" --engine inprocess \
         --results "$work/results" --assets "$work/assets"
     echo "$arch: $(( $(date +%s) - t0 )) s" >> "$OUT/timings.txt"
   done

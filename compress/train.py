@@ -130,7 +130,9 @@ def distillation_loss(student_logits, teacher_logits, labels, alpha: float, temp
 @torch.no_grad()
 def evaluate(model: nn.Module, split: Split, batch_size: int = 1024, device=None, amp: bool = True) -> dict:
     """Top-1 and top-5 accuracy (percent) and mean cross-entropy on `split`, in eval mode."""
-    device = torch.device(device) if device is not None else next(model.parameters()).device
+    if device is None:  # a converted INT8 model has no parameters and runs on the CPU only
+        device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    device = torch.device(device)
     was_training = model.training
     model.eval()
     channels_last = _uses_amp(device, amp)

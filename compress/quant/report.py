@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import gzip
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -53,16 +52,15 @@ def compare_int8(fp32_model: nn.Module, data: CifarData, *, presets=PRESETS, bac
     if qat is not None:
         res = quantize_qat(fp32, data, qat, QATConfig(Int8Config("optimal", backend)))
         models["qat"] = res.model
-        acc["qat"] = evaluate(res.model, target, device="cpu", amp=False)
+        acc["qat"] = res.test if split == "test" else evaluate(res.model, target, device="cpu", amp=False)
     sizes = {name: (size_mb(m), gzip_size_mb(m)) for name, m in models.items()}
-    files = deploy.export_fp32_int8(fp32, onnx_folder or tempfile.mkdtemp(prefix="compress-onnx-"), batches) if onnx else {}
+    files = deploy.export_fp32_int8(fp32, onnx_folder, batches) if onnx else {}  # None: a temporary folder
     for name, path in files.items():
         sizes[name] = deploy.file_sizes_mb(path)
         acc[name] = deploy.onnx_evaluate(deploy.onnx_session(path), target)
 
     rows = []
-    for t in threads:
-        n = t or torch.get_num_threads()
+    for n in dict.fromkeys(t or torch.get_num_threads() for t in threads):  # distinct counts, in order
         for name, m in models.items():
             lat = measure_latency(m, batch_size=batch_size, threads=n, warmup=warmup, runs=runs)
             rows.append(_row(name, "torch", split, acc[name], sizes[name], lat))
