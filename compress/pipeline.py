@@ -197,6 +197,22 @@ def best_pruned(s: Session, max_drop: float = 1.0) -> str:
     return str(pick.config)
 
 
+def distillation_effect(s: Session, baseline: nn.Module, config: str | None = None) -> pd.DataFrame:
+    """The same ratios pruned over the same rounds, fine-tuned with and without distillation from the
+    baseline: the rows of `config` (default: `best_pruned`) from `prune_rounds`, beside a rerun without."""
+    from .pruning import default_configs
+    from .pruning import prune_rounds as run
+
+    config = config or best_pruned(s)
+    ratios = default_configs(s.arch, s.tables.get("sensitivity"))[config]
+    with_kd = s.tables["pruning"][s.tables["pruning"].config == config]
+    without = run(s, baseline, {config: ratios}, distill=not s.profile.distill).rounds
+    table = pd.concat([with_kd, without], ignore_index=True)
+    s.tables["distillation"] = table[["config", "round", "distill", "params", "macs", "test_top1", "final_val_top1",
+                                      "best_val_top1", "mean_val_top1"]]
+    return s.tables["distillation"]
+
+
 def load_pruned(s: Session, config: str) -> nn.Module:
     """The last round's model of a configuration from the latest `prune_rounds` call."""
     result = s.pruned

@@ -171,10 +171,13 @@ def pareto(models: pd.DataFrame, x: str = "macs", title: str | None = None) -> p
     d = models.dropna(subset=[x, "top1"])
     for i, (kind, g) in enumerate(d.groupby("kind", sort=False)):
         ax.scatter(g[x] / scale, g.top1, s=40, color=f"C{i}", label=kind, zorder=3)
+        if "INT8" in kind or "onnxruntime" in kind:
+            continue  # quantized twins sit on their FP32 model's MACs: the legend names them, labels would overlap
         for _, r in g.iterrows():
             ax.annotate(r.model, (r[x] / scale, r.top1), fontsize=6, xytext=(3, 3), textcoords="offset points")
     ax.set(xscale="log", xlabel=xlabel, ylabel="test top-1 accuracy (%)",
            title=title or f"Accuracy vs {xlabel.split(' (')[0]}")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     ax.grid(alpha=0.3, which="both")
     _legend(ax)
     return fig

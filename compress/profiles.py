@@ -73,7 +73,7 @@ PROFILES = {
         latency_warmup=2, latency_runs=5,
     ),
     "quick": Profile(
-        name="quick", train_size=10_000, val_size=1_000, test_size=2_000, width=0.25,
+        name="quick", train_size=10_000, val_size=1_000, test_size=None, width=0.25,
         epochs=8, batch_size=256, warmup_epochs=1.0,
         sensitivity_ratios=(0.0, 0.2, 0.4, 0.6, 0.8), sensitivity_eval_size=1_000, prune_rounds=2,
         finetune_epochs=3, sparse_epochs=3, target_sparsity=0.8, calib_batches=8, qat_epochs=1,

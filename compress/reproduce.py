@@ -13,9 +13,7 @@ import json
 import time
 from pathlib import Path
 
-import pandas as pd
-
-from .figures import ASSETS_DIR, RESULTS_DIR, load_tables, make_figures
+from .figures import ASSETS_DIR, RESULTS_DIR, headline, make_figures
 from .models import ARCHS
 from .results import REPO_ROOT
 
@@ -64,26 +62,14 @@ def run_inprocess(arch: str, parameters: dict) -> dict:
     return ns
 
 
-def headline(results_dir: Path, arch: str) -> pd.DataFrame:
-    """The numbers behind the README's claims for one architecture: one row per model produced."""
-    tables = load_tables(results_dir, arch)
-    if "models" not in tables:
-        return pd.DataFrame()
-    m = tables["models"].copy()
-    base = m[m.kind.str.startswith("baseline")].iloc[0]
-    m["params_x"] = base.params / m.params
-    m["macs_x"] = base.macs / m.macs
-    m["size_x"] = base.size_mb / m.size_mb
-    m["latency_x"] = base.latency_ms / m.latency_ms
-    m["top1_delta"] = m.top1 - base.top1
-    return m
-
-
 def reproduce(profile: str = "full", archs=ARCHS, data: str | None = None, seed: int = 0, *,
               results: Path | None = None, assets: Path | None = None, engine: str = "papermill") -> dict:
     """Run every notebook (papermill, or `inprocess` where Jupyter is absent), draw the figures, summarise."""
     default_results, default_assets, executed = output_dirs(profile)
-    results, assets = Path(results or default_results), Path(assets or default_assets)
+    # the notebooks run in notebooks/: hand them absolute paths
+    results, assets = Path(results or default_results).resolve(), Path(assets or default_assets).resolve()
+    if data and Path(data).exists():
+        data = str(Path(data).resolve())
     if engine not in ("papermill", "inprocess"):
         raise ValueError(f"engine must be 'papermill' or 'inprocess', got {engine!r}")
     timings = {}

@@ -64,6 +64,10 @@ pipeline.show(s.tables["pruning"])
 plots.pruning_rounds(s.tables["pruning"], f"{ARCH}: iterative pruning");"""),
         new_code_cell("""best = pipeline.best_pruned(s)
 plots.channels_per_layer(s.tables["channels"], best);"""),
+        new_markdown_cell("""### Does distillation help?
+The chosen configuration pruned again with the same ratios and rounds, but fine-tuned without the
+unpruned baseline as teacher (or with it, where the profile turned distillation off)."""),
+        new_code_cell("""pipeline.show(pipeline.distillation_effect(s, baseline, best))"""),
         new_markdown_cell("""### Tune the ratios yourself
 Move the sliders (seeded from the sensitivity scan): params, MACs, size and channels per layer update
 at once, without training. The button fine-tunes and evaluates the chosen ratios with this profile.

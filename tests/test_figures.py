@@ -26,7 +26,7 @@ def _fake_results(root, arch="resnet18"):
                               "latency_ms": [20, 12, 6, 4]}),
         "models": pd.DataFrame({"model": ["baseline", "pruned:a"], "kind": ["baseline (FP32)", "pruned (FP32)"],
                                 "top1": [60, 58], "params": [100, 10], "macs": [1000, 80], "size_mb": [1, 0.1],
-                                "latency_ms": [20, 3]}),
+                                "gzip_mb": [0.9, 0.09], "latency_ms": [20, 3], "runtime": ["torch", "torch"]}),
     }
     for name, df in t.items():
         write_table(root / arch / f"{name}.csv", df, prov)
@@ -35,9 +35,11 @@ def _fake_results(root, arch="resnet18"):
 def test_figures_regenerate_every_asset_from_tables(tmp_path):
     _fake_results(tmp_path / "results")
     written = figures.make_figures(tmp_path / "results", tmp_path / "assets", archs=["resnet18"], verbose=False)
-    names = sorted(p.name for p in written)
-    assert names == sorted(f"resnet18_{k}.png" for k in figures.FIGURES)
-    assert all(p.stat().st_size > 5000 and p.read_bytes()[:4] == b"\x89PNG" for p in written)
+    pngs = [p for p in written if p.suffix == ".png"]
+    assert sorted(p.name for p in pngs) == sorted(f"resnet18_{k}.png" for k in figures.FIGURES)
+    assert all(p.stat().st_size > 5000 and p.read_bytes()[:4] == b"\x89PNG" for p in pngs)
+    summary = (tmp_path / "results" / "summary.md").read_text()
+    assert "| pruned:a | 58.00 | -2.00 | 0.000 (10.0x) |" in summary and "data: synthetic" in summary
 
 
 def test_missing_tables_skip_their_figures(tmp_path, capsys):

@@ -38,3 +38,15 @@ def test_notebook_runs_in_smoke_profile(arch, tmp_path):
     tables = load_tables(tmp_path / "results", arch)
     assert {"baseline", "sensitivity", "pruning", "fixed_point", "int8", "combined", "models"} <= set(tables)
     assert len(tables["models"]) >= 8
+
+
+def test_inprocess_engine_runs_a_notebook_without_jupyter(tmp_path, capsys):
+    """The GPU box has no Jupyter: `reproduce --engine inprocess` runs the same cells in this process."""
+    from compress.reproduce import reproduce
+
+    reproduce("smoke", ["vgg16"], data="synthetic", results=tmp_path / "results", assets=tmp_path / "assets",
+              engine="inprocess")
+    assert (tmp_path / "results" / "vgg16" / "models.csv").is_file()
+    assert (tmp_path / "assets" / "vgg16_pareto_macs.png").is_file()
+    assert "| baseline |" in (tmp_path / "results" / "summary.md").read_text()
+    assert "[vgg16 cell" in capsys.readouterr().out
