@@ -83,13 +83,19 @@ def summary_markdown(results_dir: Path, archs=ARCHS) -> str:
     return "\n".join(out)
 
 
+def _short(commit: str) -> str:
+    """`abc123def456+dirty` for a run made with uncommitted changes: say so, never hide it."""
+    head, plus, rest = commit.partition("+")
+    return head[:12] + plus + rest
+
+
 def load_provenance(results_dir: Path, arch: str) -> str:
     """One line saying where an architecture's numbers come from."""
     prov = read_table(Path(results_dir) / arch / "models.csv")[1]
     p = prov["config"].get("profile", {})
     return (f"Profile `{p.get('name')}` (width {p.get('width')}, {p.get('train_size') or 'all'} training images, "
             f"{p.get('epochs')} epochs), data: {prov['data_source']}; device: {prov['device']}; "
-            f"torch {prov['versions'].get('torch')}; commit `{prov['git_commit'][:12]}`. Accuracy: final-epoch test top-1; "
+            f"torch {prov['versions'].get('torch')}; commit `{_short(prov['git_commit'])}`. Accuracy: final-epoch test top-1; "
             f"latency: batch 1, median, all CPU threads.")
 
 

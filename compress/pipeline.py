@@ -224,7 +224,7 @@ def finetune_ratios(s: Session, baseline: nn.Module, ratios: dict, *, criterion:
     """One-shot prune with `ratios`, fine-tune with the profile's recipe (distilled), measure (cached)."""
     from .pruning import fingerprint, prune
 
-    cfg = TrainConfig.finetune_from_profile(s.profile, seed=s.seed)
+    cfg = TrainConfig.finetune_from_profile(s.profile, arch=s.arch, seed=s.seed)
     key = s.key(step="finetune_ratios", baseline=fingerprint(baseline), ratios=ratios, criterion=criterion,
                 distill=s.profile.distill, finetune=cfg.to_dict() | {"progress": None})
 
@@ -311,7 +311,7 @@ def sparse(s: Session, baseline: nn.Module) -> nn.Module:
     from .sparse import sparse_finetune
 
     key = s.key(step="sparse", baseline=fingerprint(baseline), target=s.profile.target_sparsity,
-                epochs=s.profile.sparse_epochs, distill=s.profile.distill)
+                epochs=s.profile.sparse_epochs, distill=s.profile.distill, lr=s.profile.finetune_lr_for(s.arch))
 
     def compute(folder: Path) -> None:
         model, record = sparse_finetune(s, copy.deepcopy(baseline), teacher=baseline if s.profile.distill else None)

@@ -52,6 +52,10 @@ class Profile:
         """Peak learning rate for `arch` (VGG16 without BN needs a gentler one to train reliably)."""
         return self.arch_lr.get(arch, self.lr)
 
+    def finetune_lr_for(self, arch: str) -> float:
+        """Fine-tune peak, scaled like the baseline's: a pruned VGG16 without BN dies at a BN model's rate."""
+        return self.finetune_lr * (self.lr_for(arch) / self.lr)
+
     def replace(self, **overrides) -> "Profile":
         """A copy with some fields changed; an unknown field name is an error, not a silent no-op."""
         known = {f.name for f in dataclasses.fields(self)}

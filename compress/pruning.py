@@ -503,7 +503,7 @@ def prune_rounds(session, baseline: nn.Module, configs: Mapping[str, object], ro
         for k, step in enumerate(schedule, 1):
             base_pruner.plan(channel_targets(base_channels, step, round_to), criterion)
     width = _width_of(baseline)
-    cfg = TrainConfig.finetune_from_profile(s.profile, seed=s.seed, progress=progress, **finetune_overrides)
+    cfg = TrainConfig.finetune_from_profile(s.profile, arch=arch, seed=s.seed, progress=progress, **finetune_overrides)
     base_id = fingerprint(baseline)
     teacher = baseline if distill else None
 

@@ -151,7 +151,7 @@ def sparse_finetune(session, model: nn.Module, target_sparsity: float | None = N
     epochs = s.profile.sparse_epochs if epochs is None else epochs
     make_permanent(model)  # a model pruned earlier starts from its plain zeros
     dense_gzip = gzip_size_mb(model)
-    cfg = TrainConfig.finetune_from_profile(s.profile, epochs=epochs, lr=lr, seed=s.seed, progress=progress,
+    cfg = TrainConfig.finetune_from_profile(s.profile, epochs=epochs, lr=lr, arch=s.arch, seed=s.seed, progress=progress,
                                             desc=f"sparse fine-tune ({target:.0%})")
     schedule = SparsitySchedule(target, ramp_fraction=ramp_fraction, scope=scope)
     set_sparsity(model, 0.0, scope=scope)  # attach (all-ones) masks before the optimizer sees the parameters

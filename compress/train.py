@@ -50,10 +50,13 @@ class TrainConfig:
         return dataclasses.replace(cfg, **overrides)
 
     @classmethod
-    def finetune_from_profile(cls, profile, epochs: int | None = None, lr: float | None = None, **overrides) -> "TrainConfig":
-        """A short recovery run after pruning or for QAT: fewer epochs, lower peak, brief warm-up."""
+    def finetune_from_profile(cls, profile, epochs: int | None = None, lr: float | None = None, *,
+                              arch: str | None = None, **overrides) -> "TrainConfig":
+        """A short recovery run after pruning or for QAT: fewer epochs, lower peak (scaled for `arch`), brief warm-up."""
+        if lr is None:
+            lr = profile.finetune_lr_for(arch) if arch else profile.finetune_lr
         cfg = cls(epochs=profile.finetune_epochs if epochs is None else epochs, batch_size=profile.batch_size,
-                  lr=profile.finetune_lr if lr is None else lr, weight_decay=profile.weight_decay,
+                  lr=lr, weight_decay=profile.weight_decay,
                   label_smoothing=profile.label_smoothing, warmup_epochs=min(1.0, profile.warmup_epochs),
                   eval_batch_size=profile.eval_batch_size, desc="fine-tune")
         return dataclasses.replace(cfg, **overrides)
