@@ -85,6 +85,8 @@ def pruning_rounds(rounds: pd.DataFrame, title: str = "Iterative pruning: cost a
         for name, d in rounds.groupby("config", sort=False):
             ax.plot(d["round"], d[col] / scale, marker="o", label=name)
         ax.set(xlabel="pruning round", ylabel=label, yscale="log", title=label.split(" (")[0])
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax = axes.flat[3]
     for i, (name, d) in enumerate(rounds.groupby("config", sort=False)):
         ax.plot(d["round"], d["test_top1"], marker="o", color=f"C{i}", label=f"{name}: final")
@@ -140,9 +142,10 @@ def quant_comparison(table: pd.DataFrame, title: str = "FP32 vs INT8: size, accu
     acc = table.assign(label=label).drop_duplicates("label")
     axes[0].bar(acc.label, acc.size_mb, color="C0")
     axes[0].set(ylabel="file size (MB)", title="size")
-    axes[1].bar(acc.label, acc.top1, color="C1")
-    lo = np.nanmin(acc.top1) if len(acc) else 0
-    axes[1].set(ylabel="test top-1 accuracy (%)", title="accuracy", ylim=(max(0, lo - 5), 100))
+    bars = axes[1].bar(acc.label, acc.top1, color="C1")
+    axes[1].bar_label(bars, fmt="%.2f", fontsize=7)
+    lo, hi = (np.nanmin(acc.top1), np.nanmax(acc.top1)) if len(acc) else (0, 100)
+    axes[1].set(ylabel="test top-1 accuracy (%)", title="accuracy (axis zoomed)", ylim=(max(0, lo - 2), min(100, hi + 1)))
     lat = table.assign(label=label)
     threads = sorted(lat.threads.dropna().unique())
     labels = list(dict.fromkeys(lat.label))
