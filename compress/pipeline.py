@@ -20,7 +20,7 @@ from torch import nn
 
 from . import metrics
 from .checkpoint import load_checkpoint, save_checkpoint
-from .data import CifarData, load_for_profile
+from .data import CifarData, load_for_profile, stratified_indices
 from .models import build_model
 from .profiles import Profile, default_profile_name, get_profile
 from .results import REPO_ROOT, StepCache, provenance, read_json, read_table, write_json, write_table
@@ -151,7 +151,8 @@ def sensitivity(s: Session, model: nn.Module, criterion: str = "l1") -> pd.DataF
     from .importance import sensitivity_scan
     from .pruning import fingerprint
 
-    split = s.data.val if s.profile.sensitivity_eval_size is None else s.data.val.subset(range(min(len(s.data.val), s.profile.sensitivity_eval_size)))
+    # the same stratified subset `python -m compress sensitivity` scans
+    split = s.data.val.subset(stratified_indices(s.data.val.labels.cpu().numpy(), s.profile.sensitivity_eval_size, s.seed))
     key = s.key(step="sensitivity", baseline=fingerprint(model), ratios=list(s.profile.sensitivity_ratios), criterion=criterion)
 
     def compute(folder: Path) -> None:
