@@ -3,7 +3,8 @@
     python benchmarks/train_speed.py                      # images/s for each architecture (timed steps)
     python benchmarks/train_speed.py --full --arch resnet18 --profile full   # wall time + final test accuracy
 
-Prints its figures; nothing is asserted. On CUDA it trains in bf16 autocast with channels_last, as `fit` does.
+Prints its figures; nothing is asserted. `--precision auto` trains as `fit` does: bf16 autocast + channels_last
+where bf16 is native (CUDA, AVX512-BF16 CPUs), fp32 elsewhere; `--precision fp32 bf16` compares both.
 """
 from __future__ import annotations
 
@@ -16,13 +17,14 @@ from compress.data import Batches, load_for_profile, synthetic_data
 from compress.models import ARCHS, build_model
 from compress.profiles import get_profile
 from compress.results import device_name
-from compress.train import TrainConfig, _autocast, default_device, evaluate, fit
+from compress.train import TrainConfig, _autocast, default_device, evaluate, fit, resolve_precision
 
 
-def throughput(arch: str, data, device, batch_size: int, steps: int, width: float, compile: bool) -> dict:
+def throughput(arch: str, data, device, batch_size: int, steps: int, width: float, compile: bool, precision: str) -> dict:
     """Images/s of optimiser steps (after warm-up) and of evaluation passes, on data already on the device."""
     model = build_model(arch, width=width).to(device)
-    cl = device.type == "cuda"
+    precision = resolve_precision(precision, device)
+    cl = precision == "bf16"
     if cl:
         model.to(memory_format=torch.channels_last)
     fwd = torch.compile(model) if compile else model
@@ -33,7 +35,7 @@ def throughput(arch: str, data, device, batch_size: int, steps: int, width: floa
         done = 0
         while done < n:
             for x, y in batches:
-                with _autocast(device, True):
+                with _autocast(device, precision):
                     loss = torch.nn.functional.cross_entropy(fwd(x), y)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -48,11 +50,11 @@ def throughput(arch: str, data, device, batch_size: int, steps: int, width: floa
     t0 = time.perf_counter()
     run(steps)
     train_ips = steps * batch_size / (time.perf_counter() - t0)
-    evaluate(model, data.test, 1024, device)
+    evaluate(model, data.test, 1024, device, precision)
     t0 = time.perf_counter()
-    evaluate(model, data.test, 1024, device)
+    evaluate(model, data.test, 1024, device, precision)
     eval_ips = len(data.test) / (time.perf_counter() - t0)
-    return {"arch": arch, "train_img_s": train_ips, "eval_img_s": eval_ips}
+    return {"arch": arch, "precision": precision, "train_img_s": train_ips, "eval_img_s": eval_ips}
 
 
 def main() -> None:
@@ -64,6 +66,7 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--compile", action="store_true")
+    p.add_argument("--precision", nargs="*", default=["auto"], choices=["auto", "bf16", "fp32"])
     p.add_argument("--full", action="store_true", help="run the profile's whole recipe and print wall time + accuracy")
     args = p.parse_args()
     device = default_device()
@@ -75,7 +78,7 @@ def main() -> None:
         data = load_for_profile(prof, args.data).to(device)
         print(f"data: {data.summary()}")
         for arch in args.arch:
-            cfg = TrainConfig.from_profile(prof, arch, compile=args.compile, progress=False)
+            cfg = TrainConfig.from_profile(prof, arch, compile=args.compile, progress=False, precision=args.precision[0])
             model = build_model(arch, width=prof.width if args.width is None else width)
             t0 = time.perf_counter()
             r = fit(model, data, cfg, device=device)
@@ -87,8 +90,9 @@ def main() -> None:
     steps = args.steps or (100 if cuda else 10)
     print(f"width {width}, batch {args.batch_size}, {steps} timed steps, data: {data.source}")
     for arch in args.arch:
-        r = throughput(arch, data, device, args.batch_size, steps, width, args.compile)
-        print(f"{arch:9s} train {r['train_img_s']:9.0f} img/s   eval {r['eval_img_s']:9.0f} img/s")
+        for precision in args.precision:
+            r = throughput(arch, data, device, args.batch_size, steps, width, args.compile, precision)
+            print(f"{arch:9s} {r['precision']:5s} train {r['train_img_s']:9.0f} img/s   eval {r['eval_img_s']:9.0f} img/s")
 
 
 if __name__ == "__main__":

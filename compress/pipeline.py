@@ -106,9 +106,16 @@ def _latency(s: Session) -> dict:
 
 
 # ----------------------------------------------------------------------------- baseline
+def baseline_key(arch: str, width: float, seed: int, data_summary: str, train_identity: dict) -> dict:
+    """The baseline's cache key: only what decides its weights (not the rest of the profile), so tuning
+    later steps never throws away hours of baseline training. Pinned by a test: keep it stable."""
+    return {"step": "baseline", "arch": arch, "width": float(width), "seed": seed, "data": data_summary,
+            "train": train_identity}
+
+
 def _baseline_config(s: Session, **train_overrides) -> tuple[TrainConfig, dict]:
     cfg = TrainConfig.from_profile(s.profile, s.arch, seed=s.seed, **train_overrides)
-    return cfg, s.key(step="baseline", train=cfg.to_dict() | {"progress": None})
+    return cfg, baseline_key(s.arch, s.profile.width, s.seed, s.data.summary(), cfg.identity(s.device))
 
 
 def baseline_folder(s: Session, **train_overrides) -> Path:
@@ -117,17 +124,22 @@ def baseline_folder(s: Session, **train_overrides) -> Path:
 
 
 def train_baseline(s: Session, **train_overrides) -> nn.Module:
-    """Train (or load from the cache) the unpruned baseline; files `baseline` and `history` tables."""
+    """Train (or load from the cache) the unpruned baseline; files `baseline` and `history` tables.
+
+    Resumable: the training state is saved in the step folder after every epoch, so a killed run picks
+    up from its last finished epoch.
+    """
     cfg, key = _baseline_config(s, **train_overrides)
 
     def compute(folder: Path) -> None:
         torch.manual_seed(s.seed)
         model = build_model(s.arch, width=s.profile.width)
-        result = fit(model, s.data, cfg, device=s.device)
+        result = fit(model, s.data, cfg, device=s.device, state_path=folder / "train_state.pt")
         record = {"arch": s.arch, "stage": "baseline", **result.summary(), **describe(model, **_latency(s))}
         save_checkpoint(model, folder / "model.pt", s.arch, s.profile.width, meta={"stage": "baseline"})
         write_table(folder / "history.csv", result.history, s.provenance({"train": cfg.to_dict()}))
         write_json(folder / "result.json", {"record": record, "provenance": s.provenance({"train": cfg.to_dict()})})
+        (folder / "train_state.pt").unlink(missing_ok=True)
 
     folder, _ = s.cache.run("baseline", key, compute)
     model, _ = load_checkpoint(folder / "model.pt", s.arch)

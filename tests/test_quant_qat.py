@@ -47,7 +47,7 @@ def test_qat_trains_and_converts():
         if isinstance(m, nn.BatchNorm2d):
             nn.init.uniform_(m.weight, 0.5, 1.5)
     before = model.conv1.weight.detach().clone()
-    train = TrainConfig(epochs=1, batch_size=64, lr=0.01, warmup_epochs=0.2, progress=False, amp=True)
+    train = TrainConfig(epochs=1, batch_size=64, lr=0.01, warmup_epochs=0.2, progress=False, precision="bf16")
     res = quantize_qat(model, data, train, QATConfig(Int8Config("optimal")), device="cpu")
     assert is_quantized(res.model) and res.model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
     assert len(res.fit.history) == 1 and math.isfinite(res.fit.history.train_loss.item())

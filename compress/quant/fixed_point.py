@@ -331,12 +331,12 @@ def fixed_point_table(model: nn.Module, data, bits_list=(4, 6, 8, 16, 32), metho
     batches = calibration_batches(data.train, calib_batches, calib_batch_size, seed=seed)
     target = getattr(data, split)
     model = copy.deepcopy(model).to(device).eval()
-    ref = evaluate(model, target, device=device, amp=False)
+    ref = evaluate(model, target, device=device)
     rows = []
     for method in methods:
         for bits in bits_list:
             cfg = FixedPointConfig(bits, bits, bits, method, overflow_rate, fold_bn)
-            res = evaluate(quantize_fixed_point(model, cfg, batches), target, device=device, amp=False)
+            res = evaluate(quantize_fixed_point(model, cfg, batches), target, device=device)
             rows.append({"arch": arch, "method": method, "bits": bits, "fold_bn": fold_bn,
                          "overflow_rate": overflow_rate, "split": split, "top1": res["top1"], "top5": res["top5"],
                          "float_top1": ref["top1"], "top1_drop": ref["top1"] - res["top1"]})

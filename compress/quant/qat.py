@@ -10,7 +10,7 @@ The graph calls (prepare, freeze, convert) live in `int8.py`; this module is onl
    model will use (a `step_hook`, not an epoch hook, so that a 1-epoch QAT run still freezes);
 4. `convert_int8` produces the INT8 model, evaluated on the CPU (where it runs).
 
-Fake quantization trains in float32: `amp` is turned off, because bf16 keeps 8 significant bits and so
+Fake quantization trains in float32 (`precision="fp32"`), because bf16 keeps 8 significant bits and so
 cannot hold the int8-grid values `q * scale` that fake quantization produces exactly.
 """
 from __future__ import annotations
@@ -69,11 +69,11 @@ def quantize_qat(model: nn.Module, data: CifarData, train: TrainConfig, config: 
                  device=None) -> QATResult:
     """Fine-tune a fake-quantized copy of `model` with `train` (e.g. TrainConfig.finetune_from_profile(
     profile, epochs=profile.qat_epochs, lr=profile.qat_lr)), convert it to INT8 and test it on the CPU."""
-    train = dataclasses.replace(train, amp=False, compile=False, desc="QAT")
+    train = dataclasses.replace(train, precision="fp32", compile=False, desc="QAT")
     prepared = prepare_qat(model, config.int8)
     result = fit(prepared, data, train, device=device, step_hook=freeze_schedule(config))
     quantized = convert_int8(prepared, config.int8)
-    return QATResult(quantized, result, evaluate(quantized, data.test, train.eval_batch_size, device="cpu", amp=False))
+    return QATResult(quantized, result, evaluate(quantized, data.test, train.eval_batch_size, device="cpu"))
 
 
 __all__ = ["QATConfig", "QATResult", "quantize_qat", "freeze_schedule"]

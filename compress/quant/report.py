@@ -43,16 +43,16 @@ def compare_int8(fp32_model: nn.Module, data: CifarData, *, presets=PRESETS, bac
     target = getattr(data, split)
 
     models = {"fp32": fp32.cpu()}
-    acc = {"fp32": evaluate(copy.deepcopy(fp32).to(data.device), target, device=data.device, amp=False)}
+    acc = {"fp32": evaluate(copy.deepcopy(fp32).to(data.device), target, device=data.device)}
     for preset in presets:
         cfg = Int8Config(preset, backend)
         name = cfg.name
         models[name] = quantize_int8(fp32, cfg, batches)
-        acc[name] = evaluate(models[name], target, device="cpu", amp=False)
+        acc[name] = evaluate(models[name], target, device="cpu")
     if qat is not None:
         res = quantize_qat(fp32, data, qat, QATConfig(Int8Config("optimal", backend)))
         models["qat"] = res.model
-        acc["qat"] = res.test if split == "test" else evaluate(res.model, target, device="cpu", amp=False)
+        acc["qat"] = res.test if split == "test" else evaluate(res.model, target, device="cpu")
     sizes = {name: (size_mb(m), gzip_size_mb(m)) for name, m in models.items()}
     files = deploy.export_fp32_int8(fp32, onnx_folder, batches) if onnx else {}  # None: a temporary folder
     for name, path in files.items():
@@ -99,22 +99,22 @@ def pruned_int8_table(original: nn.Module, pruned: nn.Module, data: CifarData, *
 
     def fp(name, m):
         m = _plain(m)
-        return {"variant": name, **_acc(evaluate(m.to(dev), target, device=dev, amp=False)),
+        return {"variant": name, **_acc(evaluate(m.to(dev), target, device=dev)),
                 "params": count_params(m), "size_mb": size_mb(m), "gzip_mb": gzip_size_mb(m)}
 
     def int8(name, m):
         q = quantize_int8(_plain(m), config, cpu_batches)
-        return {"variant": name, **_acc(evaluate(q, target, device="cpu", amp=False)),
+        return {"variant": name, **_acc(evaluate(q, target, device="cpu")),
                 "params": count_params(_plain(m)), "size_mb": size_mb(q), "gzip_mb": gzip_size_mb(q)}
 
     rows = [fp("original", original), fp("pruned", pruned), int8("pruned+int8", pruned)]
     half = _plain(pruned).half()
-    rows.append({"variant": "pruned+float16", **_acc(evaluate(copy.deepcopy(half).float().to(dev), target, device=dev, amp=False)),
+    rows.append({"variant": "pruned+float16", **_acc(evaluate(copy.deepcopy(half).float().to(dev), target, device=dev)),
                  "params": count_params(half), "size_mb": size_mb(half), "gzip_mb": gzip_size_mb(half)})
     cfg = FixedPointConfig(param_bits=8, fwd_bits=16, bn_bits=16)
     sim = quantize_fixed_point(_plain(pruned).to(dev), cfg, batches)
     blob = storage_bytes(sim, cfg)
-    rows.append({"variant": "pruned+int16act-int8w", **_acc(evaluate(sim, target, device=dev, amp=False)),
+    rows.append({"variant": "pruned+int16act-int8w", **_acc(evaluate(sim, target, device=dev)),
                  "params": count_params(_plain(pruned)), "size_mb": len(blob) / 1e6,
                  "gzip_mb": len(gzip.compress(blob, compresslevel=9)) / 1e6})
     if sparse is not None:
