@@ -18,10 +18,11 @@ import torch
 
 from compress import metrics
 from compress.models import ARCHS, build_model
-from compress.pruning import DEFAULT_CONFIGS, prune
+from compress.pruning import prune
+from compress.ratios import DEFAULT_CONFIGS
 from compress.quant import Int8Config, export_fp32_int8, onnx_latency, onnx_session, quantize_int8
 from compress.quant.deploy import file_sizes_mb
-from compress.results import device_name
+from compress.store import device_name
 
 
 def randomise_bn(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:

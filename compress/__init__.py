@@ -1,7 +1,12 @@
 """compress: make CIFAR-10 CNNs smaller and faster with pruning and quantization, with honest numbers.
 
-Data flows one way: data -> models -> train -> importance -> pruning / sparse -> quant -> metrics -> plots.
+Layers, each importing only those below it (tests/test_layers.py keeps it so):
+    entry points   cli, reproduce, interactive, the notebooks
+    steps, report  steps/ (the typed Session and every cached step), report/ (figures and summaries from tables)
+    algorithms     importance, ratios, pruning, sparse, quant/   (plain arguments in, values out)
+    foundation     profiles, data, models, train, metrics, checkpoint, store
 """
-from .profiles import Profile, get_profile  # noqa: F401
+from .profiles import Profile, get_profile
 
+__all__ = ["Profile", "get_profile"]
 __version__ = "0.1.0"

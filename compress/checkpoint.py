@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .models import build_model
-from .results import atomic_write_bytes
+from .store import atomic_write_bytes
 
 FORMAT = "compress-checkpoint-v1"
 
@@ -33,23 +33,30 @@ def save_checkpoint(model: nn.Module, path: str | Path, arch: str, width: float 
     return atomic_write_bytes(path, buf.getvalue())
 
 
-def load_checkpoint(path: str | Path, arch: str | None = None, map_location: str = "cpu") -> tuple[nn.Module, dict]:
+def load_checkpoint(path: str | Path, arch: str | None = None, map_location: str = "cpu", *,
+                    width: float | None = None) -> tuple[nn.Module, dict]:
     """The model (in its stored, possibly pruned, shapes) and the checkpoint's metadata.
 
-    `arch`, if given, must match the stored architecture: loading a VGG16 file as a ResNet18 is an error.
+    `arch` and `width`, if given, must match what is stored: loading a VGG16 file as a ResNet18, or a
+    smoke-profile (width 0.125) model into a full-width run, is an error.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # noqa: BLE001 - re-raised with the path and the likely cause
-        raise ValueError(f"cannot read checkpoint {path}: corrupt, truncated or not a compress checkpoint ({e})") from e
+    except Exception as e:  # any unpickling failure: re-raised with the path and the likely cause
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"cannot read checkpoint {path}: corrupt, truncated or not a compress checkpoint "
+                         f"({first[:120]})") from e
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path} is not a compress checkpoint (expected format {FORMAT!r})")
     stored = payload["arch"]
     if arch is not None and arch != stored:
         raise ValueError(f"{path} holds a {stored!r} model, not {arch!r}")
+    if width is not None and abs(float(payload["width"]) - width) > 1e-9:
+        raise ValueError(f"{path} holds a width-{payload['width']:g} {stored} model, but this run uses width {width:g} "
+                         f"(a checkpoint from another profile?)")
     model = build_model(stored, width=payload["width"])
     state = payload["state_dict"]
     resize_to_state_dict(model, state)

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .results import REPO_ROOT, atomic_write_bytes
+from .store import REPO_ROOT, atomic_write_bytes
 
 DATA_DIR = REPO_ROOT / "data"
 ENV_VAR = "COMPRESS_DATA"
@@ -109,7 +109,7 @@ def load_arrays(source: str | os.PathLike | None = None, cache_dir: str | Path |
                 arrays = {k: z[k] for k in ("x_train", "y_train", "x_test", "y_test")}
             arrays["source"] = label
             return arrays
-        except Exception:  # noqa: BLE001 - a corrupt cache is rebuilt, never trusted
+        except Exception:  # a corrupt cache is rebuilt, never trusted
             cache.unlink(missing_ok=True)
     arrays = _read_torchvision() if key == "torchvision" else _read_image_folder(Path(src).expanduser())
     _validate(arrays, src)
@@ -127,7 +127,7 @@ def _read_torchvision() -> dict:
     try:
         train = CIFAR10(str(root), train=True, download=True)
         test = CIFAR10(str(root), train=False, download=True)
-    except Exception as e:  # noqa: BLE001 - offline machines land here
+    except Exception as e:  # offline machines land here
         raise DataError(
             f"could not download the official CIFAR-10 into {root} ({e.__class__.__name__}: {e}). Offline? Point "
             f"${ENV_VAR} at an image-folder copy instead, e.g. `export {ENV_VAR}=../shared/cifar10-jpeg.tar.gz`") from e
@@ -160,7 +160,7 @@ def _decode(item) -> np.ndarray:
     try:
         with Image.open(io.BytesIO(blob)) as im:
             return np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise DataError(f"unreadable image {name}: {e}") from e
 
 

@@ -3,26 +3,24 @@
 Li et al. (2017, "Pruning Filters for Efficient ConvNets") rank each layer's filters by L1 norm and
 prune every layer alone at growing ratios to see which layers are sensitive. `l1_ranking` gives the
 first (the sorted, normalised norm curve per layer), `sensitivity_scan` the second, with the same
-structured pruning code as `pruning.py`, and `ratios_from_sensitivity` turns a scan plus an accuracy
-budget into per-layer ratios that `pruning.prune` accepts.
+structured pruning code as `pruning.py`; `ratios.ratios_from_sensitivity` turns a scan plus an accuracy
+budget into per-layer ratios.
 """
 from __future__ import annotations
 
 import copy
-import math
-import numbers
 from collections.abc import Sequence
 
 import pandas as pd
 import torch
-import torch_pruning as tp
 from torch import nn
 from tqdm.auto import tqdm
 
 from .data import CifarData, Split
-from .models import conv_layers
-from .models import example_input
-from .pruning import ChannelPruner, channel_targets, check_criterion, check_ratio
+from .metrics import count_macs, count_params
+from .models import conv_layers, example_input
+from .pruning import ChannelPruner, check_criterion
+from .ratios import channel_targets, check_ratio
 from .train import TrainConfig, evaluate, fit
 
 SCAN_COLUMNS = ["layer", "group", "ratio", "channels", "top1", "top5", "loss", "params", "macs"]
@@ -42,12 +40,6 @@ def l1_ranking(model: nn.Module) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def _ops_and_params(model: nn.Module, example: torch.Tensor) -> tuple[int, int]:
-    """torch-pruning's counter: a few times faster than thop, close to it (the MACs column of a scan)."""
-    macs, params = tp.utils.count_ops_and_params(model, example)
-    return int(macs), int(params)
-
-
 def sensitivity_scan(model: nn.Module, split: Split, ratios: Sequence[float] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
                      *, layers: Sequence[str] | None = None, criterion: str = "l1", batch_size: int = 1024,
                      retrain: TrainConfig | None = None, train_data: CifarData | None = None,
@@ -57,10 +49,9 @@ def sensitivity_scan(model: nn.Module, split: Split, ratios: Sequence[float] = (
     Returns tidy rows (layer, group, ratio, channels, top1, top5, loss, params, macs), one per
     (layer, ratio). Ratio 0 is always included and is the unpruned model, evaluated once. Convs coupled
     through a residual sum cannot be pruned alone: they are pruned as their set, `group` names it, and
-    every member gets the same rows. Fast by construction: channel importance is measured once on the
+    every member gets the same rows; MACs are `metrics.count_macs`, the counter of every table. Fast by construction: channel importance is measured once on the
     unpruned model, and each set is pruned step by step along that ranking on one copy with one
-    dependency graph, which gives the same model as pruning a fresh copy at each ratio. `params` and
-    `macs` come from torch-pruning's counter. With `retrain` (a TrainConfig) and `train_data`, each pruned
+    dependency graph, which gives the same model as pruning a fresh copy at each ratio. With `retrain` (a TrainConfig) and `train_data`, each pruned
     copy is fine-tuned before evaluation (Li et al.'s "prune and retrain" curve; much slower).
     """
     check_criterion(criterion, data_for_taylor)
@@ -71,7 +62,7 @@ def sensitivity_scan(model: nn.Module, split: Split, ratios: Sequence[float] = (
     split = split.to(device)
     example = example_input(1, next(model.parameters()).device)
     reference = ChannelPruner(model, example)  # traced once on the original; it is never pruned
-    layers = list(reference.convs) if layers is None else list(layers)
+    layers = list(reference.convs) if layers is None else list(dict.fromkeys(layers))
     unknown = [name for name in layers if name not in reference.convs]
     if unknown:
         raise ValueError(f"unknown conv layer(s) {unknown}; valid names: {list(reference.convs)}")
@@ -82,7 +73,7 @@ def sensitivity_scan(model: nn.Module, split: Split, ratios: Sequence[float] = (
     scores = reference.scores(sets, criterion, data_for_taylor=data_for_taylor, seed=seed)
 
     base = {**evaluate(model, split, batch_size)}
-    base_macs, base_params = _ops_and_params(model, example)
+    base_macs, base_params = count_macs(model), count_params(model)
     results: dict[tuple[str, float], dict] = {}
     bar = tqdm(total=len(sets) * (len(ratios) - 1), desc="sensitivity", disable=not progress, leave=False)
     for s in sets:
@@ -100,7 +91,7 @@ def sensitivity_scan(model: nn.Module, split: Split, ratios: Sequence[float] = (
                 if retrain is not None:
                     scored = copy.deepcopy(work)
                     fit(scored, train_data, retrain, device=device)
-                macs, params = _ops_and_params(work, example)
+                macs, params = count_macs(work), count_params(work)
                 last = {"channels": counts[s] - drop, **evaluate(scored, split, batch_size), "params": params, "macs": macs}
             results[(s, r)] = last  # rounding kept the same channels: the same model, the same numbers
             bar.update(1)
@@ -109,33 +100,3 @@ def sensitivity_scan(model: nn.Module, split: Split, ratios: Sequence[float] = (
     rows = [{"layer": name, "group": reference.set_of[name], "ratio": r, **results[(reference.set_of[name], r)]}
             for name in layers for r in ratios]
     return pd.DataFrame(rows, columns=SCAN_COLUMNS)
-
-
-def ratios_from_sensitivity(scan: pd.DataFrame, max_drop: float, *, metric: str = "top1",
-                            max_ratio: float = 0.9) -> dict[str, float]:
-    """Per layer, the largest scanned ratio (<= `max_ratio`) within `max_drop` points of its ratio-0 accuracy.
-
-    Conservative on noisy curves: a layer's ratio stops at the last ratio before the first one that
-    exceeds the budget. Coupled layers share their scan rows and so get the same ratio. The result is a
-    per-layer dict for `pruning.prune` / `expand_ratios`.
-    """
-    if isinstance(max_drop, bool) or not isinstance(max_drop, numbers.Real) or not max_drop >= 0:
-        raise ValueError(f"max_drop must be a non-negative number of accuracy points, got {max_drop!r}")
-    missing = {"layer", "ratio", metric} - set(scan.columns)
-    if missing:
-        raise ValueError(f"the scan lacks column(s) {sorted(missing)}; expected a sensitivity_scan table")
-    out = {}
-    for layer, rows in scan.sort_values("ratio", kind="stable").groupby("layer", sort=False):
-        ref = rows.loc[rows.ratio == 0, metric]
-        if ref.empty:
-            raise ValueError(f"layer {layer!r} has no ratio-0 row to measure the drop from")
-        chosen = 0.0
-        for r, acc in zip(rows.ratio, rows[metric]):
-            if r == 0:
-                continue
-            if r > max_ratio or math.isnan(acc) or ref.iloc[0] - acc > max_drop:
-                break
-            chosen = float(r)
-        out[layer] = chosen
-    order = list(dict.fromkeys(scan.layer))
-    return {layer: out[layer] for layer in order}

@@ -1,7 +1,7 @@
 """What a compressed model costs: parameters, MACs, file size (raw and gzip), latency, peak memory.
 
-MACs come from thop (multiply-accumulates of one 32x32 image); a test cross-checks them against
-torch-pruning's counter. Latency is the median (and p90) of many timed runs after a warm-up, with the
+MACs are the multiply-accumulates of the conv and linear layers for one 32x32 image, counted with
+forward hooks: the one counter every table uses (BN, ReLU, pooling and residual adds are not MACs). Latency is the median (and p90) of many timed runs after a warm-up, with the
 batch size, device and thread count recorded next to it, because a latency without those is not a number.
 """
 from __future__ import annotations
@@ -24,20 +24,45 @@ def count_params(model: nn.Module) -> int:
 
 
 def count_macs(model: nn.Module, input_size=(1, 3, 32, 32)) -> int:
-    """Multiply-accumulates of one forward pass (thop), on a copy so the model keeps no counting hooks."""
-    from thop import profile
+    """Multiply-accumulates of conv and linear layers in one forward pass of a `input_size` batch."""
+    total = 0
 
-    probe = copy.deepcopy(model).cpu().eval()
-    with torch.no_grad():
-        macs, _ = profile(probe, inputs=(torch.randn(*input_size),), verbose=False)
-    return int(macs)
+    def conv(m: nn.Conv2d, _inputs, out):
+        nonlocal total
+        total += out.numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
+
+    def linear(m: nn.Linear, _inputs, out):
+        nonlocal total
+        total += out.numel() * m.in_features
+
+    handles = [m.register_forward_hook(conv if isinstance(m, nn.Conv2d) else linear)
+               for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    param = next(model.parameters())
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(*input_size, device=param.device, dtype=param.dtype))
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+    return int(total)
 
 
 def serialized_bytes(model: nn.Module) -> bytes:
     """The model's state dict as torch.save writes it: what a user ships."""
     buf = io.BytesIO()
-    torch.save(model.state_dict(), buf)
+    torch.save({k: _canonical(v) for k, v in model.state_dict().items()}, buf)
     return buf.getvalue()
+
+
+def _canonical(value):
+    """A fresh contiguous copy of a float tensor, so the same weights give the same bytes whatever their memory
+    format; quantized tensors and packed-parameter entries are saved as they are."""
+    if isinstance(value, torch.Tensor) and not value.is_quantized:
+        return value.detach().clone(memory_format=torch.contiguous_format)
+    return value
 
 
 def size_mb(model: nn.Module) -> float:
@@ -143,3 +168,12 @@ def model_summary(model: nn.Module) -> dict:
     """The static costs in one dict: params, MACs, size and gzip size (MB)."""
     return {"params": count_params(model), "macs": count_macs(model), "size_mb": size_mb(model),
             "gzip_mb": gzip_size_mb(model)}
+
+
+def model_costs(model: nn.Module, *, latency_runs: int | None = None, latency_warmup: int = 5) -> dict:
+    """Static costs, plus batch-1 CPU latency (all threads) of a copy when `latency_runs` is given."""
+    out = model_summary(model)
+    if latency_runs:
+        lat = measure_latency(copy.deepcopy(model).cpu(), runs=latency_runs, warmup=latency_warmup)
+        out.update(latency_ms=lat["median_ms"], latency_p90_ms=lat["p90_ms"], latency_threads=lat["threads"])
+    return out

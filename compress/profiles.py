@@ -8,7 +8,15 @@ a seconds-long rehearsal and the real run; an explicit argument overrides a sing
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
+import os
 from dataclasses import dataclass, field
+
+from .models import ARCHS
+from .train import PRECISIONS, TrainConfig
+
+PROFILE_ENV = "COMPRESS_PROFILE"
 
 
 @dataclass(frozen=True)
@@ -21,16 +29,16 @@ class Profile:
     # model
     width: float = 1.0
     # baseline training
-    epochs: int = 40
+    epochs: int = TrainConfig.epochs
     arch_epochs: dict = field(default_factory=dict)  # per-architecture baseline epochs (faster nets get more)
     precision: str = "auto"  # bf16 autocast where the hardware runs it natively, else fp32; or force one
-    batch_size: int = 512
-    lr: float = 0.2  # peak SGD learning rate at batch_size; per-architecture overrides below
+    batch_size: int = TrainConfig.batch_size  # the recipe's defaults live in TrainConfig, once
+    lr: float = TrainConfig.lr  # peak SGD learning rate at batch_size; per-architecture overrides below
     arch_lr: dict = field(default_factory=lambda: {"vgg16": 0.05})
-    weight_decay: float = 5e-4
-    label_smoothing: float = 0.1
-    warmup_epochs: float = 2.0
-    eval_batch_size: int = 1024
+    weight_decay: float = TrainConfig.weight_decay
+    label_smoothing: float = TrainConfig.label_smoothing
+    warmup_epochs: float = TrainConfig.warmup_epochs
+    eval_batch_size: int = TrainConfig.eval_batch_size
     # layer importance and structured pruning
     sensitivity_ratios: tuple = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
     sensitivity_eval_size: int | None = None  # validation images per scan point (None: whole split)
@@ -43,6 +51,7 @@ class Profile:
     target_sparsity: float = 0.9
     # quantization
     fixed_point_bits: tuple = (4, 6, 8, 16, 32)
+    pt2e: bool = True  # PT2E + Inductor rows in the INT8 tables, where torchao runs (compiling costs minutes)
     calib_batches: int = 16
     calib_batch_size: int = 128
     qat_epochs: int = 3
@@ -50,6 +59,51 @@ class Profile:
     # latency measurement
     latency_warmup: int = 20
     latency_runs: int = 200
+
+    def __post_init__(self):
+        """Every field checked once, here, so a bad override fails before any work with one clear line."""
+        def whole(name, v, low=1, none_ok=False):
+            if v is None and none_ok:
+                return
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low:
+                raise ValueError(f"profile {self.name!r}: {name} must be a whole number >= {low}"
+                                 f"{' or None (all of it)' if none_ok else ''}, got {v!r}")
+
+        def number(name, v, low=0.0, high=math.inf, low_open=False, high_open=False):
+            ok = (not isinstance(v, bool) and isinstance(v, numbers.Real) and math.isfinite(v)
+                  and (v > low if low_open else v >= low) and (v < high if high_open else v <= high))
+            if not ok:
+                lo, hi = "(" if low_open else "[", ")" if high_open else "]"
+                raise ValueError(f"profile {self.name!r}: {name} must be a number in {lo}{low}, {high}{hi}, got {v!r}")
+
+        whole("train_size", self.train_size, none_ok=True)
+        whole("test_size", self.test_size, none_ok=True)
+        whole("sensitivity_eval_size", self.sensitivity_eval_size, none_ok=True)
+        for name in ("val_size", "epochs", "batch_size", "eval_batch_size", "prune_rounds", "finetune_epochs",
+                     "sparse_epochs", "calib_batches", "calib_batch_size", "qat_epochs", "latency_runs"):
+            whole(name, getattr(self, name))
+        whole("latency_warmup", self.latency_warmup, low=0)
+        number("width", self.width, 0, 4, low_open=True)
+        for name in ("lr", "finetune_lr", "qat_lr"):
+            number(name, getattr(self, name), 0, low_open=True)
+        number("weight_decay", self.weight_decay)
+        number("warmup_epochs", self.warmup_epochs)
+        number("label_smoothing", self.label_smoothing, 0, 1, high_open=True)
+        number("target_sparsity", self.target_sparsity, 0, 1, high_open=True)
+        for r in self.sensitivity_ratios:
+            number("each sensitivity ratio", r, 0, 1, high_open=True)
+        for b in self.fixed_point_bits:
+            whole("each fixed-point bit width", b, low=2)
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"profile {self.name!r}: precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
+        for name, table in (("arch_epochs", self.arch_epochs), ("arch_lr", self.arch_lr)):
+            unknown = sorted(set(table) - set(ARCHS))
+            if unknown:
+                raise ValueError(f"profile {self.name!r}: {name} names unknown architectures {unknown}; known: {list(ARCHS)}")
+        for arch, v in self.arch_epochs.items():
+            whole(f"arch_epochs[{arch!r}]", v)
+        for arch, v in self.arch_lr.items():
+            number(f"arch_lr[{arch!r}]", v, 0, low_open=True)
 
     def epochs_for(self, arch: str) -> int:
         """Baseline epochs for `arch`: on a CPU the VGGs train ~1.8x faster per image than ResNet18."""
@@ -64,12 +118,13 @@ class Profile:
         return self.finetune_lr * (self.lr_for(arch) / self.lr)
 
     def replace(self, **overrides) -> "Profile":
-        """A copy with some fields changed; an unknown field name is an error, not a silent no-op."""
+        """A validated copy with some fields changed. `None` is a value (for sizes: all of it), so pass only
+        the fields you mean to change; an unknown field name is an error, not a silent no-op."""
         known = {f.name for f in dataclasses.fields(self)}
         unknown = sorted(set(overrides) - known)
         if unknown:
             raise ValueError(f"unknown profile field(s) {unknown}; known fields: {sorted(known)}")
-        return dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})
+        return dataclasses.replace(self, **overrides)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -81,6 +136,7 @@ PROFILES = {
         epochs=1, batch_size=128, eval_batch_size=256, warmup_epochs=0.2,
         sensitivity_ratios=(0.0, 0.5), sensitivity_eval_size=128, prune_rounds=2, finetune_epochs=1,
         sparse_epochs=1, target_sparsity=0.5, fixed_point_bits=(4, 8, 32), calib_batches=2, calib_batch_size=64, qat_epochs=1,
+        pt2e=False,
         latency_warmup=2, latency_runs=5,
     ),
     "quick": Profile(
@@ -106,7 +162,7 @@ PROFILES = {
 
 
 def get_profile(name: str | Profile = "smoke", **overrides) -> Profile:
-    """The named profile, with any non-None keyword overriding a field."""
+    """The named profile (validated), with each keyword overriding one field."""
     if isinstance(name, Profile):
         return name.replace(**overrides)
     if name not in PROFILES:
@@ -115,7 +171,13 @@ def get_profile(name: str | Profile = "smoke", **overrides) -> Profile:
 
 
 def default_profile_name() -> str:
-    """`full` where a GPU is present, `quick` on a CPU: what a notebook user expects by default."""
+    """The one rule for every entry point: $COMPRESS_PROFILE if set, else `full` where a GPU is present and
+    `quick` on a CPU (the profile that finishes in reasonable time on the machine)."""
     import torch
 
+    name = os.environ.get(PROFILE_ENV)
+    if name:
+        if name not in PROFILES:
+            raise ValueError(f"${PROFILE_ENV}={name!r} is not a profile; choose one of {sorted(PROFILES)}")
+        return name
     return "full" if torch.cuda.is_available() else "quick"

@@ -1,4 +1,4 @@
-"""Structured (channel) pruning on torch-pruning's dependency graph, one-shot or in fine-tuned rounds.
+"""Structured (channel) pruning on torch-pruning's dependency graph: a model and ratios in, a smaller model out.
 
 Removing a conv's output channel also removes the BN entries, the next layer's input channels and, in
 ResNet18, the same channel of every conv that writes into the same residual sum. torch-pruning's
@@ -19,36 +19,25 @@ agree, importance is measured once on the model as given, and the scan in `impor
 one graph for a whole sweep of ratios.
 
 Pruning replaces parameters (`step()` in torch-pruning's words): build any optimizer after pruning
-(`train.fit` builds its own, so fine-tuning with it is safe).
+(`train.fit` builds its own, so fine-tuning with it is safe). Ratio forms and schedules are in `ratios.py`;
+prune + fine-tune rounds, with their cache, are a step (`steps/pruning.py`).
 """
 from __future__ import annotations
 
-import copy
-import hashlib
-import math
 import numbers
-import shutil
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 
-import pandas as pd
 import torch
 import torch.nn.functional as F
 import torch_pruning as tp
 from torch import nn
 
-from .checkpoint import load_checkpoint, save_checkpoint
 from .data import Batches, Split
-from .metrics import model_summary
 from .models import VGG, ResNet18, conv_layers, example_input
-from .results import read_json, write_json, write_table
-from .train import TrainConfig, evaluate, fit
+from .ratios import channel_targets, expand
 
 CRITERIA = ("l1", "l2", "random", "bn_scale", "taylor")
-RESNET18_BLOCKS = tuple(f"layer{s}.{b}" for s in range(1, 5) for b in range(2))
-RESNET18_STAGE_STREAMS = ("conv1", "layer2.0.conv2", "layer3.0.conv2", "layer4.0.conv2")  # one conv per residual set
 
 
 # ----------------------------------------------------------------------------- architecture helpers
@@ -59,18 +48,6 @@ def arch_of(model: nn.Module) -> str | None:
     if isinstance(model, VGG):
         return "vgg16_bn" if any(isinstance(m, nn.BatchNorm2d) for m in model.modules()) else "vgg16"
     return None
-
-
-def resnet18_ratios(blocks: Sequence[float], stages: Sequence[float] | None = None) -> dict[str, float]:
-    """A ResNet18 ratio dict from 8 per-block ratios (each block's `conv1`) and optional 4 per-stage
-    ratios for the residual streams (see the module docstring for which convs each stream covers)."""
-    blocks, stages = list(blocks), list(stages) if stages is not None else [0.0] * 4
-    if len(blocks) != len(RESNET18_BLOCKS) or len(stages) != len(RESNET18_STAGE_STREAMS):
-        raise ValueError(f"resnet18_ratios takes 8 block ratios ({', '.join(RESNET18_BLOCKS)}) and 4 stage ratios; "
-                         f"got {len(blocks)} and {len(stages)}")
-    out = {f"{b}.conv1": r for b, r in zip(RESNET18_BLOCKS, blocks)}
-    out.update(zip(RESNET18_STAGE_STREAMS, stages))
-    return out
 
 
 # ----------------------------------------------------------------------------- importance criteria
@@ -280,92 +257,18 @@ class ChannelPruner:
         self._alive[s] = [c for c in alive if c not in gone]
 
 
-# ----------------------------------------------------------------------------- ratios -> channel targets
-def check_ratio(where: str, value) -> float:
-    """`value` as a float channel ratio in [0, 1), else a ValueError naming `where`."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ValueError(f"{where}: ratio must be a number in [0, 1), got {value!r}")
-    if not 0 <= value < 1:
-        raise ValueError(f"{where}: ratio {value} is outside [0, 1) (a channel ratio; 1 would remove every filter)")
-    return float(value)
-
-
+# ----------------------------------------------------------------------------- ratios on a real model
 def _expand(arch: str | None, pruner: ChannelPruner, ratios) -> dict[str, float]:
-    names = list(pruner.convs)
-    if isinstance(ratios, numbers.Real) and not isinstance(ratios, bool):
-        r = check_ratio("uniform ratio", ratios)
-        return {n: r for n in names}
-    if isinstance(ratios, Mapping):
-        given = dict(ratios)
-    elif isinstance(ratios, Sequence) and not isinstance(ratios, str):
-        if arch == "resnet18":
-            keys = [f"{b}.conv1" for b in RESNET18_BLOCKS]
-            form = "8 per-block ratios (layer1.0 .. layer4.1; each prunes its block's conv1)"
-        elif arch in ("vgg16", "vgg16_bn"):
-            keys = names
-            form = f"{len(names)} per-conv ratios ({names[0]} .. {names[-1]})"
-        else:
-            raise ValueError("a list of ratios is only defined for resnet18 (per block) and vgg16 / vgg16_bn "
-                             "(per conv); pass a dict by layer name instead")
-        if len(ratios) != len(keys):
-            raise ValueError(f"{arch} takes {form}; got a list of {len(ratios)}")
-        given = dict(zip(keys, ratios))
-    else:
-        raise ValueError(f"ratios must be a float, a dict by conv name or a list; got {type(ratios).__name__}")
-    unknown = [k for k in given if k not in pruner.convs]
-    if unknown:
-        raise ValueError(f"unknown conv layer(s) {unknown}; valid names: {names}")
-    given = {k: check_ratio(k, v) for k, v in given.items()}
-    out = {}
-    for s, members in pruner.sets.items():
-        values = {given[m] for m in members if m in given}
-        if len(values) > 1:
-            detail = {m: given[m] for m in members if m in given}
-            raise ValueError(f"coupled convs share their output channels and need one ratio; got {detail} "
-                             f"(the set is {list(members)})")
-        r = values.pop() if values else 0.0
-        out.update((m, r) for m in members)
-    return {n: out[n] for n in names}
+    return expand(arch, list(pruner.convs), pruner.sets, ratios)
 
 
 def expand_ratios(arch: str, model: nn.Module, ratios) -> dict[str, float]:
-    """Every conv layer's channel ratio, from any accepted form; validates without touching the model.
-
-    Forms: a float (every conv, residual streams included); a dict by conv name (unnamed convs keep all
-    channels; naming one conv of a coupled set prunes the whole set, and members named twice must agree);
-    for resnet18 a list of 8 per-block ratios, each pruning the block's `conv1` output channels only,
-    which leaves the residual stream (stem, every `conv2`, downsample convs) as it is: prune that per
-    stage by name or with `resnet18_ratios(blocks, stages)`; for vgg16 / vgg16_bn a list of 13 per-conv
-    ratios. Ratios are channel ratios in [0, 1).
-    """
+    """Every conv layer's channel ratio, from any form `ratios.expand` accepts, checked against this model's
+    layers and coupled channel sets; validates without touching the model."""
     found = arch_of(model)
     if found is not None and found != arch:
         raise ValueError(f"the model is a {found}, not a {arch}")
     return _expand(arch, ChannelPruner(model), ratios)
-
-
-def _keep(n: int, ratio: float, round_to: int | None) -> int:
-    keep = int(round(n * (1 - ratio)))
-    if round_to and keep > 0:
-        keep = min(n, max(round_to, round_to * int(round(keep / round_to))))
-    return keep
-
-
-def channel_targets(channels: Mapping[str, int], ratios: Mapping[str, float], round_to: int | None = None) -> dict[str, int]:
-    """Output channels to keep per conv: round(n * (1 - ratio)), then to a multiple of `round_to`.
-
-    A ratio that would leave a layer with no filter is an error, not a silent clamp.
-    """
-    if round_to is not None and (isinstance(round_to, bool) or not isinstance(round_to, int) or round_to < 1):
-        raise ValueError(f"round_to must be a positive integer or None, got {round_to!r}")
-    out = {}
-    for name, ratio in ratios.items():
-        n = channels[name]
-        if int(round(n * (1 - ratio))) < 1:
-            raise ValueError(f"ratio {ratio} would leave {name} ({n} filters) with 0 filters; use at most "
-                             f"{(n - 1) / n:.3f} for this layer")
-        out[name] = _keep(n, ratio, round_to)
-    return out
 
 
 # ----------------------------------------------------------------------------- one-shot pruning
@@ -402,171 +305,3 @@ def prune_to_channels(model: nn.Module, channels: Mapping[str, int], *, criterio
     pruner = ChannelPruner(model, example_inputs)
     pruner.apply(pruner.plan(channels, criterion), criterion, data_for_taylor=data_for_taylor, seed=seed)
     return model
-
-
-# ----------------------------------------------------------------------------- default configurations
-# Fixed configurations per architecture; `default_configs(arch, scan)` adds a fourth, `sensitivity`, from a
-# sensitivity scan. `per_block` doubles the classic increasing-with-depth [0.1, 0.1, 0.2, ..., 0.3, 0.3].
-_R18_PER_BLOCK = [0.1, 0.1, 0.2, 0.2, 0.2, 0.2, 0.3, 0.3]
-DEFAULT_CONFIGS: dict[str, dict[str, object]] = {
-    "resnet18": {
-        "uniform": 0.5,
-        "per_block": resnet18_ratios([2 * r for r in _R18_PER_BLOCK], [0.2, 0.2, 0.4, 0.6]),
-        # >= 19x fewer MACs and >= 50x fewer parameters on the full-width model (tests/test_pruning.py)
-        "aggressive": resnet18_ratios([0.7, 0.7, 0.8, 0.8, 0.85, 0.85, 0.9, 0.9], [0.7, 0.75, 0.85, 0.9]),
-    },
-    "vgg16": {
-        "uniform": 0.5,
-        "increasing": [0.3, 0.3, 0.4, 0.4, 0.5, 0.5, 0.5, 0.6, 0.7, 0.7, 0.8, 0.8, 0.8],
-        # >= 8x fewer MACs and >= 50x fewer parameters on the full-width model (tests/test_pruning.py)
-        "aggressive": [0.5, 0.6, 0.6, 0.6, 0.7, 0.75, 0.85, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9],
-    },
-}
-DEFAULT_CONFIGS["vgg16_bn"] = DEFAULT_CONFIGS["vgg16"]
-TARGET_REDUCTION = {"resnet18": {"macs": 19, "params": 50}, "vgg16": {"macs": 8, "params": 50},
-                    "vgg16_bn": {"macs": 8, "params": 50}}
-
-
-def default_configs(arch: str, scan: pd.DataFrame | None = None, max_drop: float = 1.0) -> dict[str, object]:
-    """The fixed configurations of `arch`, plus `sensitivity` (from a scan's accuracy budget) when given."""
-    if arch not in DEFAULT_CONFIGS:
-        raise ValueError(f"no default configurations for {arch!r}; choose one of {sorted(DEFAULT_CONFIGS)}")
-    configs = dict(DEFAULT_CONFIGS[arch])
-    if scan is not None:
-        from .importance import ratios_from_sensitivity
-
-        configs["sensitivity"] = ratios_from_sensitivity(scan, max_drop)
-    return configs
-
-
-# ----------------------------------------------------------------------------- iterative rounds
-def round_ratios(ratios: Mapping[str, float], rounds: int) -> list[dict[str, float]]:
-    """Cumulative channel ratio per layer after each round (torch-pruning's linear schedule): round k of
-    N reaches k/N of the target, always relative to the unpruned model."""
-    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
-        raise ValueError(f"rounds must be a positive integer, got {rounds!r}")
-    per_layer = {n: tp.pruner.algorithms.scheduler.linear_scheduler(r, rounds) for n, r in ratios.items()}
-    return [{n: s[k] for n, s in per_layer.items()} for k in range(1, rounds + 1)]
-
-
-def fingerprint(model: nn.Module) -> str:
-    """A hash of the weights and their names: identifies a baseline in cache keys."""
-    h = hashlib.sha256()
-    for k, v in model.state_dict().items():
-        h.update(k.encode())
-        h.update(str(tuple(v.shape)).encode())
-        h.update(v.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
-@dataclass
-class PruneResult:
-    rounds: pd.DataFrame  # one row per (config, round), round 0 = the unpruned baseline
-    channels: pd.DataFrame  # tidy: config, round, layer, channels
-    checkpoints: dict = field(default_factory=dict)  # (config, round) -> checkpoint path (round >= 1)
-
-
-ROUND_COLUMNS = ["config", "round", "criterion", "distill", "params", "macs", "size_mb", "gzip_mb",
-                 "param_reduction", "mac_reduction", "test_top1", "test_top5", "final_val_top1", "best_val_top1",
-                 "mean_val_top1", "train_seconds"]
-
-
-def _width_of(model: nn.Module) -> float:
-    """The `build_model` width of an unpruned model (its first conv has 64 * width filters)."""
-    return next(iter(conv_layers(model).values())).out_channels / 64
-
-
-def prune_rounds(session, baseline: nn.Module, configs: Mapping[str, object], rounds: int | None = None, *,
-                 distill: bool | None = None, criterion: str = "l1", round_to: int | None = None,
-                 data_for_taylor=None, out_dir: str | Path | None = None, progress: bool = True,
-                 **finetune_overrides) -> PruneResult:
-    """Prune each configuration from `baseline` over `rounds` rounds, fine-tuning after every round.
-
-    Round k prunes every layer to k/N of its target channel ratio (`round_ratios`), then fine-tunes with
-    `TrainConfig.finetune_from_profile` (distilling from the unpruned baseline when `distill`), then
-    measures. Each (config, round) is a cached step keyed on the session, baseline weights, ratios,
-    schedule and fine-tune recipe; a round starts from the previous round's checkpoint, so a rerun
-    resumes where it stopped. `baseline` itself is never modified. With `out_dir`, writes
-    `prune_rounds.csv`, `prune_channels.csv` and `checkpoints/<config>-round<k>.pt`.
-    """
-    s = session
-    rounds = s.profile.prune_rounds if rounds is None else rounds
-    distill = s.profile.distill if distill is None else distill
-    check_criterion(criterion, data_for_taylor)
-    arch = arch_of(baseline)
-    base_pruner = ChannelPruner(baseline)
-    base_channels = {n: c.out_channels for n, c in base_pruner.convs.items()}
-    expanded = {}
-    for name, ratios in configs.items():  # validate every configuration before any training
-        expanded[name] = _expand(arch, base_pruner, ratios)
-        schedule = round_ratios(expanded[name], rounds)
-        for k, step in enumerate(schedule, 1):
-            base_pruner.plan(channel_targets(base_channels, step, round_to), criterion)
-    width = _width_of(baseline)
-    cfg = TrainConfig.finetune_from_profile(s.profile, arch=arch, seed=s.seed, progress=progress, **finetune_overrides)
-    base_id = fingerprint(baseline)
-    teacher = baseline if distill else None
-
-    baseline = baseline.to(s.device)
-    base_cost = model_summary(baseline)
-    base_test, base_val = evaluate(baseline, s.data.test), evaluate(baseline, s.data.val)
-    rows, channel_rows, checkpoints = [], [], {}
-    for name, ratios in expanded.items():
-        rows.append({"config": name, "round": 0, "criterion": criterion, "distill": distill, **base_cost,
-                     "param_reduction": 1.0, "mac_reduction": 1.0, "test_top1": base_test["top1"],
-                     "test_top5": base_test["top5"], "final_val_top1": base_val["top1"],
-                     "best_val_top1": base_val["top1"], "mean_val_top1": base_val["top1"], "train_seconds": 0.0})
-        channel_rows += [{"config": name, "round": 0, "layer": n, "channels": c} for n, c in base_channels.items()]
-        previous = None  # folder of the previous round's step; None: start from the baseline
-        for k, step in enumerate(round_ratios(ratios, rounds), 1):
-            targets = channel_targets(base_channels, step, round_to)
-            key = s.key(step="prune_round", baseline=base_id, config=name, ratios=ratios, rounds=rounds, round=k,
-                        criterion=criterion, round_to=round_to, distill=distill,
-                        finetune=cfg.to_dict() | {"progress": None, "desc": None})
-
-            def compute(folder: Path, k=k, targets=targets, previous=previous, name=name) -> None:
-                model = (load_checkpoint(previous / "model.pt", arch)[0] if previous is not None
-                         else copy.deepcopy(baseline)).to(s.device)
-                prune_to_channels(model, targets, criterion=criterion, data_for_taylor=data_for_taylor, seed=s.seed + k)
-                run_cfg = TrainConfig(**{**cfg.to_dict(), "desc": f"{name} round {k}/{rounds}"})
-                result = fit(model, s.data, run_cfg, teacher=teacher, device=s.device)
-                record = {"config": name, "round": k, "criterion": criterion, "distill": distill,
-                          **model_summary(model), **{c: result.summary()[c] for c in (
-                              "test_top1", "test_top5", "final_val_top1", "best_val_top1", "mean_val_top1",
-                              "train_seconds")}}
-                chans = {n: c.out_channels for n, c in conv_layers(model).items()}
-                save_checkpoint(model, folder / "model.pt", arch, width,
-                                meta={"stage": "pruned", "config": name, "round": k, "channels": chans})
-                prov = s.provenance({"step": "prune_round", "config": name, "round": k, "finetune": cfg.to_dict()})
-                write_table(folder / "history.csv", result.history, prov)
-                write_json(folder / "record.json", {"record": record, "channels": chans, "provenance": prov})
-
-            folder, _ = s.cache.run("prune_round", key, compute)
-            previous = folder
-            stored = read_json(folder / "record.json")
-            record = stored["record"]
-            record["param_reduction"] = base_cost["params"] / record["params"]
-            record["mac_reduction"] = base_cost["macs"] / record["macs"]
-            rows.append(record)
-            channel_rows += [{"config": name, "round": k, "layer": n, "channels": c} for n, c in stored["channels"].items()]
-            checkpoints[(name, k)] = folder / "model.pt"
-
-    result = PruneResult(pd.DataFrame(rows, columns=ROUND_COLUMNS),
-                         pd.DataFrame(channel_rows, columns=["config", "round", "layer", "channels"]), checkpoints)
-    if out_dir is not None:
-        write_prune_outputs(session, result, out_dir, {"configs": expanded, "rounds": rounds, "criterion": criterion,
-                                                       "round_to": round_to, "distill": distill, "baseline": base_id,
-                                                       "finetune": cfg.to_dict()})
-    return result
-
-
-def write_prune_outputs(session, result: PruneResult, out_dir: str | Path, config: dict) -> Path:
-    """The two tidy tables (with provenance) and a copy of every round's checkpoint under `out_dir`."""
-    out = Path(out_dir)
-    prov = session.provenance({"step": "prune_rounds", **config})
-    write_table(out / "prune_rounds.csv", result.rounds, prov)
-    write_table(out / "prune_channels.csv", result.channels, prov)
-    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-    for (name, k), path in result.checkpoints.items():
-        shutil.copyfile(path, out / "checkpoints" / f"{name}-round{k}.pt")
-    return out

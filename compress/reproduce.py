@@ -1,40 +1,169 @@
-"""One command from nothing to the README's numbers: run the three notebooks headless, then the figures.
+"""One command from nothing to the README's numbers: plan, run the notebooks headless, draw the figures.
 
-    python -m compress reproduce --profile full     # GPU: results/ and assets/ (what the README shows)
-    python -m compress reproduce --profile smoke    # seconds: runs/smoke/{results,assets,notebooks}
+    python -m compress reproduce --profile smoke           # seconds: runs/smoke/{results,assets,notebooks}
+    python -m compress reproduce --profile cpu --plan      # what would run, on which device, for how long
+    python -m compress reproduce --profile cpu --publish   # the committed results/, assets/ and notebooks
 
-Notebooks run with papermill, so the executed copies (with their outputs) land next to the results and
-the committed notebooks are never rewritten. Every notebook step is cached, so a rerun after an
-interruption picks up where it stopped.
+Before anything runs, the plan says which steps each notebook will compute (and which the step cache
+already holds), on which device, and an estimate from the profile's sizes and a speed measured here and
+now; a plan over `max_hours` per notebook is refused unless `allow_long`. Every step is cached, so a
+rerun after an interruption picks up where it stopped.
 """
 from __future__ import annotations
 
 import json
+import logging
+import os
+import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from .figures import ASSETS_DIR, RESULTS_DIR, headline, make_figures
-from .models import ARCHS
-from .results import REPO_ROOT
+import torch
+
+from .models import ARCHS, build_model
+from .profiles import Profile, get_profile
+from .ratios import DEFAULT_CONFIGS
+from .store import REPO_ROOT
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
+RESULTS_DIR = REPO_ROOT / "results"
+ASSETS_DIR = REPO_ROOT / "assets"
+SETS = {"resnet18": 12, "vgg16": 13, "vgg16_bn": 13}  # channel sets a sensitivity scan prunes one by one
+PRUNED_COST = 0.5  # a pruned model's training cost per image relative to the baseline's (a rough mean)
 
 
-def output_dirs(profile: str) -> tuple[Path, Path, Path]:
-    """(results, assets, executed notebooks): the committed folders only for the full profile."""
-    if profile == "full":
-        return RESULTS_DIR, ASSETS_DIR, REPO_ROOT / "runs" / "full" / "notebooks"
+def output_dirs(profile: str, publish: bool = False) -> tuple[Path, Path, Path]:
+    """(results, assets, executed notebooks): the committed folders only when publishing."""
+    if publish:
+        return RESULTS_DIR, ASSETS_DIR, NOTEBOOKS
     base = REPO_ROOT / "runs" / profile
     return base / "results", base / "assets", base / "notebooks"
 
 
+# ----------------------------------------------------------------------------- the plan
+@dataclass
+class Speed:
+    """Images per second on this device for one architecture at a profile's width and batch size."""
+
+    train: float
+    eval: float
+
+
+def measure_speed(arch: str, profile: Profile, device: torch.device, steps: int = 5) -> Speed:
+    """A few timed training and evaluation batches with the trainer's own path (precision, memory layout)."""
+    from .train import TrainConfig, _autocast, resolve_precision
+
+    precision = resolve_precision(TrainConfig.from_profile(profile, arch).precision, device)
+    model = build_model(arch, width=profile.width).to(device)
+    if precision == "bf16":
+        model = model.to(memory_format=torch.channels_last)
+    batch = min(profile.batch_size, 256)
+    x = torch.randn(batch, 3, 32, 32, device=device)
+    y = torch.randint(0, 10, (batch,), device=device)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+    def train_step():
+        with _autocast(device, precision):
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    def eval_step():
+        with torch.no_grad(), _autocast(device, precision):
+            model(x)
+
+    out = []
+    for fn in (train_step, eval_step):
+        fn(), fn()  # warm-up (the first calls pick kernels and allocate)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        out.append(steps * batch / (time.perf_counter() - t0))
+    return Speed(*out)
+
+
+def plan(arch: str, profile: Profile, speed: Speed, data_sizes: tuple[int, int, int]) -> list[dict]:
+    """The notebook's steps with the images each trains and evaluates and an estimated time in seconds.
+
+    `data_sizes` = (train, val, test). Fine-tunes with distillation also run the teacher forward
+    (an evaluation of the baseline per image). A rough guide, not a promise: within a factor of ~1.5.
+    """
+    n, v, t = data_sizes
+    p = profile
+    configs = len(DEFAULT_CONFIGS[arch]) + 1  # the fixed ones plus `sensitivity`
+    teacher = n / speed.eval if p.distill else 0.0
+    finetune_epoch = n * PRUNED_COST / speed.train + teacher + v / speed.eval
+    rows = [
+        ("baseline", p.epochs_for(arch) * (n / speed.train + v / speed.eval) + t / speed.eval),
+        ("sensitivity", SETS[arch] * (len(p.sensitivity_ratios) - 1) * (p.sensitivity_eval_size or v) / speed.eval),
+        ("prune rounds", configs * p.prune_rounds * (p.finetune_epochs * finetune_epoch + t / speed.eval)),
+        ("distillation comparison", p.prune_rounds * p.finetune_epochs * (finetune_epoch - teacher)),
+        ("sparse", p.sparse_epochs * (n / speed.train + teacher + v / speed.eval)),
+        ("fixed point", 3 * len(p.fixed_point_bits) * 2 * t / speed.eval),
+        ("INT8 + QAT", p.qat_epochs * 2 * n / speed.train + 6 * t / speed.eval + 0.02 * 12 * p.latency_runs),
+        ("pruned + INT8, combined", p.qat_epochs * 2 * n * PRUNED_COST / speed.train + 8 * t / speed.eval),
+    ]
+    return [{"step": name, "seconds": seconds} for name, seconds in rows]
+
+
+def _baseline_cached(arch: str, profile: Profile, data, seed: int, device) -> bool:
+    from .steps.baseline import baseline_key
+    from .steps.session import step_cache
+    from .train import TrainConfig
+
+    cfg = TrainConfig.from_profile(profile, arch, seed=seed)
+    return step_cache().is_done("baseline", baseline_key(arch, profile.width, seed, data.summary(), cfg.identity(device)))
+
+
+def print_plan(profile: Profile, archs, data, seed: int, device: torch.device) -> dict[str, float]:
+    """Print each notebook's steps and estimate; returns the estimated seconds per architecture."""
+    sizes = (len(data.train), len(data.val), len(data.test))
+    print(f"plan: profile {profile.name} (width {profile.width}) on {data.summary()}; device {device} "
+          f"({torch.get_num_threads()} CPU threads)", flush=True)
+    totals = {}
+    for arch in archs:
+        speed = measure_speed(arch, profile, device)
+        rows = plan(arch, profile, speed, sizes)
+        if _baseline_cached(arch, profile, data, seed, device):
+            rows[0] = {"step": "baseline (cached)", "seconds": 0.0}
+        totals[arch] = sum(r["seconds"] for r in rows)
+        print(f"  {arch}: measured {speed.train:.0f} train / {speed.eval:.0f} eval images/s; "
+              f"estimate {_hours(totals[arch])}", flush=True)
+        for r in rows:
+            print(f"    {r['step']:<26} {_hours(r['seconds'])}", flush=True)
+    print(f"  total estimate {_hours(sum(totals.values()))} (finished steps in the cache are skipped when found)", flush=True)
+    return totals
+
+
+def _hours(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+# ----------------------------------------------------------------------------- running the notebooks
 def run_notebook(arch: str, out_path: Path, parameters: dict, timeout: int | None = None) -> Path:
-    """Execute `notebooks/<arch>.ipynb` with papermill into `out_path`; raises on any failing cell."""
+    """Execute `notebooks/<arch>.ipynb` with papermill into `out_path`, streaming each cell's output."""
     import papermill as pm
 
+    logger = logging.getLogger("papermill")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter(f"[{arch}] %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    pm.execute_notebook(str(NOTEBOOKS / f"{arch}.ipynb"), str(out_path), parameters=parameters,
-                        cwd=str(NOTEBOOKS), kernel_name="python3", progress_bar=False, execution_timeout=timeout)
+    source = NOTEBOOKS / f"{arch}.ipynb"
+    tmp = out_path.with_name(f".{out_path.stem}.running.ipynb")  # the committed notebook is replaced only on success
+    pm.execute_notebook(str(source), str(tmp), parameters=parameters, cwd=str(NOTEBOOKS), kernel_name="python3",
+                        progress_bar=False, log_output=True, execution_timeout=timeout)
+    os.replace(tmp, out_path)
     return out_path
 
 
@@ -53,35 +182,59 @@ def run_inprocess(arch: str, parameters: dict) -> dict:
     ns: dict = {"__name__": "__notebook__"}
     for i, cell in enumerate(c for c in nb["cells"] if c["cell_type"] == "code"):
         source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            continue  # an executed notebook's papermill cell: our parameters are injected below instead
         t0 = time.perf_counter()
-        exec(compile(source, f"{arch}.ipynb[{i}]", "exec"), ns)  # noqa: S102 - our own committed notebook
+        print(f"[{arch} cell {i}] {source.splitlines()[0][:70] if source else ''}", flush=True)
+        exec(compile(source, f"{arch}.ipynb[{i}]", "exec"), ns)  # our own committed notebook
         if "parameters" in cell.get("metadata", {}).get("tags", []):
             ns.update(parameters)
         plt.close("all")
-        print(f"[{arch} cell {i}] {time.perf_counter() - t0:6.1f} s  {source.splitlines()[0][:70]}", flush=True)
+        print(f"[{arch} cell {i}] done in {time.perf_counter() - t0:.1f} s", flush=True)
     return ns
 
 
-def reproduce(profile: str = "full", archs=ARCHS, data: str | None = None, seed: int = 0, *,
-              results: Path | None = None, assets: Path | None = None, engine: str = "papermill") -> dict:
-    """Run every notebook (papermill, or `inprocess` where Jupyter is absent), draw the figures, summarise."""
-    default_results, default_assets, executed = output_dirs(profile)
-    # the notebooks run in notebooks/: hand them absolute paths
-    results, assets = Path(results or default_results).resolve(), Path(assets or default_assets).resolve()
-    if data and Path(data).exists():
-        data = str(Path(data).resolve())
+def reproduce(profile: str, archs=ARCHS, data: str | None = None, seed: int = 0, *, publish: bool = False,
+              engine: str = "papermill", allow_long: bool = False, max_hours: float = 6.0,
+              plan_only: bool = False, results: Path | None = None, assets: Path | None = None) -> dict:
+    """Plan, then run every notebook (papermill, or `inprocess` where Jupyter is absent), then the figures.
+    `results` / `assets` override the folders `output_dirs` picks."""
+    from .data import load_for_profile, resolve_source
+    from .report.figures import make_figures
+    from .report.summary import headline
+    from .steps.session import parse_device
+
     if engine not in ("papermill", "inprocess"):
         raise ValueError(f"engine must be 'papermill' or 'inprocess', got {engine!r}")
+    prof = get_profile(profile)
+    # the notebooks run in notebooks/: hand them an absolute data path, whichever way it was given
+    source = resolve_source(data)
+    if source not in ("torchvision", "official", "synthetic"):
+        source = str(Path(source).expanduser().resolve())
+        os.environ["COMPRESS_DATA"] = source
+    device = parse_device(None)
+    loaded = load_for_profile(prof, source, seed=seed)  # bad data fails here, in one line, before any notebook
+    totals = print_plan(prof, archs, loaded, seed, device)
+    too_long = {a: s for a, s in totals.items() if s > max_hours * 3600}
+    if plan_only:
+        return totals
+    if too_long and not allow_long:
+        raise ValueError(f"profile {profile!r} would take about {_hours(max(too_long.values()))} for "
+                         f"{', '.join(too_long)} on {device} (limit {max_hours:g} h per notebook): choose a smaller "
+                         f"profile, or pass --allow-long to run it anyway")
+    default_results, default_assets, executed = output_dirs(profile, publish)
+    results, assets = Path(results or default_results).resolve(), Path(assets or default_assets).resolve()
     timings = {}
     for arch in archs:
         t0 = time.perf_counter()
-        params = {"ARCH": arch, "PROFILE": profile, "DATA": data, "SEED": seed, "RESULTS_DIR": str(results)}
+        params = {"ARCH": arch, "PROFILE": profile, "DATA": source, "SEED": seed, "RESULTS_DIR": str(results)}
+        print(f"{arch}: running the notebook ({engine}); estimate {_hours(totals[arch])}", flush=True)
         if engine == "papermill":
             run_notebook(arch, executed / f"{arch}.ipynb", params)
         else:
             run_inprocess(arch, params)
         timings[arch] = time.perf_counter() - t0
-        print(f"{arch}: notebook ran in {timings[arch]:.0f} s ({engine})")
+        print(f"{arch}: notebook ran in {_hours(timings[arch])} ({engine})", flush=True)
     make_figures(results, assets, archs)
     for arch in archs:
         h = headline(results, arch)

@@ -115,7 +115,8 @@ class SparsitySchedule:
     """A `fit` step hook that raises sparsity to `final` over the first `ramp_fraction` of the steps.
 
     Masks are updated `updates` times along the ramp (and on its last step, so `final` is always reached
-    before training ends and the remaining steps recover at full sparsity).
+    before training ends and the remaining steps recover at full sparsity). What was applied is a function
+    of the step alone, so a fine-tune resumed mid-way (`fit(state_path=...)`) continues the same schedule.
     """
 
     final: float
@@ -123,11 +124,17 @@ class SparsitySchedule:
     ramp_fraction: float = 0.75
     updates: int = 16
     scope: str = "global"
-    applied: float = 0.0
+    applied: float | None = None  # None: not called yet (a fresh or a resumed run)
+
+    def _update_steps(self, total_steps: int) -> tuple[int, int]:
+        ramp = max(1, min(total_steps, round(self.ramp_fraction * total_steps)))
+        return ramp, max(1, ramp // self.updates)
 
     def __call__(self, model: nn.Module, step: int, total_steps: int) -> None:
-        ramp = max(1, min(total_steps, round(self.ramp_fraction * total_steps)))
-        every = max(1, ramp // self.updates)
+        ramp, every = self._update_steps(total_steps)
+        if self.applied is None:  # the target of the last update before `step` (the masks a resume restored)
+            last = min(ramp, step - 1) if step - 1 >= ramp else (step - 1) // every * every
+            self.applied = polynomial_sparsity(last, ramp, self.final, self.initial) if last > 0 else self.initial
         if step > ramp or (step % every and step != ramp):
             return
         target = polynomial_sparsity(step, ramp, self.final, self.initial)
@@ -136,30 +143,24 @@ class SparsitySchedule:
             self.applied = target
 
 
-def sparse_finetune(session, model: nn.Module, target_sparsity: float | None = None, epochs: int | None = None, *,
-                    scope: str = "global", teacher: nn.Module | None = None, lr: float | None = None,
-                    ramp_fraction: float = 0.75, progress: bool = True) -> tuple[nn.Module, dict]:
-    """Fine-tune `model` (in place) while its weights are pruned to `target_sparsity`; masks end permanent.
-
-    Defaults come from the session's profile (`target_sparsity`, `sparse_epochs`, `finetune_lr`). The
-    record holds the reached sparsity, the dense and sparse gzip sizes, costs and the fine-tune results.
-    """
-    s = session
-    target = _check_sparsity(s.profile.target_sparsity if target_sparsity is None else target_sparsity)
+def sparse_finetune(model: nn.Module, data, config: TrainConfig, target_sparsity: float, *, scope: str = "global",
+                    teacher: nn.Module | None = None, device=None, ramp_fraction: float = 0.75,
+                    state_path=None) -> tuple[nn.Module, dict]:
+    """Fine-tune `model` (in place) with `config` while its weights are pruned to `target_sparsity`; masks end
+    permanent. The record holds the reached sparsity, the dense and sparse gzip sizes, costs and the
+    fine-tune results."""
+    target = _check_sparsity(target_sparsity)
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {list(SCOPES)}, got {scope!r}")
-    epochs = s.profile.sparse_epochs if epochs is None else epochs
     make_permanent(model)  # a model pruned earlier starts from its plain zeros
     dense_gzip = gzip_size_mb(model)
-    cfg = TrainConfig.finetune_from_profile(s.profile, epochs=epochs, lr=lr, arch=s.arch, seed=s.seed, progress=progress,
-                                            desc=f"sparse fine-tune ({target:.0%})")
     schedule = SparsitySchedule(target, ramp_fraction=ramp_fraction, scope=scope)
     set_sparsity(model, 0.0, scope=scope)  # attach (all-ones) masks before the optimizer sees the parameters
-    result = fit(model, s.data, cfg, teacher=teacher, device=s.device, step_hook=schedule)
+    result = fit(model, data, config, teacher=teacher, device=device, step_hook=schedule, state_path=state_path)
     make_permanent(model)
     costs = model_summary(model)
     nonzero = sum(int((m.weight != 0).sum()) for _, m in prunable_weights(model))
-    record = {"target_sparsity": target, "sparsity": sparsity(model), "scope": scope, "epochs": epochs,
+    record = {"target_sparsity": target, "sparsity": sparsity(model), "scope": scope, "epochs": config.epochs,
               **costs, "nonzero_weights": nonzero, "gzip_mb_dense": dense_gzip,
               "gzip_reduction": dense_gzip / costs["gzip_mb"], **result.summary()}
     return model, record

@@ -29,7 +29,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .data import Batches, CifarData, Split
-from .results import atomic_write_bytes
+from .store import atomic_write_bytes
 
 PRECISIONS = ("auto", "bf16", "fp32")
 
@@ -230,7 +230,7 @@ def _load_state(path: Path, identity: dict) -> dict | None:
         return None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - an unreadable state costs the epochs since, never the run
+    except Exception as e:  # an unreadable state costs the epochs since, never the run
         print(f"warning: ignoring unreadable training state {path} ({e.__class__.__name__}); starting afresh", flush=True)
         return None
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT or state.get("identity") != identity:

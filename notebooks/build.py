@@ -4,7 +4,9 @@
 
 The notebooks hold no logic: every cell calls `compress`. Committed notebooks carry no outputs (the
 figures a reader should see are the README's, regenerated from committed results tables);
-`tests/test_notebooks.py` checks they match this template and executes them in the smoke profile.
+The committed notebooks are the ones `python -m compress reproduce --profile cpu --publish` executed, with
+their outputs, so a reader sees tables and plots on a code-hosting page; `tests/test_notebooks.py` checks
+that their code cells match this template and executes them in the smoke profile.
 """
 from __future__ import annotations
 
@@ -26,22 +28,24 @@ def cells(arch: str) -> list:
 Baseline -> layer importance -> iterative structured pruning -> quantization (fixed-point, INT8 PTQ, QAT)
 -> pruned / sparse + INT8 -> accuracy against cost. Every step is cached by its configuration: re-running
 reuses finished work and resumes after an interruption. Run headless with
-`python -m compress reproduce --profile full`, or change the parameters below and run top to bottom."""),
+`python -m compress reproduce --profile cpu` (or `COMPRESS_PROFILE=cpu jupyter nbconvert --execute ...`),
+or change the parameters below and run top to bottom."""),
         new_code_cell(f"""# parameters
 ARCH = "{arch}"
-PROFILE = None  # "smoke" (seconds), "quick" (CPU minutes) or "full" (GPU); None: full on a GPU, quick on a CPU
+PROFILE = None  # "smoke" (seconds), "quick" (CPU minutes), "cpu" (CPU hours) or "full" (GPU); None: $COMPRESS_PROFILE, else full on a GPU, quick on a CPU
 DATA = None  # None: $COMPRESS_DATA, else "torchvision"; or a path to an image-folder tree / .tar.gz
 SEED = 0
 RESULTS_DIR = None  # where the results tables go; None: runs/<profile>/results""", metadata={"tags": ["parameters"]}),
-        new_code_cell("""from compress import importance, interactive, pipeline, plots
+        new_code_cell("""from compress import interactive, steps
+from compress.report import plots
 
-s = pipeline.Session.create(ARCH, PROFILE, source=DATA, seed=SEED)
+s = steps.Session.create(ARCH, PROFILE, source=DATA, seed=SEED, results_dir=RESULTS_DIR)
 print(s.describe())"""),
         new_markdown_cell("""## 1. Baseline
 Trained with the profile's recipe (or loaded from the step cache). The accuracy reported is the **final
 epoch's** test accuracy; the curves show the validation split carved from the training set."""),
-        new_code_cell("""baseline = pipeline.train_baseline(s)
-pipeline.show(s.tables["baseline"])
+        new_code_cell("""baseline = steps.train_baseline(s)
+steps.show(s.tables["baseline"])
 plots.training_curves(s.tables["history"], f"{ARCH}: baseline training");"""),
         new_markdown_cell("""## 2. Layer importance
 **L1 ranking**: each conv layer's filters sorted by L1 norm, normalised by the largest. A steep curve
@@ -49,25 +53,25 @@ means a few filters carry the layer; a flat one means filters are interchangeabl
 
 **Sensitivity**: each conv layer pruned *alone* at increasing ratios, evaluated on the validation split
 without retraining. Layers whose curve stays flat can be pruned hard; steep ones should be spared."""),
-        new_code_cell("""plots.l1_ranking(pipeline.l1_ranking(s, baseline), f"{ARCH}: filters ranked by L1 norm");"""),
-        new_code_cell("""scan = pipeline.sensitivity(s, baseline)
+        new_code_cell("""plots.l1_ranking(steps.l1_ranking(s, baseline), f"{ARCH}: filters ranked by L1 norm");"""),
+        new_code_cell("""scan = steps.sensitivity(s, baseline)
 plots.sensitivity(scan, f"{ARCH}: sensitivity of each conv layer");"""),
         new_markdown_cell("""## 3. Iterative structured pruning
 Several ratio configurations, each pruned over rounds with a fine-tune (distilled from the unpruned
 baseline) after each. Ratios are **channel** ratios: a conv whose inputs and outputs both lose a
 fraction p keeps about (1-p)^2 of its parameters. Look for the configuration that keeps accuracy
 while params and MACs fall by an order of magnitude or more."""),
-        new_code_cell("""configs = pipeline.prune_configs(s, scan)
+        new_code_cell("""configs = steps.prune_configs(s, scan)
 configs"""),
-        new_code_cell("""pruned = pipeline.prune_rounds(s, baseline, configs)
-pipeline.show(s.tables["pruning"])
-plots.pruning_rounds(s.tables["pruning"], f"{ARCH}: iterative pruning");"""),
-        new_code_cell("""best = pipeline.best_pruned(s)
-plots.channels_per_layer(s.tables["channels"], best);"""),
+        new_code_cell("""pruned = steps.prune_rounds(s, baseline, configs)
+steps.show(pruned.rounds)
+plots.pruning_rounds(pruned.rounds, f"{ARCH}: iterative pruning");"""),
+        new_code_cell("""print(f"carried forward (fewest MACs within 1 point on validation): {pruned.best}")
+plots.channels_per_layer(pruned.channels, pruned.best);"""),
         new_markdown_cell("""### Does distillation help?
 The chosen configuration pruned again with the same ratios and rounds, but fine-tuned without the
 unpruned baseline as teacher (or with it, where the profile turned distillation off)."""),
-        new_code_cell("""pipeline.show(pipeline.distillation_effect(s, baseline, best))"""),
+        new_code_cell("""steps.show(steps.distillation_effect(s, baseline, pruned))"""),
         new_markdown_cell("""### Tune the ratios yourself
 Move the sliders (seeded from the sensitivity scan): params, MACs, size and channels per layer update
 at once, without training. The button fine-tunes and evaluates the chosen ratios with this profile.
@@ -79,22 +83,22 @@ Without widgets, pass a plain dict to `interactive.preview`."""),
 preceding conv first). **INT8 PTQ** with torch.ao (FX graph mode, x86 backend): `default` (per-tensor
 min-max) against `optimal` (per-channel weights, histogram activations). **QAT** fine-tunes with fake
 quantization, then converts. Latency is batch-1 on the CPU, median of many runs, at 1 thread and all threads."""),
-        new_code_cell("""fixed = pipeline.fixed_point(s, baseline)
+        new_code_cell("""fixed = steps.fixed_point(s, baseline)
 plots.fixed_point(fixed, f"{ARCH}: fixed-point accuracy by bits");"""),
-        new_code_cell("""int8 = pipeline.int8(s, baseline)
-pipeline.show(int8)
+        new_code_cell("""int8 = steps.int8(s, baseline)
+steps.show(int8)
 plots.quant_comparison(int8, f"{ARCH}: FP32 vs INT8 (CPU)");"""),
         new_markdown_cell("""## 5. Pruned + INT8 and sparse + INT8
 The best pruned model quantized to INT8 (PTQ and QAT, PyTorch and onnxruntime), and unstructured
 magnitude sparsity (which only shrinks the *compressed* file) combined with INT8."""),
-        new_code_cell("""combined = pipeline.combined(s, baseline)
-pipeline.show(combined)"""),
+        new_code_cell("""combined = steps.combined(s, baseline, pruned.model(device=s.device), pruned.best, steps.sparse(s, baseline))
+steps.show(combined)"""),
         new_markdown_cell("""## 6. Accuracy against cost
 Every model this notebook produced. Up and to the left is better."""),
-        new_code_cell("""models = pipeline.models_table(s)
+        new_code_cell("""models = steps.models_table(s)
 plots.pareto(models, "macs", f"{ARCH}: accuracy vs MACs")
 plots.pareto(models, "latency_ms", f"{ARCH}: accuracy vs CPU latency");"""),
-        new_code_cell("""pipeline.save_results(s, RESULTS_DIR)"""),
+        new_code_cell("""steps.save_results(s)"""),
     ]
 
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 
 import pytest
@@ -25,8 +24,8 @@ def real_data_source() -> str | None:
 def real_source():
     src = real_data_source()
     if src is None:
-        pytest.skip("real CIFAR-10 absent: set COMPRESS_DATA to an image-folder tree or .tar.gz "
-                    f"(e.g. {SHARED_JPEG}) or download the official set into data/")
+        pytest.skip("real CIFAR-10 absent: set COMPRESS_DATA to an image-folder tree or .tar.gz of CIFAR-10 "
+                    "(such as the project's cifar10-jpeg.tar.gz), or download the official set into data/")
     return src
 
 
@@ -43,6 +42,18 @@ def _isolated_step_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("COMPRESS_CACHE", str(tmp_path / "steps"))
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _quiet():
-    warnings.filterwarnings("ignore", category=UserWarning, module="thop")
+def tiny_model(arch: str, width: float = 0.125, seed: int = 0):
+    """A tiny model with random BN scales and means, so channels differ in importance and pruning changes outputs."""
+    import torch
+    from torch import nn
+
+    from compress.models import build_model
+
+    torch.manual_seed(seed)
+    model = build_model(arch, width=width)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            nn.init.uniform_(m.weight, 0.2, 1.5)
+            nn.init.uniform_(m.running_mean, -0.1, 0.1)
+    return model.eval()
+

@@ -3,9 +3,9 @@ profile fields change. These hashes name the step folders of runs in progress; c
 (a changed recipe), never as a side effect."""
 import pytest
 
-from compress.pipeline import baseline_key
+from compress.steps import baseline_key
 from compress.profiles import get_profile
-from compress.results import config_key
+from compress.store import config_key
 from compress.train import TrainConfig
 
 JPEG_FULL = "image folder cifar10-jpeg.tar.gz (JPEG CIFAR-10 copy): train 45000, val 5000, test 10000"

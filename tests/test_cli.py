@@ -1,22 +1,165 @@
-import json
+"""The command line through its entry point: outputs feed `figures`, and every bad input is one line."""
+import io
+import tarfile
 
-from compress.__main__ import main
-from compress.checkpoint import load_checkpoint
+import pytest
+import torch
 
-
-def test_train_command_writes_checkpoint_and_results(tmp_path, monkeypatch):
-    monkeypatch.setattr("compress.data.load_arrays", _synthetic)
-    main(["train", "--arch", "vgg16_bn", "--profile", "smoke", "--out", str(tmp_path)])
-    result = json.loads((tmp_path / "baseline.json").read_text())
-    prov = result["provenance"]
-    assert prov["data_source"] == "synthetic" and prov["seed"] == 0 and prov["git_commit"]
-    assert prov["config"]["arch"] == "vgg16_bn" and "torch" in prov["versions"] and prov["device"].startswith("cpu")
-    assert 0 <= result["record"]["test_top1"] <= 100 and result["record"]["params"] > 0
-    model, _ = load_checkpoint(tmp_path / "baseline.pt", "vgg16_bn")
-    assert model.conv1_1.out_channels == 8
+from compress.checkpoint import save_checkpoint
+from compress.cli import main
+from compress.models import build_model
+from compress.store import read_table
 
 
-def _synthetic(source=None, cache_dir=None):
+@pytest.fixture
+def synthetic(monkeypatch):
     from compress.data import synthetic_arrays
 
-    return synthetic_arrays(1024, 512)
+    monkeypatch.setattr("compress.data.load_arrays", lambda source=None, cache_dir=None: synthetic_arrays(512, 256))
+
+
+@pytest.fixture
+def ckpt(tmp_path):
+    """Smoke-width checkpoints of two architectures."""
+    torch.manual_seed(0)
+    return {arch: save_checkpoint(build_model(arch, width=0.125), tmp_path / f"{arch}.pt", arch, 0.125)
+            for arch in ("resnet18", "vgg16_bn")}
+
+
+def _fails(capsys, argv, match, code=None):
+    """The command exits non-zero with exactly one `error: ...` line on stderr and no traceback."""
+    try:
+        rc = main(argv)
+    except SystemExit as e:  # argparse
+        rc = e.code
+    err = capsys.readouterr().err.strip()
+    assert rc != 0 and (code is None or rc == code), (rc, err)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    assert match in lines[0], lines[0]
+    return lines[0]
+
+
+SMOKE = ["--profile", "smoke", "--device", "cpu"]
+
+
+def test_cli_outputs_feed_the_figures(tmp_path, synthetic, capsys):
+    results = tmp_path / "results"
+    common = ["--arch", "vgg16_bn", *SMOKE, "--results", str(results)]
+    assert main(["train", *common, "--export", str(tmp_path / "b.pt")]) == 0
+    assert main(["sensitivity", *common, "--ratios", "0,0.5"]) == 0
+    assert main(["prune", *common, "--configs", "sensitivity,uniform", "--rounds", "1", "--no-distill"]) == 0
+    folder = results / "vgg16_bn"
+    scan, prov = read_table(folder / "sensitivity.csv")
+    assert len(scan) == 13 * 2 and prov["data_source"] == "synthetic"
+    rounds, _ = read_table(folder / "pruning.csv")
+    assert set(rounds.config) == {"sensitivity", "uniform"} and rounds.selected.any()
+    assert {"baseline.csv", "history.csv", "l1.csv", "channels.csv", "models.csv", "timings.csv"} <= {p.name for p in folder.iterdir()}
+    assert (tmp_path / "b.pt").is_file()
+    capsys.readouterr()
+    assert main(["figures", "--results", str(results), "--arch", "vgg16_bn"]) == 0
+    drawn = {p.name for p in (tmp_path / "assets").iterdir()}
+    assert {"vgg16_bn_training.png", "vgg16_bn_sensitivity.png", "vgg16_bn_pruning.png", "vgg16_bn_channels.png"} <= drawn
+
+
+@pytest.mark.parametrize("ratios,match", [
+    ("1.5", "ratio 1.5 is outside [0, 1)"),
+    ("-0.1", "ratio -0.1 is outside [0, 1)"),
+    ('{"layer9.conv1": 0.5}', "unknown conv layer(s) ['layer9.conv1']"),
+    ("[0.5, 0.5]", "resnet18 takes 8 per-block ratios"),
+])
+def test_prune_refuses_bad_ratios_before_any_work(ratios, match, ckpt, synthetic, tmp_path, capsys):
+    _fails(capsys, ["prune", "--arch", "resnet18", *SMOKE, "--checkpoint", str(ckpt["resnet18"]), "--ratios", ratios,
+                    "--results", str(tmp_path / "r")], match, code=1)
+    assert not (tmp_path / "r").exists()  # nothing half-written
+    cache = tmp_path / "steps"
+    assert not cache.exists() or not any(cache.iterdir())
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["prune", "--ratios", "abc"], "argument --ratios: expected a ratio as JSON"),
+    (["quantize", "--bits", "0"], "bit widths run from 2 to 32, got 0"),
+    (["quantize", "--bits", "64"], "bit widths run from 2 to 32, got 64"),
+    (["prune", "--rounds", "0"], "argument --rounds: expected a whole number >= 1, got 0"),
+    (["sensitivity", "--ratios", "abc"], "argument --ratios: expected comma-separated ratios"),
+    (["train", "--epochs", "-2"], "argument --epochs: expected a whole number >= 1, got -2"),
+    (["train", "--epochs", "0"], "argument --epochs: expected a whole number >= 1, got 0"),
+    (["train", "--arch", "resnet50"], "argument --arch: invalid choice: 'resnet50'"),
+    (["train", "--profile", "huge"], "argument --profile: invalid choice: 'huge'"),
+])
+def test_bad_arguments_are_one_line_exit_2(argv, match, capsys):
+    _fails(capsys, argv, match, code=2)
+
+
+def test_wrong_architecture_checkpoint(ckpt, synthetic, capsys):
+    _fails(capsys, ["prune", "--arch", "vgg16_bn", *SMOKE, "--checkpoint", str(ckpt["resnet18"]), "--ratios", "0.5"],
+           "holds a 'resnet18' model, not 'vgg16_bn'")
+
+
+def test_checkpoint_of_another_profile(ckpt, synthetic, capsys):
+    _fails(capsys, ["quantize", "--arch", "vgg16_bn", "--profile", "quick", "--checkpoint", str(ckpt["vgg16_bn"])],
+           "width-0.125 vgg16_bn model, but this run uses width 0.25")
+
+
+def test_text_file_as_checkpoint(tmp_path, synthetic, capsys):
+    bad = tmp_path / "bad.pt"
+    bad.write_text("garbage!")
+    _fails(capsys, ["quantize", *SMOKE, "--checkpoint", str(bad)], f"cannot read checkpoint {bad}")
+
+
+def test_train_on_an_unknown_device(capsys, synthetic):
+    _fails(capsys, ["train", *SMOKE[:2], "--device", "tpu"], "device 'tpu'")
+
+
+def test_prune_before_train_says_what_to_run(synthetic, capsys):
+    _fails(capsys, ["prune", "--arch", "vgg16_bn", *SMOKE, "--ratios", "0.5"],
+           "run `python -m compress train --arch vgg16_bn --profile smoke` first")
+
+
+def _truncated_archive(path):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        data = b"x" * 5000
+        info = tarfile.TarInfo("train/cat/0.jpg")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    path.write_bytes(buf.getvalue()[:60])
+    return path
+
+
+@pytest.mark.parametrize("kind,match", [("missing", "no CIFAR-10 at"), ("empty", "no images under"),
+                                        ("truncated", "cannot read archive")])
+def test_bad_data_sources(kind, match, tmp_path, capsys):
+    source = {"missing": tmp_path / "nope.tar.gz", "empty": tmp_path / "empty",
+              "truncated": _truncated_archive(tmp_path / "cut.tar.gz")}[kind]
+    if kind == "empty":
+        source.mkdir()
+    _fails(capsys, ["train", *SMOKE, "--data", str(source)], match)
+
+
+def test_offline_without_a_data_source(tmp_path, monkeypatch, capsys):
+    def offline(*args, **kwargs):
+        raise OSError("<urlopen error [Errno -3] Temporary failure in name resolution>")
+
+    monkeypatch.delenv("COMPRESS_DATA", raising=False)
+    monkeypatch.setattr("compress.data.DATA_DIR", tmp_path)
+    monkeypatch.setattr("torchvision.datasets.CIFAR10", offline)
+    _fails(capsys, ["train", *SMOKE], "could not download the official CIFAR-10")
+
+
+def test_figures_of_a_missing_folder(tmp_path, capsys):
+    _fails(capsys, ["figures", "--results", str(tmp_path / "nonexistent")], "no results folder at")
+    (tmp_path / "empty").mkdir()
+    _fails(capsys, ["figures", "--results", str(tmp_path / "empty")], "holds no tables")
+
+
+def test_traceback_on_request(capsys, synthetic):
+    with pytest.raises(ValueError, match="device 'tpu'"):
+        main(["train", *SMOKE[:2], "--device", "tpu", "--traceback"])
+
+
+def test_one_default_profile_rule(monkeypatch):
+    from compress.cli import build_parser
+
+    for argv in (["train"], ["prune"], ["reproduce"]):
+        assert build_parser().parse_args(argv).profile is None  # resolved by profiles.default_profile_name

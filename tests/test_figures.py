@@ -1,8 +1,8 @@
 import numpy as np
 import pandas as pd
 
-from compress import figures
-from compress.results import provenance, write_table
+from compress.report import figures
+from compress.store import provenance, write_table
 
 
 def _fake_results(root, arch="resnet18"):
@@ -18,12 +18,13 @@ def _fake_results(root, arch="resnet18"):
                                      "top5": [90, 85] * 2}),
         "pruning": pd.DataFrame({"config": ["a", "a", "b", "b"], "round": [0, 1] * 2, "params": [100, 10, 100, 20],
                                  "macs": [1000, 80, 1000, 200], "size_mb": [1, 0.1, 1, 0.2], "test_top1": [60, 58, 60, 59],
-                                 "mean_val_top1": [60, 55, 60, 57], "final_val_top1": [60, 57, 60, 58]}),
-        "channels": pd.DataFrame({"config": ["a"] * 4, "round": [0, 0, 1, 1], "layer": layers * 2, "channels": [64, 64, 32, 16]}),
+                                 "mean_val_top1": [60, 55, 60, 57], "final_val_top1": [60, 57, 60, 58], "selected": [False, False, True, True]}),
+        "channels": pd.DataFrame({"config": ["b"] * 4, "round": [0, 0, 1, 1], "layer": layers * 2, "channels": [64, 64, 32, 16]}),
         "fixed_point": pd.DataFrame({"method": ["linear"] * 2 + ["log"] * 2, "bits": [4, 8] * 2, "top1": [20, 59, 15, 50]}),
-        "int8": pd.DataFrame({"variant": ["fp32", "fp32", "int8-optimal", "int8-optimal"], "runtime": ["torch"] * 4,
-                              "top1": [60, 60, 59.8, 59.8], "size_mb": [44, 44, 11, 11], "threads": [1, 2, 1, 2],
-                              "latency_ms": [20, 12, 6, 4]}),
+        "int8": pd.DataFrame({"variant": ["fp32", "fp32", "int8-optimal", "int8-optimal", "fp32", "pt2e-int8"],
+                              "runtime": ["torch"] * 4 + ["inductor"] * 2,  # fp32 twice: two runtimes
+                              "top1": [60, 60, 59.8, 59.8, 60, 59.9], "size_mb": [44, 44, 11, 11, 44, 11],
+                              "threads": [1, 2, 1, 2, 1, 1], "latency_ms": [20, 12, 6, 4, 11, 3]}),
         "models": pd.DataFrame({"model": ["baseline", "pruned:a"], "kind": ["baseline (FP32)", "pruned (FP32)"],
                                 "top1": [60, 58], "params": [100, 10], "macs": [1000, 80], "size_mb": [1, 0.1],
                                 "gzip_mb": [0.9, 0.09], "latency_ms": [20, 3], "runtime": ["torch", "torch"]}),
@@ -47,3 +48,17 @@ def test_missing_tables_skip_their_figures(tmp_path, capsys):
     (tmp_path / "results" / "resnet18" / "int8.csv").unlink()
     written = figures.make_figures(tmp_path / "results", tmp_path / "assets", archs=["resnet18"])
     assert "resnet18_int8.png" not in {p.name for p in written} and "no int8 table" in capsys.readouterr().out
+
+
+def test_the_channels_figure_shows_the_configuration_carried_forward(tmp_path, monkeypatch):
+    _fake_results(tmp_path / "results")
+    shown = []
+    monkeypatch.setattr(figures.plots, "channels_per_layer", lambda table, config: shown.append(config) or _figure())
+    figures.make_figures(tmp_path / "results", tmp_path / "assets", archs=["resnet18"], verbose=False)
+    assert shown == ["b"]  # the selected one, not the smallest (a)
+
+
+def _figure():
+    import matplotlib.pyplot as plt
+
+    return plt.figure()

@@ -1,24 +1,17 @@
 import copy
 
-import pandas as pd
 import pytest
-import torch
-from torch import nn
 
-from compress.importance import l1_ranking, ratios_from_sensitivity, sensitivity_scan
+from conftest import tiny_model
+
+from compress.importance import l1_ranking, sensitivity_scan
 from compress.metrics import conv_channels
-from compress.models import build_model
 from compress.pruning import prune
 from compress.train import TrainConfig, evaluate
 
 
 def _model(arch, seed=0):
-    torch.manual_seed(seed)
-    model = build_model(arch, width=0.125)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            nn.init.uniform_(m.weight, 0.2, 1.5)
-    return model.eval()
+    return tiny_model(arch, seed=seed)
 
 
 def test_l1_ranking_is_a_sorted_normalised_curve_per_layer():
@@ -78,13 +71,13 @@ def test_scan_rejects_bad_input(kwargs, message, tiny_data):
         sensitivity_scan(_model("vgg16"), tiny_data.val, [1.0], progress=False)
 
 
-def test_ratios_from_sensitivity_stop_at_the_first_ratio_over_budget():
-    scan = pd.DataFrame({"layer": ["a"] * 5 + ["b"] * 5 + ["c"] * 2,
-                         "ratio": [0, 0.2, 0.4, 0.6, 0.8] * 2 + [0, 0.95],
-                         "top1": [90, 89.5, 89.2, 80, 89.9, 90, 85, 89, 89, 89, 70, 70]})
-    assert ratios_from_sensitivity(scan, 1.0) == {"a": 0.4, "b": 0.0, "c": 0.0}
-    assert ratios_from_sensitivity(scan, 100, max_ratio=0.6) == {"a": 0.6, "b": 0.6, "c": 0.0}
-    with pytest.raises(ValueError, match="ratio-0"):
-        ratios_from_sensitivity(scan[scan.ratio > 0], 1.0)
-    with pytest.raises(ValueError, match="non-negative"):
-        ratios_from_sensitivity(scan, -1)
+def test_scan_has_one_row_per_layer_and_ratio_and_its_unpruned_rows_match_the_model(tiny_data):
+    from compress.metrics import count_macs, count_params
+
+    model = _model("resnet18")
+    scan = sensitivity_scan(model, tiny_data.val, [0.0, 0.5, 0.0], layers=["conv1", "conv1", "layer1.0.conv1"],
+                            progress=False)
+    assert not scan.duplicated(["layer", "ratio"]).any() and len(scan) == 4
+    unpruned = scan[scan.ratio == 0]
+    assert (unpruned.macs == count_macs(model)).all() and (unpruned.params == count_params(model)).all()
+

@@ -43,10 +43,167 @@ def test_seed_ratios_come_from_the_scan():
 
 
 def test_panel_updates_its_summary_when_a_slider_moves(tiny_data):
-    from compress.pipeline import Session
+    from compress.steps import Session
 
     s = Session.create("vgg16_bn", "smoke", data=tiny_data)
     panel = interactive.ratio_panel(s, build_model("vgg16_bn", width=0.125))
     first = panel.summary.value
     panel.sliders["conv3_1"].value = 0.5
     assert panel.summary.value != first and "fewer" in panel.summary.value
+
+
+# ----------------------------------------------------------------------------- the panel, driven headless
+def _panel(arch="vgg16_bn"):
+    """A panel on a tiny model; the panel reads only `arch` and `profile.name` from the session."""
+    from types import SimpleNamespace
+
+    session = SimpleNamespace(arch=arch, profile=SimpleNamespace(name="smoke"))
+    return interactive.ratio_panel(session, build_model(arch, width=0.125))
+
+
+def _force_invalid(panel, label="conv1_1", value=0.99):
+    """Past the slider's max, as a user cannot: the panel must still cope (e.g. a future arch or a bug)."""
+    slider = panel.sliders[label]
+    slider.max = value
+    slider.value = value
+
+
+def _descendants(widget):
+    out = []
+    for child in getattr(widget, "children", ()):
+        out += [child, *_descendants(child)]
+    return out
+
+
+def test_panel_layout_keeps_sliders_readable_and_results_below():
+    panel = _panel()
+    for s in panel.sliders.values():
+        assert s.readout_format == ".2f" and s.layout.width == s.layout.min_width and s.layout.width.endswith("px")
+    box = panel.slider_box.layout
+    assert box.width.endswith("px") and box.min_width == box.width and box.flex.startswith("0 0")
+    top = panel.children[0]
+    assert panel.slider_box in top.children
+    for grows in (panel.result, panel.train_log):  # below the sliders and chart, never in a column beside them
+        assert grows not in _descendants(top)
+        assert panel.children.index(grows) > panel.children.index(panel.chart)
+    assert panel.button.description == "Fine-tune & evaluate"
+    assert int(panel.button.layout.width.removesuffix("px")) >= 190
+
+
+def test_fine_tune_button_is_disabled_while_ratios_are_invalid(monkeypatch):
+    from compress import steps
+
+    calls = []
+    monkeypatch.setattr(steps, "finetune_ratios", lambda *a, **k: calls.append(a))
+    panel = _panel()
+    assert not panel.button.disabled
+    _force_invalid(panel)
+    assert panel.button.disabled
+    panel.button.click()  # a click that slips through still validates before calling anything
+    assert calls == [] and "invalid" in panel.result.value and "conv1_1" in panel.result.value
+    assert "Traceback" not in panel.result.value and "\n" not in panel.result.value
+    panel.sliders["conv1_1"].value = 0.5
+    assert not panel.button.disabled
+
+
+def test_fine_tune_failure_is_one_red_line_and_success_reports_accuracy(monkeypatch):
+    from compress import steps
+
+    def fails(*_a, **_k):
+        raise RuntimeError("CUDA out of memory.\n  Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(steps, "finetune_ratios", fails)
+    panel = _panel()
+    panel.sliders["conv3_1"].value = 0.5
+    panel.button.click()
+    line = panel.result.value
+    assert "RuntimeError: CUDA out of memory. Tried to allocate" in line and "#b00" in line and "Traceback" not in line
+    assert "\n" not in line and "<br" not in line
+    assert not panel.button.disabled  # the ratios are still valid: a retry is allowed
+
+    record = {"test_top1": 61.234, "final_val_top1": 60.5, "params": 123456, "macs": 7_800_000}
+    seen = []
+    monkeypatch.setattr(steps, "finetune_ratios", lambda s, b, r: seen.append(r) or record)
+    panel.button.click()
+    assert seen[0]["conv3_1"] == 0.5 and "61.23%" in panel.result.value and "#b00" not in panel.result.value
+
+
+def test_invalid_ratios_blank_the_chart_and_numbers():
+    panel = _panel()
+    assert panel.chart.value[:4] == b"\x89PNG" and "fewer" in panel.summary.value
+    _force_invalid(panel)
+    assert panel.chart.value == b"" and panel.chart.layout.display == "none"
+    assert "invalid" in panel.summary.value and "fewer" not in panel.summary.value and " M " not in panel.summary.value
+    assert "keeps 0/8" in panel.notes["conv1_1"].value
+    panel.sliders["conv1_1"].value = 0.5
+    assert panel.chart.value[:4] == b"\x89PNG" and panel.chart.layout.display is None and "fewer" in panel.summary.value
+
+
+def test_bound_is_the_one_pruning_enforces_and_sliders_stop_below_it():
+    from compress.pruning import channel_targets
+
+    for n in (1, 2, 3, 7, 8, 16, 64, 512):
+        bound = interactive.max_ratio(n)
+        just_below = bound - 1e-9
+        assert channel_targets({"c": n}, {"c": just_below})["c"] == 1 == interactive.kept(n, just_below)
+        with pytest.raises(ValueError):
+            channel_targets({"c": n}, {"c": bound})
+        top = interactive.slider_max(n)
+        assert interactive.kept(n, top) >= 1 and (top == interactive.SLIDER_MAX or
+                                                  interactive.kept(n, top + interactive.SLIDER_STEP) < 1)
+    assert interactive.bound_text(8) == "ratios below 0.9375 keep at least 1 of 8 filters"
+    assert interactive.slider_max(8) == 0.9 and interactive.slider_max(64) == 0.95
+
+    model = build_model("vgg16", width=0.125)  # conv1_1 has 8 filters
+    p = interactive.preview(model, "vgg16", {"conv1_1": 0.92})  # accepted, though 0.92 > (n - 1) / n = 0.875
+    assert dict(zip(p.channels.layer, p.channels.after))["conv1_1"] == 1
+    with pytest.raises(ValueError, match=r"ratios below 0\.9375 keep at least 1 of 8 filters"):
+        interactive.preview(model, "vgg16", {"conv1_1": 0.94})
+
+    panel = _panel()
+    s = panel.sliders["conv1_1"]
+    assert s.max == 0.9 and "0.9375" in s.tooltip and "0.9375" in panel.notes["conv1_1"].value
+    s.value = 0.95  # an impossible value cannot be chosen
+    assert s.value == 0.9 and not panel.button.disabled
+
+
+def test_chart_legends_say_kept_and_removed():
+    import pandas as pd
+
+    ch = pd.DataFrame({"layer": ["a", "b"], "before": [8, 16], "after": [2, 16]})
+    ax = interactive.channel_chart(ch).axes[0]
+    kept, removed = ax.containers
+    assert [ax.get_legend().texts[i].get_text() for i in (0, 1)] == ["kept", "removed"]
+    assert [b.get_height() for b in kept] == [2, 16]
+    assert [b.get_height() for b in removed] == [6, 0] and [b.get_y() for b in removed] == [2, 16]
+    assert "output channels" in ax.get_ylabel() and ax.get_xlabel()
+
+
+def test_round_chart_labels_kept_channels_not_pruned_ones():
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from compress.report import plots
+
+    rounds = pd.DataFrame({"config": ["x"] * 4, "round": [0, 0, 1, 1], "layer": ["a", "b"] * 2,
+                           "channels": [8, 16, 2, 16]})
+    fig = plots.channels_per_layer(rounds, "x")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_legend().texts] == ["before pruning (all)", "kept after round 1"]
+    assert "output channels" in ax.get_ylabel()
+    plt.close(fig)
+
+
+def test_preview_displays_in_a_few_lines_never_the_model():
+    p = interactive.preview(build_model("resnet18", width=0.125), "resnet18",
+                            {"layer3.0.conv1": 0.5, "layer4.0.conv2": 0.7})
+    assert isinstance(p, interactive.Preview) and isinstance(p.model, torch.nn.Module)
+    assert p["params"] == p.params and p["channels"] is p.channels and "size_reduction" in p.keys()
+    with pytest.raises(KeyError):
+        p["nope"]
+    text = repr(p)
+    assert len(text.splitlines()) <= 5 and "fewer" in text and "layer3.0.conv1 32->16" in text
+    page = p._repr_html_()
+    assert "<table" in page and "fewer" in page and "smaller" in page
+    for shown in (text, page):
+        assert "Conv2d" not in shown and "Sequential" not in shown and "BatchNorm" not in shown

@@ -12,7 +12,22 @@ def test_profiles_exist_and_scale():
 def test_explicit_argument_overrides_one_field():
     p = get_profile("smoke", epochs=7)
     assert p.epochs == 7 and p.batch_size == PROFILES["smoke"].batch_size
-    assert get_profile("smoke", epochs=None).epochs == PROFILES["smoke"].epochs
+    assert get_profile("quick", train_size=None).train_size is None  # None means "all of it", and can be chosen
+
+
+@pytest.mark.parametrize("field,value,named", [
+    ("epochs", 0, "epochs"), ("epochs", None, "epochs"), ("width", 0, "width"), ("lr", -0.1, "lr"),
+    ("target_sparsity", 1.0, "target_sparsity"), ("sensitivity_ratios", (0.0, 1.2), "sensitivity ratio"),
+    ("fixed_point_bits", (1, 8), "fixed-point bit width"), ("precision", "fp16", "precision"),
+    ("arch_epochs", {"resnet50": 3}, "arch_epochs"), ("val_size", 2.5, "val_size")])
+def test_bad_fields_are_refused_with_their_name(field, value, named):
+    with pytest.raises(ValueError, match=named):
+        get_profile("smoke", **{field: value})
+
+
+def test_every_profile_is_valid_and_the_cpu_one_uses_all_the_data():
+    c = PROFILES["cpu"]
+    assert c.width == 1.0 and c.train_size is None and c.val_size == 5000 and c.test_size is None
 
 
 def test_unknown_profile_or_field_is_an_error():

@@ -1,29 +1,20 @@
 import copy
-import json
 
 import pytest
 import torch
-from torch import nn
+
+from conftest import tiny_model
 
 from compress.checkpoint import load_checkpoint, save_checkpoint
-from compress.metrics import conv_channels, count_macs, count_params
-from compress.models import build_model
-from compress.pruning import (CRITERIA, DEFAULT_CONFIGS, TARGET_REDUCTION, ChannelPruner, expand_ratios, prune,
-                              prune_rounds, resnet18_ratios, round_ratios)
-from compress.results import read_table
+from compress.metrics import conv_channels
+from compress.pruning import CRITERIA, ChannelPruner, expand_ratios, prune
+from compress.ratios import resnet18_ratios
 
 BLOCKS = [0.25, 0.5, 0.25, 0.5, 0.25, 0.5, 0.25, 0.5]
 
 
 def _model(arch, width=0.125, seed=0):
-    """A tiny model with random BN scales, so channels differ in importance and pruning changes outputs."""
-    torch.manual_seed(seed)
-    model = build_model(arch, width=width)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            nn.init.uniform_(m.weight, 0.2, 1.5)
-            nn.init.uniform_(m.running_mean, -0.1, 0.1)
-    return model.eval()
+    return tiny_model(arch, width, seed)
 
 
 def _same_state(a, b):
@@ -125,68 +116,3 @@ def test_prune_keeps_the_training_mode():
     model = _model("vgg16_bn").train()
     prune(model, 0.25)
     assert model.training
-
-
-@pytest.mark.parametrize("arch", ["resnet18", "vgg16", "vgg16_bn"])
-def test_full_width_aggressive_config_reaches_the_target_compression(arch):
-    base = build_model(arch)
-    pruned = prune(copy.deepcopy(base), DEFAULT_CONFIGS[arch]["aggressive"])
-    target = TARGET_REDUCTION[arch]
-    assert count_params(base) / count_params(pruned) >= target["params"]
-    assert count_macs(base) / count_macs(pruned) >= target["macs"]
-
-
-def test_round_ratios_follow_the_linear_schedule():
-    steps = round_ratios({"a": 0.6, "b": 0.0}, 3)
-    assert [round(s["a"], 6) for s in steps] == [0.2, 0.4, 0.6] and all(s["b"] == 0 for s in steps)
-    with pytest.raises(ValueError):
-        round_ratios({"a": 0.5}, 0)
-
-
-def test_prune_rounds_writes_tables_and_resumes_from_the_cache(tmp_path, tiny_data, monkeypatch):
-    from compress.pipeline import Session
-
-    s = Session.create("resnet18", "smoke", data=tiny_data, device="cpu", cache_root=tmp_path / "cache")
-    baseline = _model("resnet18")
-    reference = copy.deepcopy(baseline)
-    configs = {"uniform": 0.5, "blocks": BLOCKS}
-    result = prune_rounds(s, baseline, configs, 2, out_dir=tmp_path / "out", progress=False)
-    assert _same_state(baseline, reference)  # the baseline is never pruned in place
-
-    rounds, prov = read_table(tmp_path / "out" / "prune_rounds.csv")
-    channels, _ = read_table(tmp_path / "out" / "prune_channels.csv")
-    assert prov["config"]["rounds"] == 2 and prov["data_source"] == "synthetic"
-    assert list(rounds.config) == ["uniform"] * 3 + ["blocks"] * 3 and list(rounds["round"]) == [0, 1, 2] * 2
-    for col in ("params", "macs", "size_mb", "gzip_mb", "test_top1", "final_val_top1", "best_val_top1", "mean_val_top1"):
-        assert rounds[col].notna().all()
-    assert rounds.params.iloc[2] < rounds.params.iloc[1] < rounds.params.iloc[0]
-    assert len(channels) == 2 * 3 * 20 and set(channels.columns) == {"config", "round", "layer", "channels"}
-    final = channels[(channels.config == "uniform") & (channels["round"] == 2)].set_index("layer").channels
-    assert final.to_dict() == {n: round(c * 0.5) for n, c in conv_channels(reference).items()}
-    halfway = channels[(channels.config == "uniform") & (channels["round"] == 1)].set_index("layer").channels
-    assert halfway["layer4.1.conv2"] == round(64 * 0.75)
-    ckpt = tmp_path / "out" / "checkpoints" / "uniform-round2.pt"
-    loaded, meta = load_checkpoint(ckpt, "resnet18")
-    assert conv_channels(loaded) == final.to_dict() and meta["round"] == 2
-
-    def no_training(*args, **kwargs):
-        raise AssertionError("a cached round was retrained")
-
-    monkeypatch.setattr("compress.pruning.fit", no_training)
-    again = prune_rounds(s, baseline, configs, 2, progress=False)
-    assert again.rounds.drop(columns="train_seconds").equals(result.rounds.drop(columns="train_seconds"))
-
-
-def test_cli_sensitivity_then_prune(tmp_path, monkeypatch):
-    from compress.__main__ import main
-    from compress.data import synthetic_arrays
-
-    monkeypatch.setattr("compress.data.load_arrays", lambda source=None, cache_dir=None: synthetic_arrays(384, 128))
-    save_checkpoint(_model("vgg16_bn"), tmp_path / "baseline.pt", "vgg16_bn", 0.125)
-    common = ["--arch", "vgg16_bn", "--profile", "smoke", "--out", str(tmp_path), "--device", "cpu"]
-    main(["sensitivity", *common, "--ratios", "0,0.5"])
-    scan, _ = read_table(tmp_path / "sensitivity.csv")
-    assert len(scan) == 13 * 2 and json.loads((tmp_path / "sensitivity_ratios.json").read_text())["ratios"]
-    main(["prune", *common, "--configs", "sensitivity", "--ratios", "0.25", "--rounds", "1", "--no-distill"])
-    rounds, _ = read_table(tmp_path / "prune_rounds.csv")
-    assert set(rounds.config) == {"sensitivity", "custom"} and (tmp_path / "checkpoints" / "custom-round1.pt").is_file()

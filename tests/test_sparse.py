@@ -1,9 +1,13 @@
+import copy
+
 import pytest
 import torch
 
+from compress.train import TrainConfig, fit
+
 from compress.metrics import gzip_size_mb
 from compress.models import build_model
-from compress.sparse import (make_permanent, polynomial_sparsity, prunable_weights, set_sparsity, sparse_finetune,
+from compress.sparse import (SparsitySchedule, make_permanent, polynomial_sparsity, prunable_weights, set_sparsity, sparse_finetune,
                              sparsity, sparsity_table)
 
 
@@ -49,14 +53,41 @@ def test_bad_sparsity_is_an_error(bad):
 
 
 def test_sparse_finetune_hits_its_target_and_shrinks_the_gzip_size(tiny_data):
-    from compress.pipeline import Session
-
-    s = Session.create("resnet18", "smoke", data=tiny_data, device="cpu")
     model = build_model("resnet18", width=0.125)
     dense = gzip_size_mb(model)
-    model, record = sparse_finetune(s, model, 0.8, epochs=2, progress=False)
+    model, record = sparse_finetune(model, tiny_data, TrainConfig(epochs=2, batch_size=64, lr=0.02, progress=False), 0.8)
     assert record["sparsity"] == pytest.approx(0.8, abs=1e-3) == sparsity(model)
     assert record["gzip_mb"] < 0.5 * dense and record["gzip_mb_dense"] == pytest.approx(dense)
     assert not any(k.endswith(("_orig", "_mask")) for k in model.state_dict())
     assert 0 <= record["test_top1"] <= 100 and record["nonzero_weights"] > 0
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_an_interrupted_sparse_finetune_resumes_to_the_same_weights(tiny_data, tmp_path):
+    cfg = TrainConfig(epochs=3, batch_size=64, lr=0.02, precision="fp32", progress=False)
+    torch.manual_seed(0)
+    start = build_model("vgg16_bn", width=0.125)
+    whole, _ = sparse_finetune(copy.deepcopy(start), tiny_data, cfg, 0.7)
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_epoch_one(model, step, total):  # the run is killed during epoch 2
+        if step == total // 3 + 1:
+            raise Stop
+
+    state = tmp_path / "state.pt"
+    first = copy.deepcopy(start)
+    set_sparsity(first, 0.0)
+    with pytest.raises(Stop):
+        fit(first, tiny_data, cfg, step_hook=_chain(SparsitySchedule(0.7), stop_after_epoch_one), state_path=state)
+    resumed, _ = sparse_finetune(copy.deepcopy(start), tiny_data, cfg, 0.7, state_path=state)
+    for (k, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), k
+
+
+def _chain(*hooks):
+    def run(model, step, total):
+        for h in hooks:
+            h(model, step, total)
+    return run

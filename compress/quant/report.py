@@ -1,13 +1,16 @@
 """Tidy comparison tables: what INT8 buys (size, CPU latency) and costs (accuracy), per runtime.
 
-`compare_int8` puts FP32, INT8 PTQ presets, QAT and the ONNX models side by side, timed in the same run at
-every requested thread count (latency depends on it as much as on the model). `pruned_int8_table` stacks
+`compare_int8` puts FP32, INT8 PTQ presets, QAT, the ONNX models and (optionally) PT2E INT8 under Inductor
+side by side, timed in the same run at every requested thread count (latency depends on it as much as on
+the model). `pruned_int8_table` stacks
 quantization on a pruned (and optionally a sparse) model, with gzip sizes: the view of the seed's TF table.
 """
 from __future__ import annotations
 
 import copy
 import gzip
+import math
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -24,19 +27,25 @@ from .int8 import PRESETS, Int8Config, quantize_int8
 from .qat import QATConfig, quantize_qat
 
 COLUMNS = ["variant", "runtime", "split", "top1", "top5", "size_mb", "gzip_mb", "size_ratio", "threads",
-           "batch_size", "latency_ms", "latency_p90_ms", "speedup"]
+           "batch_size", "latency_ms", "latency_p90_ms", "speedup", "compile_s"]
 
 
 def compare_int8(fp32_model: nn.Module, data: CifarData, *, presets=PRESETS, backend: str = "x86",
                  calib_batches: int = 8, calib_batch_size: int = 128, qat: TrainConfig | None = None,
                  onnx: bool = True, onnx_folder: str | Path | None = None, threads=(1, None), batch_size: int = 1,
-                 runs: int = 50, warmup: int = 10, split: str = "test", seed: int = 0) -> pd.DataFrame:
+                 runs: int = 50, warmup: int = 10, split: str = "test", seed: int = 0,
+                 pt2e: bool = False) -> pd.DataFrame:
     """One row per (variant, thread count): accuracy on `split`, file size, CPU latency at `batch_size`.
 
     Variants: `fp32`, `int8-<preset>` (torch.ao, `backend` kernels), `qat` (when a `qat` TrainConfig is
-    given), `onnx-fp32` and `onnx-int8` (onnxruntime). `threads`: None means torch's default (all cores).
-    `size_ratio` and `speedup` are against FP32 in the same runtime at the same thread count.
-    Columns: see COLUMNS.
+    given), `onnx-fp32` and `onnx-int8` (onnxruntime), and with `pt2e=True` (needs torchao) `fp32` and
+    `pt2e-int8` in runtime `inductor`: torch.compile with freezing of the exported FP32 model and of the PT2E
+    INT8 program (`quant.pt2e`, default preset, same calibration batches); their size is the file
+    `torch.export.save` writes (`<onnx_folder>/model-{fp32,pt2e-int8}.pt2` when a folder is given) and
+    `compile_s` the seconds of their first call after torch.compile (NaN for the other rows). Each thread
+    count and batch size compiles once more (Inductor bakes the thread count in), in the untimed warm-up.
+    `threads`: None means torch's default (all cores). `size_ratio` and `speedup` are against FP32 in the
+    same runtime at the same thread count. Columns: see COLUMNS.
     """
     fp32 = copy.deepcopy(fp32_model).float().eval()
     batches = [b.cpu() for b in calibration_batches(data.train, calib_batches, calib_batch_size, seed=seed)]
@@ -58,6 +67,10 @@ def compare_int8(fp32_model: nn.Module, data: CifarData, *, presets=PRESETS, bac
     for name, path in files.items():
         sizes[name] = deploy.file_sizes_mb(path)
         acc[name] = deploy.onnx_evaluate(deploy.onnx_session(path), target)
+    compiled = _inductor_variants(fp32, batches, onnx_folder) if pt2e else {}
+    for name, (res, path) in compiled.items():
+        sizes[("inductor", name)] = deploy.file_sizes_mb(path)
+        acc[("inductor", name)] = evaluate(res.model, target, device="cpu")
 
     rows = []
     for n in dict.fromkeys(t or torch.get_num_threads() for t in threads):  # distinct counts, in order
@@ -67,6 +80,10 @@ def compare_int8(fp32_model: nn.Module, data: CifarData, *, presets=PRESETS, bac
         for name, path in files.items():
             lat = deploy.onnx_latency(deploy.onnx_session(path, n), batch_size=batch_size, warmup=warmup, runs=runs)
             rows.append(_row(name, "onnxruntime", split, acc[name], sizes[name], lat))
+        for name, (res, _) in compiled.items():
+            lat = measure_latency(res.model, batch_size=batch_size, threads=n, warmup=warmup, runs=runs)
+            key = ("inductor", name)
+            rows.append(_row(name, "inductor", split, acc[key], sizes[key], lat, compile_s=res.compile_s))
     df = pd.DataFrame(rows)
     base = df[df.variant.isin(["fp32", "onnx-fp32"])].set_index(["runtime", "threads"])
     key = list(zip(df.runtime, df.threads))
@@ -75,10 +92,24 @@ def compare_int8(fp32_model: nn.Module, data: CifarData, *, presets=PRESETS, bac
     return df[COLUMNS]
 
 
-def _row(variant, runtime, split, acc, sizes, lat) -> dict:
+def _inductor_variants(fp32: nn.Module, batches, folder) -> dict:
+    """{variant: (Pt2eResult, saved .pt2 file)} for the FP32 and PT2E INT8 models under Inductor."""
+    from . import pt2e  # torchao is imported only when asked for
+
+    folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="compress-pt2e-"))
+    out = {"fp32": pt2e.export_fp32(fp32, example=batches[0]),
+           "pt2e-int8": pt2e.quantize_pt2e(fp32, pt2e.Pt2eConfig(), batches)}
+    for name, res in out.items():
+        path = folder / f"model-{name}.pt2"
+        pt2e.save_pt2e(res, path)
+        out[name] = (res, path)
+    return out
+
+
+def _row(variant, runtime, split, acc, sizes, lat, compile_s: float = math.nan) -> dict:
     return {"variant": variant, "runtime": runtime, "split": split, "top1": acc["top1"], "top5": acc["top5"],
             "size_mb": sizes[0], "gzip_mb": sizes[1], "threads": lat["threads"], "batch_size": lat["batch_size"],
-            "latency_ms": lat["median_ms"], "latency_p90_ms": lat["p90_ms"]}
+            "latency_ms": lat["median_ms"], "latency_p90_ms": lat["p90_ms"], "compile_s": compile_s}
 
 
 def pruned_int8_table(original: nn.Module, pruned: nn.Module, data: CifarData, *, sparse: nn.Module | None = None,

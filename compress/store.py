@@ -1,4 +1,4 @@
-"""Results with provenance, written atomically, and a cache of finished pipeline steps.
+"""Everything that touches the disk: atomic files, tables with provenance, the step cache and its keys.
 
 A results table is a tidy CSV whose first line is `# provenance: {json}` (config, seed, versions, git
 commit, device, dataset source), so a number can always be traced to the run that made it, and the
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pandas as pd
+import torch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROVENANCE_PREFIX = "# provenance: "
@@ -83,8 +84,6 @@ def git_commit(repo: Path = REPO_ROOT) -> str:
 
 
 def device_name(device: str | None = None) -> str:
-    import torch
-
     dev = str(device) if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
     if dev.startswith("cuda") and torch.cuda.is_available():
         return f"{dev} ({torch.cuda.get_device_name(torch.device(dev))})"
@@ -93,10 +92,10 @@ def device_name(device: str | None = None) -> str:
 
 def versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
-    for mod in ("torch", "torchvision", "torch_pruning", "thop", "numpy", "pandas", "onnxruntime"):
+    for mod in ("torch", "torchvision", "torch_pruning", "torchao", "numpy", "pandas", "onnxruntime"):
         try:
             out[mod] = __import__(mod).__version__
-        except Exception:  # noqa: BLE001 - a missing optional package is recorded, not fatal
+        except Exception:  # a missing optional package is recorded, not fatal
             out[mod] = "absent"
     return out
 
@@ -134,10 +133,25 @@ def read_table(path: str | Path) -> tuple[pd.DataFrame, dict]:
 
 
 # ----------------------------------------------------------------------------- step cache
+def fingerprint(model) -> str:
+    """A hash of a model's weights and their names: identifies upstream weights in step cache keys."""
+    h = hashlib.sha256()
+    for k, v in model.state_dict().items():
+        h.update(k.encode())
+        h.update(str(tuple(v.shape)).encode())
+        h.update(v.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 def config_key(config: dict) -> str:
     """A short stable hash of a JSON-able configuration."""
     blob = json.dumps(config, sort_keys=True, default=_jsonable)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class MissingStep(LookupError):
+    """A step's input is not in the cache and the caller asked not to compute it (e.g. the CLI's `prune`
+    before `train`): the message says which command makes it."""
 
 
 class StepCache:
@@ -149,6 +163,7 @@ class StepCache:
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
+        self.log: list[dict] = []  # every step asked of this cache: name, folder, cached, compute seconds
 
     def folder(self, name: str, config: dict) -> Path:
         return self.root / f"{name}-{config_key(config)}"
@@ -159,12 +174,23 @@ class StepCache:
     def run(self, name: str, config: dict, compute: Callable[[Path], Any]) -> tuple[Path, bool]:
         """Run `compute(folder)` unless this (name, config) already finished; returns (folder, was_cached).
 
-        `compute` writes its outputs into `folder`; `done.json` (with the config) is written after it returns.
+        `compute` writes its outputs into `folder`; `done.json` (with the config and the wall time) is written
+        after it returns. A failed compute that wrote nothing leaves no folder behind.
         """
         folder = self.folder(name, config)
         if self.is_done(name, config):
+            seconds = read_json(folder / "done.json").get("seconds")
+            self.log.append({"step": name, "folder": folder.name, "cached": True, "seconds": seconds})
             return folder, True
         folder.mkdir(parents=True, exist_ok=True)
-        compute(folder)
-        write_json(folder / "done.json", {"name": name, "config": config, "finished": time.time()})
+        t0 = time.perf_counter()
+        try:
+            compute(folder)
+        except BaseException:
+            if not any(folder.iterdir()):  # nothing worth resuming from: leave no empty folder behind
+                folder.rmdir()
+            raise
+        seconds = time.perf_counter() - t0
+        write_json(folder / "done.json", {"name": name, "config": config, "finished": time.time(), "seconds": seconds})
+        self.log.append({"step": name, "folder": folder.name, "cached": False, "seconds": seconds})
         return folder, False

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .results import atomic_write_bytes
+from ..store import atomic_write_bytes
 
 
 def save(fig, path: str | Path, dpi: int = 120) -> Path:
@@ -104,7 +104,11 @@ def pruning_rounds(rounds: pd.DataFrame, title: str = "Iterative pruning: cost a
 
 
 def channels_per_layer(channels: pd.DataFrame, config: str, title: str | None = None) -> plt.Figure:
-    """Filters kept in each conv layer after each round of one configuration (grouped bars)."""
+    """Filters kept in each conv layer after each round of one configuration (grouped bars).
+
+    Every bar counts the output channels a layer still has (round 0: the unpruned model, all filters);
+    the drop from one bar to the next is what that round removed.
+    """
     d = channels[channels.config == config]
     layers = list(dict.fromkeys(d.layer))
     rounds = sorted(d["round"].unique())
@@ -113,9 +117,10 @@ def channels_per_layer(channels: pd.DataFrame, config: str, title: str | None = 
     x = np.arange(len(layers))
     for i, r in enumerate(rounds):
         row = d[d["round"] == r].set_index("layer").reindex(layers)
-        ax.bar(x + i * w - 0.4 + w / 2, row.channels, w, label=f"round {r}" if r else "unpruned")
+        ax.bar(x + i * w - 0.4 + w / 2, row.channels, w, label=f"kept after round {r}" if r else "before pruning (all)")
     ax.set_xticks(x, layers, rotation=60, ha="right", fontsize=7)
-    ax.set(ylabel="output channels (filters)", xlabel="conv layer", title=title or f"Filters per conv layer: {config}")
+    ax.set(ylabel="output channels kept (filters)", xlabel="conv layer",
+           title=title or f"Output channels kept per conv layer: {config}")
     ax.grid(axis="y", alpha=0.3)
     _legend(ax)
     return fig
@@ -138,7 +143,9 @@ def fixed_point(table: pd.DataFrame, title: str = "Fixed-point quantization: acc
 def quant_comparison(table: pd.DataFrame, title: str = "FP32 vs INT8: size, accuracy and CPU latency") -> plt.Figure:
     """Bars per variant: file size, top-1 accuracy and batch-1 CPU latency (one bar per thread count)."""
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
-    label = table.variant + np.where(table.get("runtime", "torch") == "onnxruntime", " (ORT)", "")
+    runtime = table["runtime"] if "runtime" in table else pd.Series("torch", index=table.index)
+    suffix = runtime.map({"torch": "", "onnxruntime": " (ORT)", "inductor": " (Inductor)"}).fillna(" (" + runtime + ")")
+    label = table.variant + suffix
     acc = table.assign(label=label).drop_duplicates("label")
     axes[0].bar(acc.label, acc.size_mb, color="C0")
     axes[0].set(ylabel="file size (MB)", title="size")

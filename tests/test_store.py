@@ -2,7 +2,7 @@ import json
 
 import pandas as pd
 
-from compress.results import StepCache, config_key, provenance, read_table, write_table
+from compress.store import StepCache, config_key, provenance, read_table, write_table
 
 
 def test_table_round_trip_keeps_provenance(tmp_path):
@@ -42,3 +42,25 @@ def test_half_written_step_is_ignored(tmp_path):
 
 def test_config_key_is_order_independent():
     assert config_key({"a": 1, "b": 2}) == config_key({"b": 2, "a": 1}) != config_key({"a": 1, "b": 3})
+
+
+def test_step_cache_records_each_step_and_its_compute_time(tmp_path):
+    cache = StepCache(tmp_path)
+    cache.run("a", {"x": 1}, lambda folder: (folder / "out.txt").write_text("1"))
+    cache.run("a", {"x": 1}, lambda folder: 1 / 0)  # cached: not called
+    assert [(e["step"], e["cached"]) for e in cache.log] == [("a", False), ("a", True)]
+    assert cache.log[0]["seconds"] == cache.log[1]["seconds"] >= 0
+
+
+def test_fingerprint_follows_the_weights_not_their_memory_format():
+    import torch
+
+    from compress.models import build_model
+    from compress.store import fingerprint
+
+    model = build_model("vgg16_bn", width=0.125)
+    before = fingerprint(model)
+    assert fingerprint(model.to(memory_format=torch.channels_last)) == before
+    with torch.no_grad():
+        model.conv1_1.weight[0, 0, 0, 0] += 1
+    assert fingerprint(model) != before

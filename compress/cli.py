@@ -1,0 +1,345 @@
+"""Command line: `python -m compress <command> ...`; `--help` on each command lists its options.
+
+    train        train (or load from the step cache) the baseline
+    sensitivity  L1 ranking and per-layer sensitivity scan of the baseline
+    prune        iterative structured pruning rounds over the baseline
+    quantize     fixed point, INT8 PTQ / QAT / onnxruntime, and pruned + INT8
+    figures      draw every figure and the summary from a results folder
+    reproduce    run the notebooks headless (plan and time estimate first), then the figures
+
+Every command runs the same cached steps as the notebooks (`compress.steps`) and writes the same tables to
+`<results>/<arch>/<table>.csv` (default `runs/<profile>/results`), so `figures` draws whatever either made.
+Bad input ends with one `error: ...` line and a non-zero exit; `--traceback` (or COMPRESS_TRACEBACK=1)
+shows the full Python traceback instead.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from .models import ARCHS
+from .profiles import PROFILES, default_profile_name
+from .store import REPO_ROOT
+
+TRACEBACK_ENV = "COMPRESS_TRACEBACK"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one `error: ...` line (exit 2) instead of the usage block."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
+# ----------------------------------------------------------------------------- argument types (one clear line each)
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+    return value
+
+
+def ratio_list(text: str) -> list[float]:
+    """Comma-separated channel ratios, each in [0, 1)."""
+    try:
+        values = [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated ratios in [0, 1) such as 0.2,0.5, got {text!r}") from None
+    bad = [v for v in values if not 0 <= v < 1]
+    if not values or bad:
+        raise argparse.ArgumentTypeError(f"ratios must lie in [0, 1), got {text!r}")
+    return values
+
+
+def ratios_json(text: str):
+    """A custom configuration: a float, a list (per block / per conv) or a JSON object {conv: ratio}."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise argparse.ArgumentTypeError(
+            f"expected a ratio as JSON: a number such as 0.5, a list such as [0.2, 0.3, ...], or an object such as "
+            f"'{{\"layer1.0.conv1\": 0.5}}'; got {text!r}") from None
+
+
+def bits_value(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a bit width (a whole number from 2 to 32), got {text!r}") from None
+    if not 2 <= value <= 32:
+        raise argparse.ArgumentTypeError(f"bit widths run from 2 to 32, got {value}")
+    return value
+
+
+# ----------------------------------------------------------------------------- shared options
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--arch", choices=ARCHS, default="resnet18")
+    p.add_argument("--profile", choices=sorted(PROFILES), default=None,
+                   help="run size (default: $COMPRESS_PROFILE, else full on a GPU and quick on a CPU)")
+    p.add_argument("--data", default=None, help="'torchvision', or an image-folder tree / .tar.gz (default: $COMPRESS_DATA)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
+    p.add_argument("--results", type=Path, default=None, help="tables go to <results>/<arch>/ (default: runs/<profile>/results)")
+
+
+def _baseline_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", type=Path, default=None,
+                   help="a baseline checkpoint (default: the cached baseline of `train` with the same profile and seed)")
+
+
+def _check_checkpoints(args, *paths) -> None:
+    """Fail on a wrong or unreadable checkpoint before the data is loaded (cheap checks first)."""
+    from .checkpoint import load_checkpoint
+    from .profiles import get_profile
+
+    width = get_profile(args.profile or default_profile_name()).width
+    for path in paths:
+        if path is not None:
+            load_checkpoint(path, args.arch, width=width)
+
+
+def _session(args, **profile_overrides):
+    from .steps import Session
+
+    return Session.create(args.arch, args.profile, source=args.data, seed=args.seed, device=args.device,
+                          results_dir=args.results, **profile_overrides)
+
+
+def _baseline(args, s):
+    from . import steps
+
+    if args.checkpoint is not None:
+        return steps.load_model(s, args.checkpoint)
+    return steps.train_baseline(s, train=False)
+
+
+# ----------------------------------------------------------------------------- train
+def add_train(sub) -> None:
+    p = sub.add_parser("train", help="train the baseline (resumable; cached by its recipe)")
+    _common(p)
+    p.add_argument("--epochs", type=positive_int, default=None, help="baseline epochs (default: the profile's)")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the profile's)")
+    p.add_argument("--export", type=Path, default=None, help="also copy the trained checkpoint to this file")
+    p.set_defaults(func=cmd_train)
+
+
+def cmd_train(args) -> None:
+    import shutil
+
+    from . import steps
+
+    overrides = {"epochs": args.epochs, "arch_epochs": {}} if args.epochs is not None else {}  # for every arch
+    s = _session(args, **overrides)
+    train = {"lr": args.lr} if args.lr is not None else {}
+    print(f"training {args.arch} ({s.profile.name}) on {s.data.summary()} [{s.device}]", flush=True)
+    steps.train_baseline(s, **train)
+    record = s.tables["baseline"].iloc[0]
+    folder = steps.baseline_folder(s, **train)
+    if args.export:
+        args.export.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(folder / "model.pt", args.export)
+    steps.save_results(s)
+    print(json.dumps({k: record[k] for k in ("test_top1", "test_top5", "final_val_top1", "params", "macs", "size_mb",
+                                              "train_seconds", "train_images_per_second")}, indent=2, default=float))
+    print(f"checkpoint: {folder / 'model.pt'}" + (f" (copied to {args.export})" if args.export else ""))
+
+
+# ----------------------------------------------------------------------------- sensitivity / prune
+def _criterion_options(p: argparse.ArgumentParser) -> None:
+    from .pruning import CRITERIA
+
+    p.add_argument("--criterion", choices=CRITERIA, default="l1", help="channel importance criterion")
+    p.add_argument("--taylor-images", type=positive_int, default=512, help="training images for the taylor criterion")
+
+
+def add_sensitivity(sub) -> None:
+    p = sub.add_parser("sensitivity", help="L1 ranking and each conv pruned alone at growing ratios")
+    _common(p)
+    _baseline_option(p)
+    _criterion_options(p)
+    p.add_argument("--ratios", type=ratio_list, default=None, help="comma-separated channel ratios (default: the profile's)")
+    p.add_argument("--layers", default=None, help="comma-separated conv names (default: every conv)")
+    p.add_argument("--eval-size", type=positive_int, default=None, help="validation images per point (default: the profile's)")
+    p.set_defaults(func=cmd_sensitivity)
+
+
+def cmd_sensitivity(args) -> None:
+    from . import steps
+
+    _check_checkpoints(args, args.checkpoint)
+    s = _session(args)
+    model = _baseline(args, s)
+    layers = [t.strip() for t in args.layers.split(",") if t.strip()] if args.layers else None
+    print(f"sensitivity scan ({args.criterion}) of the {args.arch} baseline on the validation split [{s.device}]", flush=True)
+    steps.l1_ranking(s, model)
+    scan = steps.sensitivity(s, model, args.criterion, ratios=args.ratios, layers=layers, eval_size=args.eval_size,
+                             taylor_images=args.taylor_images)
+    print(scan.pivot_table(index="layer", columns="ratio", values="top1", sort=False).round(1).to_string())
+    steps.save_results(s)
+
+
+def add_prune(sub) -> None:
+    p = sub.add_parser("prune", help="iterative structured pruning + fine-tuning rounds")
+    _common(p)
+    _baseline_option(p)
+    _criterion_options(p)
+    p.add_argument("--configs", default=None, help="comma-separated configuration names (default: all, "
+                                                   "`sensitivity` included; none when --ratios is given)")
+    p.add_argument("--ratios", type=ratios_json, default=None, help="a custom configuration as JSON: a float, a list or {conv: ratio}")
+    p.add_argument("--rounds", type=positive_int, default=None, help="pruning rounds (default: the profile's)")
+    p.add_argument("--distill", action=argparse.BooleanOptionalAction, default=None,
+                   help="distil from the baseline while fine-tuning (default: the profile's)")
+    p.add_argument("--round-to", type=positive_int, default=None, help="keep a multiple of this many channels per layer")
+    p.add_argument("--max-drop", type=float, default=1.0, help="validation accuracy budget (points) of the sensitivity "
+                                                               "configuration and of the one carried forward")
+    p.set_defaults(func=cmd_prune)
+
+
+def cmd_prune(args) -> None:
+    from . import steps
+    from .ratios import DEFAULT_CONFIGS
+
+    known = [*DEFAULT_CONFIGS[args.arch], "sensitivity"]
+    names = [t.strip() for t in args.configs.split(",") if t.strip()] if args.configs else ([] if args.ratios is not None else known)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown configuration(s) {unknown}; choose from {known}")
+    _check_checkpoints(args, args.checkpoint)
+    s = _session(args)
+    baseline = _baseline(args, s)
+    scan = steps.sensitivity(s, baseline) if "sensitivity" in names else None
+    available = steps.prune_configs(s, scan, args.max_drop)
+    configs = {n: available[n] for n in names}
+    if args.ratios is not None:
+        configs["custom"] = args.ratios
+    data_for_taylor = steps.taylor_data(s, args.taylor_images) if args.criterion == "taylor" else None
+    print(f"pruning the {args.arch} baseline ({', '.join(configs)}; {args.criterion}) on {s.data.summary()} [{s.device}]",
+          flush=True)
+    result = steps.prune_rounds(s, baseline, configs, args.rounds, distill=args.distill, criterion=args.criterion,
+                                round_to=args.round_to, data_for_taylor=data_for_taylor, max_drop=args.max_drop)
+    cols = ["config", "round", "params", "macs", "param_reduction", "mac_reduction", "test_top1", "final_val_top1"]
+    print(result.rounds[cols].round(2).to_string(index=False))
+    print(f"carried forward (validation): {result.best}")
+    for (name, k), path in sorted(result.checkpoints.items()):
+        print(f"checkpoint {name} round {k}: {path}")
+    steps.save_results(s)
+
+
+# ----------------------------------------------------------------------------- quantize
+def add_quantize(sub) -> None:
+    from .quant import BACKENDS, METHODS
+
+    p = sub.add_parser("quantize", help="fixed point, INT8 PTQ / QAT / onnxruntime, and pruned + INT8")
+    _common(p)
+    _baseline_option(p)
+    p.add_argument("--pruned", type=Path, default=None, help="a pruned checkpoint: adds the pruned + INT8 tables")
+    p.add_argument("--sparse", type=Path, default=None, help="a sparse checkpoint: adds sparse + INT8 rows (needs --pruned)")
+    p.add_argument("--bits", type=bits_value, nargs="+", default=None, help="fixed-point bit widths (default: the profile's)")
+    p.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS), help="fixed-point formats")
+    p.add_argument("--backend", choices=BACKENDS, default="x86", help="INT8 kernels")
+    p.add_argument("--no-qat", action="store_true", help="skip quantization-aware training")
+    p.add_argument("--no-onnx", action="store_true", help="skip the onnxruntime rows")
+    p.set_defaults(func=cmd_quantize)
+
+
+def cmd_quantize(args) -> None:
+    from . import steps
+
+    if args.sparse and not args.pruned:
+        raise ValueError("--sparse adds rows to the pruned + INT8 table: pass --pruned too")
+    _check_checkpoints(args, args.checkpoint, args.pruned, args.sparse)
+    s = _session(args)
+    model = _baseline(args, s)
+    pruned = steps.load_model(s, args.pruned) if args.pruned else None  # checked before any work
+    sparse = steps.load_model(s, args.sparse) if args.sparse else None
+    print(f"quantizing the {args.arch} baseline on {s.data.summary()} [{s.device}]", flush=True)
+    opts = {"backend": args.backend, "qat": not args.no_qat, "onnx": not args.no_onnx}
+    for table in (steps.fixed_point(s, model, args.bits, tuple(args.methods)), steps.int8(s, model, **opts)):
+        print(table.round(3).to_string(index=False))
+    if pruned is not None:
+        print(steps.combined(s, model, pruned, args.pruned.stem, sparse, **opts).round(3).to_string(index=False))
+    steps.save_results(s)
+
+
+# ----------------------------------------------------------------------------- figures / reproduce
+def add_figures(sub) -> None:
+    p = sub.add_parser("figures", help="draw every figure and the summary from a results folder")
+    p.add_argument("--results", type=Path, default=REPO_ROOT / "results")
+    p.add_argument("--assets", type=Path, default=None, help="where the figures go (default: assets/ for results/, "
+                                                             "else <results>/../assets)")
+    p.add_argument("--arch", choices=ARCHS, nargs="*", default=list(ARCHS))
+    p.set_defaults(func=cmd_figures)
+
+
+def cmd_figures(args) -> None:
+    from .report.figures import make_figures
+
+    results = args.results.resolve()
+    if not results.is_dir():
+        raise FileNotFoundError(f"no results folder at {results}: run a notebook, `reproduce` or a CLI command first")
+    if not any((results / a).is_dir() for a in args.arch):
+        raise FileNotFoundError(f"{results} holds no tables for {', '.join(args.arch)} (expected {results}/<arch>/*.csv)")
+    assets = args.assets or (REPO_ROOT / "assets" if results == (REPO_ROOT / "results").resolve() else results.parent / "assets")
+    make_figures(results, assets, args.arch)
+
+
+def add_reproduce(sub) -> None:
+    p = sub.add_parser("reproduce", help="run the notebooks headless (plan and time estimate first), then the figures")
+    p.add_argument("--profile", choices=sorted(PROFILES), default=None,
+                   help="run size (default: $COMPRESS_PROFILE, else full on a GPU and quick on a CPU)")
+    p.add_argument("--arch", choices=ARCHS, nargs="*", default=list(ARCHS))
+    p.add_argument("--data", default=None, help="data source passed to the notebooks (default: $COMPRESS_DATA)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--publish", action="store_true",
+                   help="write the committed results/, assets/ and executed notebooks (what the README shows)")
+    p.add_argument("--engine", choices=("papermill", "inprocess"), default="papermill",
+                   help="inprocess runs the notebook cells without Jupyter (e.g. on a GPU box without it)")
+    p.add_argument("--allow-long", action="store_true", help="run even when the estimate exceeds the time limit")
+    p.add_argument("--max-hours", type=float, default=6.0, help="refuse a plan whose estimate per notebook exceeds this")
+    p.add_argument("--plan", action="store_true", help="print the plan and the estimate, then stop")
+    p.set_defaults(func=cmd_reproduce)
+
+
+def cmd_reproduce(args) -> None:
+    from .reproduce import reproduce
+
+    reproduce(args.profile or default_profile_name(), args.arch, args.data, args.seed, publish=args.publish,
+              engine=args.engine, allow_long=args.allow_long, max_hours=args.max_hours, plan_only=args.plan)
+
+
+COMMANDS = [add_train, add_sensitivity, add_prune, add_quantize, add_figures, add_reproduce]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="python -m compress", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--traceback", action="store_true", help="show the full Python traceback on errors")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    for add in COMMANDS:
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; any failure is one `error: ...` line on stderr and exit code 1 (2 for bad arguments)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    show_traceback = "--traceback" in argv or bool(os.environ.get(TRACEBACK_ENV))
+    args = build_parser().parse_args([a for a in argv if a != "--traceback"])  # accepted anywhere on the line
+    try:
+        args.func(args)
+    except KeyboardInterrupt:
+        print("error: interrupted; finished steps are cached, so the same command resumes", file=sys.stderr)
+        return 130
+    except Exception as e:  # every failure becomes one line unless a traceback is asked for
+        if show_traceback:
+            raise
+        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        hint = "" if isinstance(e, (ValueError, LookupError, OSError, RuntimeError)) else " (rerun with --traceback for details)"
+        print(f"error: {message}{hint}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,1 @@
+"""Reports from results tables alone (never a model): figures for the README and its summary tables."""

@@ -1,0 +1,72 @@
+"""The README's figures, regenerated from the results tables alone: `python -m compress figures`.
+
+Results live in `results/<arch>/<table>.csv` (each with its provenance line); each figure below names
+the table it reads, the plot that draws it and the asset it becomes, so adding a figure is one line.
+A missing table skips its figure with a message instead of failing the others.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from . import plots
+from ..models import ARCHS
+from ..store import REPO_ROOT, atomic_write_text, read_table
+from .summary import summary_markdown
+
+RESULTS_DIR = REPO_ROOT / "results"
+ASSETS_DIR = REPO_ROOT / "assets"
+
+# table names written by steps.save_results, read here
+TABLES = ("baseline", "history", "l1", "sensitivity", "pruning", "channels", "sparse", "fixed_point", "int8",
+          "pruned_int8", "combined", "distillation", "models")
+
+
+def selected_config(tables: dict) -> str:
+    """The configuration the run carried forward (chosen on validation, `ratios.select_config`): the one
+    the channel chart shows, as the notebook does."""
+    rounds = tables["pruning"]
+    if "selected" not in rounds.columns or not rounds.selected.any():
+        raise ValueError("the pruning table has no `selected` configuration (made before selection was recorded): rerun it")
+    return str(rounds.loc[rounds.selected.astype(bool), "config"].iloc[0])
+
+
+FIGURES = {
+    # asset suffix: (tables needed, how to draw)
+    "training": (("history",), lambda t, a: plots.training_curves(t["history"], f"{a}: baseline training")),
+    "l1": (("l1",), lambda t, a: plots.l1_ranking(t["l1"], f"{a}: filters ranked by L1 norm")),
+    "sensitivity": (("sensitivity",), lambda t, a: plots.sensitivity(t["sensitivity"], f"{a}: sensitivity of each conv layer")),
+    "pruning": (("pruning",), lambda t, a: plots.pruning_rounds(t["pruning"], f"{a}: iterative pruning")),
+    "channels": (("pruning", "channels"), lambda t, a: plots.channels_per_layer(t["channels"], selected_config(t))),
+    "fixed_point": (("fixed_point",), lambda t, a: plots.fixed_point(t["fixed_point"], f"{a}: fixed-point accuracy by bits")),
+    "int8": (("int8",), lambda t, a: plots.quant_comparison(t["int8"], f"{a}: FP32 vs INT8 (CPU)")),
+    "pareto_macs": (("models",), lambda t, a: plots.pareto(t["models"], "macs", f"{a}: accuracy vs MACs")),
+    "pareto_latency": (("models",), lambda t, a: plots.pareto(t["models"], "latency_ms", f"{a}: accuracy vs CPU latency")),
+}
+
+
+def load_tables(results_dir: str | Path, arch: str) -> dict[str, pd.DataFrame]:
+    folder = Path(results_dir) / arch
+    return {name: read_table(folder / f"{name}.csv")[0] for name in TABLES if (folder / f"{name}.csv").is_file()}
+
+
+def make_figures(results_dir: str | Path = RESULTS_DIR, assets_dir: str | Path = ASSETS_DIR,
+                 archs=ARCHS, verbose: bool = True) -> list[Path]:
+    """Draw every figure whose tables exist; returns the written paths."""
+    written = []
+    for arch in archs:
+        tables = load_tables(results_dir, arch)
+        for suffix, (needs, draw) in FIGURES.items():
+            missing = [n for n in needs if n not in tables]
+            if missing:
+                if verbose and tables:
+                    print(f"skip {arch}_{suffix}.png: no {', '.join(missing)} table in {Path(results_dir) / arch}")
+                continue
+            written.append(plots.save(draw(tables, arch), Path(assets_dir) / f"{arch}_{suffix}.png"))
+    summary = summary_markdown(Path(results_dir), ARCHS)  # every architecture present, whichever were redrawn
+    if summary:
+        written.append(atomic_write_text(Path(results_dir) / "summary.md", summary + "\n"))
+    if verbose:
+        print(f"wrote {len(written)} figures and summaries to {assets_dir} and {results_dir}")
+    return written

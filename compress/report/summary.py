@@ -1,0 +1,62 @@
+"""The README's tables, from the results tables alone: one row per model, with the run's provenance."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ..models import ARCHS
+from ..store import read_table
+
+
+def headline(results_dir: Path, arch: str) -> pd.DataFrame:
+    """The numbers behind the README's claims for one architecture: one row per model produced."""
+    path = Path(results_dir) / arch / "models.csv"
+    if not path.is_file():
+        return pd.DataFrame()
+    m = read_table(path)[0]
+    base = m[m.kind.str.startswith("baseline")].iloc[0]
+    m["params_x"] = base.params / m.params
+    m["macs_x"] = base.macs / m.macs
+    m["size_x"] = base.size_mb / m.size_mb
+    m["latency_x"] = base.latency_ms / m.latency_ms
+    m["top1_delta"] = m.top1 - base.top1
+    return m
+
+
+def summary_markdown(results_dir: Path, archs=ARCHS) -> str:
+    """Markdown tables of every model per architecture, from `models.csv` (what the README shows)."""
+    out = []
+    for arch in archs:
+        h = headline(results_dir, arch)
+        if not len(h):
+            continue
+        prov = load_provenance(results_dir, arch)
+        out.append(f"### {arch}\n\n{prov}\n")
+        out.append("| model | top-1 % | vs baseline | params (M) | MACs (M) | size MB | gzip MB | CPU latency ms | runtime |")
+        out.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+        for _, r in h.iterrows():
+            lat = "" if pd.isna(r.latency_ms) else f"{r.latency_ms:.2f}"
+            gz = "" if pd.isna(r.gzip_mb) else f"{r.gzip_mb:.3f}"
+            out.append(f"| {r.model} | {r.top1:.2f} | {r.top1_delta:+.2f} | {r.params / 1e6:.3f} ({r.params_x:.1f}x) | "
+                       f"{r.macs / 1e6:.1f} ({r.macs_x:.1f}x) | {r.size_mb:.3f} ({r.size_x:.1f}x) | {gz} | {lat} | {r.runtime} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def _short(commit: str) -> str:
+    """`abc123def456+dirty` for a run made with uncommitted changes: say so, never hide it."""
+    head, plus, rest = commit.partition("+")
+    return head[:12] + plus + rest
+
+
+def load_provenance(results_dir: Path, arch: str) -> str:
+    """One line saying where an architecture's numbers come from."""
+    prov = read_table(Path(results_dir) / arch / "models.csv")[1]
+    p = prov["config"].get("profile", {})
+    return (f"Profile `{p.get('name')}` (width {p.get('width')}, {p.get('train_size') or 'all'} training images, "
+            f"{p.get('epochs')} epochs), data: {prov['data_source']}; device: {prov['device']}; "
+            f"torch {prov['versions'].get('torch')}; commit `{_short(prov['git_commit'])}`. Accuracy: final-epoch test top-1; "
+            f"latency: batch 1, median, all CPU threads.")
+
+

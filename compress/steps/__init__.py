@@ -1,0 +1,26 @@
+"""Every cached step of the pipeline, shared by the notebooks, the CLI and `reproduce`.
+
+    s = steps.Session.create("resnet18", "quick")
+    baseline = steps.train_baseline(s)
+    scan = steps.sensitivity(s, baseline)
+    pruned = steps.prune_rounds(s, baseline, steps.prune_configs(s, scan))   # -> PruneResult (.best on validation)
+    steps.int8(s, baseline); steps.combined(s, baseline, pruned.model(), pruned.best, steps.sparse(s, baseline))
+    steps.save_results(s)
+
+A step's cache key is everything that changes its result (architecture, profile, seed, data, upstream
+weights), so a rerun reuses finished work, a changed setting recomputes only what depends on it, and an
+interrupted step (no `done.json`) resumes from its saved training state or is recomputed, never trusted.
+"""
+from .baseline import baseline_folder, baseline_key, load_model, train_baseline
+from .importance import l1_ranking, sensitivity, taylor_data
+from .pruning import PruneResult, distillation_effect, finetune_ratios, load_pruned, prune_configs, prune_rounds
+from .quantization import combined, fixed_point, int8, qat_config, sparse
+from .results import models_table, save_results, show
+from .session import CACHE_ENV, Session, default_results_dir, parse_device, step_cache
+
+__all__ = ["Session", "CACHE_ENV", "step_cache", "default_results_dir", "parse_device",
+           "baseline_key", "baseline_folder", "train_baseline", "load_model",
+           "l1_ranking", "sensitivity", "taylor_data",
+           "PruneResult", "prune_configs", "prune_rounds", "load_pruned", "distillation_effect", "finetune_ratios",
+           "fixed_point", "int8", "qat_config", "sparse", "combined",
+           "show", "models_table", "save_results"]

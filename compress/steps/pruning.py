@@ -1,0 +1,182 @@
+"""Structured pruning steps: prune + fine-tune rounds per configuration, each round a cached step, the
+configuration carried forward (chosen on validation), and the distillation comparison."""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from torch import nn
+
+from ..checkpoint import load_checkpoint, save_checkpoint
+from ..metrics import model_summary
+from ..models import conv_layers
+from ..pruning import ChannelPruner, arch_of, check_criterion, prune, prune_to_channels
+from ..ratios import channel_targets, default_configs, expand, round_ratios, select_config
+from ..store import fingerprint, read_json, write_json, write_table
+from ..train import TrainConfig, evaluate, fit
+from .session import Session
+
+ROUND_COLUMNS = ["config", "round", "criterion", "distill", "params", "macs", "size_mb", "gzip_mb",
+                 "param_reduction", "mac_reduction", "test_top1", "test_top5", "final_val_top1", "best_val_top1",
+                 "mean_val_top1", "train_seconds", "selected"]
+
+
+@dataclass
+class PruneResult:
+    """What `prune_rounds` computed, with the settings that made it (so later steps need nothing else)."""
+
+    rounds: pd.DataFrame  # one row per (config, round); round 0 = the unpruned baseline; `selected` marks `best`
+    channels: pd.DataFrame  # tidy: config, round, layer, channels
+    ratios: dict  # config -> every conv's target channel ratio
+    checkpoints: dict = field(default_factory=dict)  # (config, round) -> checkpoint path (round >= 1)
+    settings: dict = field(default_factory=dict)  # rounds, criterion, round_to, distill
+    best: str = ""  # the configuration carried forward: `ratios.select_config` on validation accuracy
+
+    def model(self, config: str | None = None, device="cpu") -> nn.Module:
+        """The last round's model of `config` (default: `best`)."""
+        config = config or self.best
+        k = max(r for c, r in self.checkpoints if c == config)
+        model, _ = load_checkpoint(self.checkpoints[(config, k)])
+        return model.to(device).eval()
+
+
+def prune_configs(s: Session, scan: pd.DataFrame | None = None, max_drop: float = 1.0) -> dict:
+    """The architecture's fixed configurations plus `sensitivity`, derived from a scan when given."""
+    return default_configs(s.arch, scan, max_drop)
+
+
+def _finetune_config(s: Session, **overrides) -> TrainConfig:
+    return TrainConfig.finetune_from_profile(s.profile, arch=s.arch, seed=s.seed, **overrides)
+
+
+def prune_rounds(s: Session, baseline: nn.Module, configs: dict, rounds: int | None = None, *,
+                 distill: bool | None = None, criterion: str = "l1", round_to: int | None = None,
+                 data_for_taylor=None, max_drop: float = 1.0) -> PruneResult:
+    """Prune each configuration from `baseline` over `rounds` rounds, fine-tuning after every round.
+
+    Round k prunes every layer to k/N of its target channel ratio (`ratios.round_ratios`), then fine-tunes
+    with the profile's recipe (distilling from the unpruned baseline when `distill`), then measures. Each
+    (config, round) is a cached step keyed on the baseline's weights, ratios, schedule and recipe; a round
+    starts from the previous round's checkpoint and saves its training state every epoch, so a rerun
+    resumes where it stopped. Every configuration is validated before any training. `baseline` is never
+    modified. Records the `pruning` and `channels` tables.
+    """
+    rounds = s.profile.prune_rounds if rounds is None else rounds
+    distill = s.profile.distill if distill is None else distill
+    check_criterion(criterion, data_for_taylor)
+    arch = arch_of(baseline)
+    if arch != s.arch:
+        raise ValueError(f"the baseline is a {arch}, but this session prunes {s.arch}")
+    base_pruner = ChannelPruner(baseline)
+    base_channels = {n: c.out_channels for n, c in base_pruner.convs.items()}
+    expanded = {}
+    for name, ratios in configs.items():  # validate every configuration before any training
+        try:
+            expanded[name] = expand(arch, list(base_pruner.convs), base_pruner.sets, ratios)
+            for step in round_ratios(expanded[name], rounds):
+                base_pruner.plan(channel_targets(base_channels, step, round_to), criterion)
+        except ValueError as e:
+            raise ValueError(f"configuration {name!r}: {e}") from e
+    cfg = _finetune_config(s)
+    base_id = fingerprint(baseline)
+    teacher = baseline.to(s.device) if distill else None
+
+    base_cost = model_summary(baseline)
+    base_test, base_val = evaluate(baseline, s.data.test), evaluate(baseline, s.data.val)
+    rows, channel_rows, checkpoints = [], [], {}
+    for name, ratios in expanded.items():
+        rows.append({"config": name, "round": 0, "criterion": criterion, "distill": distill, **base_cost,
+                     "param_reduction": 1.0, "mac_reduction": 1.0, "test_top1": base_test["top1"],
+                     "test_top5": base_test["top5"], "final_val_top1": base_val["top1"],
+                     "best_val_top1": base_val["top1"], "mean_val_top1": base_val["top1"], "train_seconds": 0.0})
+        channel_rows += [{"config": name, "round": 0, "layer": n, "channels": c} for n, c in base_channels.items()]
+        previous = None  # folder of the previous round's step; None: start from the baseline
+        for k, step in enumerate(round_ratios(ratios, rounds), 1):
+            targets = channel_targets(base_channels, step, round_to)
+            key = s.key(step="prune_round", baseline=base_id, config=name, ratios=ratios, rounds=rounds, round=k,
+                        criterion=criterion, round_to=round_to, distill=distill,
+                        finetune=cfg.to_dict() | {"progress": None, "desc": None})
+
+            def compute(folder: Path, k=k, targets=targets, previous=previous, name=name) -> None:
+                model = (load_checkpoint(previous / "model.pt", arch)[0] if previous is not None
+                         else copy.deepcopy(baseline)).to(s.device)
+                prune_to_channels(model, targets, criterion=criterion, data_for_taylor=data_for_taylor, seed=s.seed + k)
+                run_cfg = TrainConfig(**{**cfg.to_dict(), "desc": f"{name} round {k}/{rounds}"})
+                result = fit(model, s.data, run_cfg, teacher=teacher, device=s.device, state_path=folder / "train_state.pt")
+                summary = result.summary()
+                record = {"config": name, "round": k, "criterion": criterion, "distill": distill, **model_summary(model),
+                          **{c: summary[c] for c in ("test_top1", "test_top5", "final_val_top1", "best_val_top1",
+                                                     "mean_val_top1", "train_seconds")}}
+                chans = {n: c.out_channels for n, c in conv_layers(model).items()}
+                save_checkpoint(model, folder / "model.pt", arch, s.profile.width,
+                                meta={"stage": "pruned", "config": name, "round": k, "channels": chans})
+                prov = s.provenance({"step": "prune_round", "config": name, "round": k, "finetune": cfg.to_dict()})
+                write_table(folder / "history.csv", result.history, prov)
+                write_json(folder / "record.json", {"record": record, "channels": chans, "provenance": prov})
+                (folder / "train_state.pt").unlink(missing_ok=True)
+
+            folder, _ = s.cache.run("prune_round", key, compute)
+            previous = folder
+            stored = read_json(folder / "record.json")
+            record = stored["record"]
+            record["param_reduction"] = base_cost["params"] / record["params"]
+            record["mac_reduction"] = base_cost["macs"] / record["macs"]
+            rows.append(record)
+            channel_rows += [{"config": name, "round": k, "layer": n, "channels": c} for n, c in stored["channels"].items()]
+            checkpoints[(name, k)] = folder / "model.pt"
+
+    table = pd.DataFrame(rows, columns=ROUND_COLUMNS)
+    best = select_config(table, max_drop)
+    table["selected"] = table.config == best
+    result = PruneResult(table, pd.DataFrame(channel_rows, columns=["config", "round", "layer", "channels"]), expanded,
+                         checkpoints, {"rounds": rounds, "criterion": criterion, "round_to": round_to,
+                                       "distill": distill, "data_for_taylor": data_for_taylor}, best)
+    s.record("pruning", result.rounds)
+    s.record("channels", result.channels)
+    last = table[table["round"] == rounds]
+    for _, r in last.iterrows():
+        s.add_model(f"pruned:{r.config}", "pruned (FP32)", {**r.to_dict(), "top1": r.test_top1, "runtime": "torch"})
+    return result
+
+
+def load_pruned(s: Session, result: PruneResult, config: str | None = None) -> nn.Module:
+    """The last round's model of `config` (default: the one carried forward)."""
+    return result.model(config, s.device)
+
+
+def distillation_effect(s: Session, baseline: nn.Module, result: PruneResult, config: str | None = None) -> pd.DataFrame:
+    """The same ratios pruned over the same rounds, fine-tuned with and without distillation from the
+    baseline: `config`'s rows of `result` (default: its `best`) beside a rerun with distillation flipped."""
+    config = config or result.best
+    st = result.settings
+    other = prune_rounds(_quiet(s), baseline, {config: result.ratios[config]}, st["rounds"], distill=not st["distill"],
+                         criterion=st["criterion"], round_to=st["round_to"], data_for_taylor=st["data_for_taylor"])
+    table = pd.concat([result.rounds[result.rounds.config == config], other.rounds], ignore_index=True)
+    return s.record("distillation", table[["config", "round", "distill", "params", "macs", "test_top1",
+                                           "final_val_top1", "best_val_top1", "mean_val_top1"]])
+
+
+def _quiet(s: Session) -> Session:
+    """The same session with a separate output log: a comparison run must not replace the main tables."""
+    return Session(s.arch, s.profile, s.data, s.device, s.seed, s.cache, s.results_dir)
+
+
+def finetune_ratios(s: Session, baseline: nn.Module, ratios, *, criterion: str = "l1") -> dict:
+    """One-shot prune with `ratios`, fine-tune with the profile's recipe (distilled), measure (cached).
+    Used by the interactive panel; validates the ratios before anything is cached."""
+    model = prune(copy.deepcopy(baseline), ratios, criterion=criterion)  # a bad ratio fails here
+    cfg = _finetune_config(s)
+    key = s.key(step="finetune_ratios", baseline=fingerprint(baseline), ratios=ratios, criterion=criterion,
+                distill=s.profile.distill, finetune=cfg.to_dict() | {"progress": None})
+
+    def compute(folder: Path) -> None:
+        result = fit(model, s.data, cfg, teacher=baseline if s.profile.distill else None, device=s.device,
+                     state_path=folder / "train_state.pt")
+        write_json(folder / "record.json", {"record": {**model_summary(model), **result.summary()},
+                                            "provenance": s.provenance({"ratios": ratios})})
+        (folder / "train_state.pt").unlink(missing_ok=True)
+
+    folder, _ = s.cache.run("finetune_ratios", key, compute)
+    return read_json(folder / "record.json")["record"]

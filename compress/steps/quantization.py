@@ -1,0 +1,137 @@
+"""Quantization and sparsity steps: fixed point, INT8 (PTQ presets, QAT, onnxruntime), the sparse model,
+and pruned / sparse + INT8. Each is cached by the weights it starts from and its settings."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pandas as pd
+from torch import nn
+
+from .. import metrics
+from ..checkpoint import load_checkpoint, save_checkpoint
+from ..quant import Int8Config, compare_int8, fixed_point_table, pruned_int8_table, pt2e_available
+from ..sparse import sparse_finetune
+from ..store import fingerprint, read_table, write_table
+from ..train import TrainConfig
+from .session import Session
+
+
+def _cached_table(s: Session, name: str, key: dict, make) -> pd.DataFrame:
+    """Run `make()` -> DataFrame once per key; the table is stored with provenance in the step folder."""
+    def compute(folder: Path) -> None:
+        own = {k: v for k, v in key.items() if k not in ("arch", "profile", "seed", "data")}
+        write_table(folder / f"{name}.csv", make(), s.provenance({"step": name, **own}))
+
+    folder, _ = s.cache.run(name, key, compute)
+    return read_table(folder / f"{name}.csv")[0]
+
+
+def _calib(s: Session) -> dict:
+    return {"calib_batches": s.profile.calib_batches, "calib_batch_size": s.profile.calib_batch_size}
+
+
+def qat_config(s: Session) -> TrainConfig:
+    return TrainConfig.finetune_from_profile(s.profile, epochs=s.profile.qat_epochs, lr=s.profile.qat_lr, seed=s.seed)
+
+
+def fixed_point(s: Session, model: nn.Module, bits=None, methods=("linear", "minmax", "log")) -> pd.DataFrame:
+    """Test accuracy of simulated fixed point at each bit width (default: the profile's) and method."""
+    bits = tuple(s.profile.fixed_point_bits if bits is None else bits)
+    key = s.key(step="fixed_point", baseline=fingerprint(model), bits=list(bits), methods=list(methods),
+                calib=[s.profile.calib_batches, s.profile.calib_batch_size])
+    return s.record("fixed_point", _cached_table(s, "fixed_point", key, lambda: fixed_point_table(
+        model, s.data, bits, methods, arch=s.arch, seed=s.seed, **_calib(s))))
+
+
+def _int8_table(s: Session, model: nn.Module, step: str, presets=("default", "optimal"), *, backend: str = "x86",
+                qat: bool = True, onnx: bool = True, pt2e: bool | None = None) -> pd.DataFrame:
+    cfg = qat_config(s) if qat else None
+    if pt2e is None and s.profile.pt2e:  # torchao's PT2E rows wherever it runs (`pt2e_available` says why not)
+        pt2e, why = pt2e_available()
+        if not pt2e:
+            print(f"PT2E rows skipped: {why}", flush=True)
+    key = s.key(step=step, model=fingerprint(model), presets=list(presets),
+                qat=cfg.to_dict() | {"progress": None} if cfg else None,
+                calib=[s.profile.calib_batches, s.profile.calib_batch_size],
+                latency=[s.profile.latency_runs, s.profile.latency_warmup])
+    if backend != "x86" or not onnx:  # the defaults keep their historical keys
+        key.update(backend=backend, onnx=onnx)
+    pt2e = bool(pt2e)
+    if pt2e:
+        key["pt2e"] = True
+    return _cached_table(s, step, key, lambda: compare_int8(
+        model, s.data, presets=presets, backend=backend, qat=cfg, onnx=onnx, runs=s.profile.latency_runs,
+        warmup=s.profile.latency_warmup, seed=s.seed, pt2e=pt2e, **_calib(s)))
+
+
+def _add_quant_models(s: Session, table: pd.DataFrame, base_name: str, label: str, costs: dict) -> None:
+    """File each variant (at the largest thread count) as a model of the accuracy-vs-cost table.
+
+    The FP32 PyTorch row is `base_name` itself (adding its measured latency); the others are
+    `<base_name>+<variant>`, e.g. `pruned:aggressive+int8-optimal`.
+    """
+    top = table[table.threads == table.threads.max()]
+    for _, r in top.iterrows():
+        quantized = "int8" in r.variant or r.variant == "qat"
+        name = base_name if r.variant == "fp32" and r.runtime == "torch" else f"{base_name}+{r.variant}"
+        if r.runtime not in ("torch", "onnxruntime"):
+            name = f"{base_name}+{r.variant}@{r.runtime}"
+        kind = f"{label} ({'INT8' if quantized else 'FP32'}{'' if r.runtime == 'torch' else ', ' + r.runtime})"
+        if name == base_name:
+            kind = s.models.get(name, {}).get("kind", kind)
+        s.add_model(name, kind, {**costs, "top1": r.top1, "size_mb": r.size_mb, "gzip_mb": r.gzip_mb,
+                                 "latency_ms": r.latency_ms, "runtime": r.runtime})
+
+
+def int8(s: Session, model: nn.Module, *, backend: str = "x86", qat: bool = True, onnx: bool = True,
+         pt2e: bool | None = None) -> pd.DataFrame:
+    """FP32 vs INT8 PTQ (default and optimal presets) vs QAT, in PyTorch, onnxruntime and (PT2E, where torchao
+    runs) Inductor, at 1 and all threads."""
+    table = s.record("int8", _int8_table(s, model, "int8", backend=backend, qat=qat, onnx=onnx, pt2e=pt2e))
+    costs = {"params": metrics.count_params(model), "macs": metrics.count_macs(model)}
+    _add_quant_models(s, table, "baseline", "baseline", costs)
+    return table
+
+
+def sparse(s: Session, baseline: nn.Module) -> nn.Module:
+    """Unstructured magnitude pruning of the baseline to the profile's sparsity, fine-tuned (cached, resumable)."""
+    key = s.key(step="sparse", baseline=fingerprint(baseline), target=s.profile.target_sparsity,
+                epochs=s.profile.sparse_epochs, distill=s.profile.distill, lr=s.profile.finetune_lr_for(s.arch))
+
+    def compute(folder: Path) -> None:
+        target = s.profile.target_sparsity
+        cfg = TrainConfig.finetune_from_profile(s.profile, epochs=s.profile.sparse_epochs, arch=s.arch, seed=s.seed,
+                                                desc=f"sparse fine-tune ({target:.0%})")
+        model, record = sparse_finetune(copy.deepcopy(baseline), s.data, cfg, target, device=s.device,
+                                        teacher=baseline if s.profile.distill else None,
+                                        state_path=folder / "train_state.pt")
+        save_checkpoint(model, folder / "model.pt", s.arch, s.profile.width, meta={"stage": "sparse"})
+        write_table(folder / "sparse.csv", pd.DataFrame([record]), s.provenance({"step": "sparse"}))
+        (folder / "train_state.pt").unlink(missing_ok=True)
+
+    folder, _ = s.cache.run("sparse", key, compute)
+    r = s.record("sparse", read_table(folder / "sparse.csv")[0]).iloc[0]
+    s.add_model("sparse", "sparse (FP32)", {**r.to_dict(), "top1": r.test_top1, "runtime": "torch"})
+    return load_checkpoint(folder / "model.pt", s.arch)[0].to(s.device).eval()
+
+
+def combined(s: Session, baseline: nn.Module, pruned: nn.Module, config: str, sparse_model: nn.Module | None = None,
+             *, backend: str = "x86", qat: bool = True, onnx: bool = True, pt2e: bool | None = None) -> pd.DataFrame:
+    """The pruned model `pruned` (configuration `config`) and the sparse model, each with INT8.
+
+    Records `pruned_int8` (PTQ / QAT / ONNX latency of the pruned model) and `combined` (the seed's table:
+    original / pruned / pruned+INT8 / pruned+float16 / int16-act int8-weight / sparse / sparse+INT8).
+    """
+    s.record("pruned_int8", _int8_table(s, pruned, "pruned_int8", presets=("optimal",), backend=backend, qat=qat,
+                                        onnx=onnx, pt2e=pt2e))
+    costs = {"params": metrics.count_params(pruned), "macs": metrics.count_macs(pruned)}
+    _add_quant_models(s, s.tables["pruned_int8"], f"pruned:{config}", "pruned", costs)
+    key = s.key(step="combined", baseline=fingerprint(baseline), pruned=fingerprint(pruned),
+                sparse=fingerprint(sparse_model) if sparse_model is not None else None,
+                calib=[s.profile.calib_batches, s.profile.calib_batch_size])
+    if backend != "x86":
+        key["backend"] = backend
+    table = _cached_table(s, "combined", key, lambda: pruned_int8_table(
+        baseline, pruned, s.data, sparse=sparse_model, config=Int8Config("optimal", backend), seed=s.seed, **_calib(s)))
+    return s.record("combined", table.assign(config=config))

@@ -1,0 +1,57 @@
+"""What a session produced, as tables on disk: `<results_dir>/<arch>/<name>.csv`, each with provenance.
+
+The notebooks and the CLI both end here, so `python -m compress figures` draws whatever either produced.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ..store import read_table, write_table
+from .session import Session
+
+MODEL_COLUMNS = ["model", "kind", "top1", "params", "macs", "size_mb", "gzip_mb", "latency_ms", "runtime"]
+
+
+def show(df: pd.DataFrame) -> None:
+    """Display a table in a notebook (rounded), or print it elsewhere."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+
+        if get_ipython() is not None:
+            display(df.round(3))
+            return
+    except ImportError:  # IPython is optional: plain printing outside Jupyter
+        pass
+    print(df.round(3).to_string(index=False))
+
+
+def models_table(s: Session) -> pd.DataFrame:
+    """Every model the session produced: accuracy against params, MACs, size and CPU latency."""
+    return s.record("models", pd.DataFrame(list(s.models.values()), columns=MODEL_COLUMNS))
+
+
+def save_results(s: Session, results_dir: str | Path | None = None) -> Path:
+    """Write every table the session recorded to `<results_dir>/<arch>/<name>.csv` (default: the session's).
+
+    Tables not produced by this session are left as they are; `models.csv` is merged by model name, so a
+    CLI command that made only some of the models updates their rows and keeps the others. A table from a
+    run on another baseline would mix numbers: the provenance line of each file says where it came from.
+    """
+    folder = Path(results_dir or s.results_dir) / s.arch
+    if s.models:
+        current = models_table(s)
+        path = folder / "models.csv"
+        if path.is_file():
+            old = read_table(path)[0]
+            current = pd.concat([old[~old.model.isin(current.model)], current], ignore_index=True)
+            s.tables["models"] = current[MODEL_COLUMNS]
+    if s.cache.log:  # wall time of every step this session asked for (a cached step: its original compute time)
+        s.record("timings", pd.DataFrame(s.cache.log, columns=["step", "folder", "cached", "seconds"]))
+    prov = s.provenance()
+    for name, df in s.tables.items():
+        write_table(folder / f"{name}.csv", df, prov)
+    print(f"wrote {len(s.tables)} tables to {folder}")
+    return folder

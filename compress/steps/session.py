@@ -1,0 +1,98 @@
+"""The typed Session every step takes: what a run is (architecture, profile, data on its device, seed,
+step cache, where its tables go) and a log of what it produced.
+
+Steps never read what another step left in the session: what a step needs comes in as an argument (a
+model, a `PruneResult`), so the order of calls is visible in the caller. `tables` and `models` only
+collect outputs for `save_results` and the accuracy-against-cost table.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from ..data import CifarData, load_for_profile
+from ..models import ARCHS
+from ..profiles import Profile, default_profile_name, get_profile
+from ..store import REPO_ROOT, StepCache, provenance
+from ..train import default_device
+
+CACHE_ENV = "COMPRESS_CACHE"
+
+
+def step_cache(root: str | Path | None = None) -> StepCache:
+    """The step cache: `root`, else $COMPRESS_CACHE, else `data/cache/steps`."""
+    return StepCache(root or os.environ.get(CACHE_ENV) or REPO_ROOT / "data" / "cache" / "steps")
+
+
+def default_results_dir(profile: str) -> Path:
+    """Where a profile's tables go unless told otherwise: `runs/<profile>/results` (never the committed
+    `results/`, which only `reproduce --publish` writes)."""
+    return REPO_ROOT / "runs" / profile / "results"
+
+
+def parse_device(device) -> torch.device:
+    """`cpu`, `cuda` or `cuda:N` (None: cuda when available), checked against this machine."""
+    if device is None:
+        return default_device()
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from e
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device {device!r} is not supported; use cpu, cuda or cuda:N")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but this machine has no CUDA GPU; use cpu")
+    return dev
+
+
+@dataclass
+class Session:
+    arch: str
+    profile: Profile
+    data: CifarData
+    device: torch.device
+    seed: int
+    cache: StepCache
+    results_dir: Path
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # outputs, written by save_results
+    models: dict[str, dict] = field(default_factory=dict)  # model name -> row of the accuracy-vs-cost table
+
+    @classmethod
+    def create(cls, arch: str, profile: str | Profile | None = None, *, source=None, data: CifarData | None = None,
+               seed: int = 0, device=None, cache_root=None, results_dir=None, **profile_overrides) -> "Session":
+        """`profile=None` follows `profiles.default_profile_name` ($COMPRESS_PROFILE, else full on a GPU,
+        quick on a CPU). `profile_overrides` change single fields (validated)."""
+        if arch not in ARCHS:
+            raise ValueError(f"unknown architecture {arch!r}; choose one of {list(ARCHS)}")
+        prof = get_profile(profile or default_profile_name(), **profile_overrides)
+        dev = parse_device(device)
+        if data is None:
+            data = load_for_profile(prof, source, seed=seed)
+        results = Path(results_dir) if results_dir else default_results_dir(prof.name)
+        return cls(arch, prof, data.to(dev), dev, seed, step_cache(cache_root), results.resolve())
+
+    def key(self, **extra) -> dict:
+        """The cache key of a step: this session's identity plus the step's own settings."""
+        return {"arch": self.arch, "profile": self.profile.to_dict(), "seed": self.seed,
+                "data": self.data.summary(), **extra}
+
+    def provenance(self, config: dict | None = None) -> dict:
+        return provenance({"arch": self.arch, "profile": self.profile.to_dict(), **(config or {})},
+                          seed=self.seed, data_source=self.data.source, device=str(self.device))
+
+    def describe(self) -> str:
+        return (f"{self.arch} | profile {self.profile.name} (width {self.profile.width}) | {self.data.summary()} | "
+                f"device {self.device} | seed {self.seed} | cache {self.cache.root} | results {self.results_dir}")
+
+    def record(self, name: str, table: pd.DataFrame) -> pd.DataFrame:
+        """File a step's output table under `name` (saved by `save_results`) and return it."""
+        self.tables[name] = table
+        return table
+
+    def add_model(self, name: str, kind: str, row: dict) -> None:
+        keep = ("top1", "params", "macs", "size_mb", "gzip_mb", "latency_ms", "runtime")
+        self.models[name] = {"model": name, "kind": kind, **{k: row.get(k) for k in keep}}

@@ -1,0 +1,160 @@
+"""PT2E static INT8 (torchao): agreement with FP32, dynamic batch, purity, shipping, QAT, the report rows.
+
+Inductor compiles take ~10-15 s each on a busy 2-core machine, so only `test_compiled_model_*` compiles for
+real; the other tests run the converted q/dq program eagerly (`compile=False`, same graph and predictions)
+or, for the report wiring, with torch.compile replaced by the identity.
+"""
+import math
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+from compress.data import synthetic_data
+from compress.models import build_model
+from compress.quant import pt2e
+from compress.quant.pt2e import (Pt2eConfig, Pt2eModule, load_pt2e, pt2e_available, quantize_pt2e,
+                                 quantize_qat_pt2e, save_pt2e)
+from compress.quant.report import COLUMNS, compare_int8
+from compress.train import TrainConfig
+
+def trained_like(arch="resnet18"):
+    torch.manual_seed(0)
+    model = build_model(arch, width=0.125).eval()
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):  # away from the all-ones init, so BN folding matters
+            nn.init.uniform_(m.weight, 0.5, 1.5)
+            nn.init.uniform_(m.bias, -0.1, 0.1)
+    return model
+
+
+def state(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.fixture(scope="module")
+def ptq():
+    """The default (histogram) recipe calibrated at batch sizes 32 and 17, neither the export's (2)."""
+    model = trained_like()
+    before = state(model)
+    g = torch.Generator().manual_seed(1)
+    batches = [torch.randn(32, 3, 32, 32, generator=g), torch.randn(17, 3, 32, 32, generator=g)]
+    result = quantize_pt2e(model, Pt2eConfig(), batches, compile=False)
+    return model, before, result
+
+
+def test_int8_agrees_with_fp32_at_any_batch_size(ptq):
+    model, _, result = ptq
+    x = torch.randn(64, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        ref = model(x)
+    out = result.model(x)
+    assert out.shape == (64, 10)
+    assert (out.argmax(1) == ref.argmax(1)).float().mean() >= 0.9
+    assert torch.allclose(result.model(x[:1]), out[:1], atol=1e-4)  # batch 1 too: the batch dimension is dynamic
+    assert math.isnan(result.compile_s) and result.config == Pt2eConfig()
+
+
+def test_input_model_untouched_and_int8_weights(ptq):
+    model, before, result = ptq
+    after = model.state_dict()
+    assert set(after) == set(before) and all(torch.equal(before[k], after[k]) for k in before)
+    assert not model.training and next(model.parameters()).dtype == torch.float32
+    program = result.program
+    assert any(b.dtype == torch.int8 for b in program.buffers()) and not batch_norms(program)
+    assert not any(p.dtype == torch.float32 and p.ndim == 4 for p in program.parameters())  # float copies dropped
+
+
+def test_save_and_load_round_trip(ptq, tmp_path):
+    model, _, result = ptq
+    n = save_pt2e(result, tmp_path / "model.pt2")  # its size against FP32's: test_compare_int8_adds_inductor_rows
+    assert n == (tmp_path / "model.pt2").stat().st_size
+    loaded = load_pt2e(tmp_path / "model.pt2", compile=False)
+    x = torch.randn(3, 3, 32, 32)
+    assert torch.allclose(loaded(x), result.model(x), atol=1e-5)
+
+
+def test_compiled_model_matches_program_and_records_compile_time():
+    model = trained_like()
+    batches = [torch.randn(16, 3, 32, 32)]
+    result = quantize_pt2e(model, Pt2eConfig("minmax"), batches)
+    assert isinstance(result.model, Pt2eModule) and result.model.compiled
+    assert result.compile_s > 0 and math.isfinite(result.compile_s)
+    x = torch.randn(1, 3, 32, 32)
+    eager = Pt2eModule(result.program, compile=False)
+    out, ref = result.model(x), eager(x)
+    assert out.argmax(1).item() == ref.argmax(1).item()
+    assert torch.allclose(out, ref, atol=0.05 * ref.abs().max().item())
+    with pytest.raises(RuntimeError, match="CPU only"):
+        result.model(torch.randn(1, 3, 32, 32, device="meta"))
+
+
+def batch_norms(program):
+    return [n for n in program.graph.nodes if "batch_norm" in str(n.target)]
+
+
+def test_qat_one_epoch_returns_working_model():
+    model = trained_like()
+    model.layer1[0].bn2.weight.data.zero_()  # a zero-initialised residual branch: must not give NaN
+    before = state(model)
+    data = synthetic_data(n_train=128, n_val=0, n_test=32)  # no validation: each eval/train switch rewrites the graph
+    train = TrainConfig(epochs=1, batch_size=64, lr=0.01, warmup_epochs=0.2, progress=False)
+    result = quantize_qat_pt2e(model, data, train, compile=False)
+    assert len(result.fit.history) == 1 and math.isfinite(result.fit.history.train_loss.iloc[0])
+    assert 0.0 <= result.test["top1"] <= 100.0 and math.isfinite(result.test["loss"])
+    assert result.model(torch.randn(3, 3, 32, 32)).shape == (3, 10)
+    assert any(b.dtype == torch.int8 for b in result.program.buffers()) and not batch_norms(result.program)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_config_validation():
+    assert Pt2eConfig().name == "pt2e-int8" and Pt2eConfig("minmax", reduce_range=True).name == "pt2e-int8-minmax"
+    with pytest.raises(ValueError, match="unknown PT2E preset"):
+        Pt2eConfig("optimal")
+    with pytest.raises(ValueError, match="reduce_range"):
+        Pt2eConfig(reduce_range=1)
+    with pytest.raises(ValueError, match="calibration batches"):
+        quantize_pt2e(trained_like(), Pt2eConfig(), [])
+    with pytest.raises(ValueError, match="freeze_observers_at"):
+        quantize_qat_pt2e(trained_like(), synthetic_data(64, 16, 16), TrainConfig(epochs=1), freeze_observers_at=2)
+
+
+def test_unavailable_says_why(monkeypatch):
+    monkeypatch.setattr(torch, "__version__", "2.10.0")
+    ok, why = pt2e_available()
+    assert not ok and "2.11" in why and "2.10.0" in why
+    with pytest.raises(RuntimeError, match=r"PT2E INT8 is unavailable: torch 2\.10\.0 is too old"):
+        quantize_pt2e(trained_like(), Pt2eConfig(), [torch.randn(2, 3, 32, 32)])
+    monkeypatch.undo()
+
+    for name in [k for k in sys.modules if k == "torchao" or k.startswith("torchao.")]:
+        monkeypatch.setitem(sys.modules, name, None)  # as if not installed
+    ok, why = pt2e_available()
+    assert not ok and "torchao is not installed" in why and "pip install torchao==" in why
+    with pytest.raises(RuntimeError, match="torchao is not installed"):
+        load_pt2e("missing.pt2")
+    monkeypatch.undo()
+
+    def broken():
+        raise ImportError("cannot import name 'X86InductorQuantizer'")
+
+    monkeypatch.setattr(pt2e, "_api", broken)
+    ok, why = pt2e_available()
+    assert not ok and "PT2E API failed to import" in why and "X86InductorQuantizer" in why
+
+
+def test_compare_int8_adds_inductor_rows(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch, "compile", lambda model, *a, **k: model)  # the wiring, not Inductor's speed
+    data = synthetic_data(n_train=128, n_val=32, n_test=64)
+    df = compare_int8(trained_like(), data, presets=(), onnx=False, pt2e=True, onnx_folder=tmp_path,
+                      calib_batches=1, calib_batch_size=32, threads=(1,), runs=2, warmup=1)
+    assert list(df.columns) == COLUMNS and COLUMNS[-1] == "compile_s"
+    assert list(zip(df.variant, df.runtime)) == [("fp32", "torch"), ("fp32", "inductor"), ("pt2e-int8", "inductor")]
+    row = df.set_index(["variant", "runtime"])
+    assert math.isnan(row.compile_s["fp32", "torch"])
+    assert (df[df.runtime == "inductor"].compile_s > 0).all()
+    assert row.speedup["fp32", "inductor"] == 1 and row.size_ratio["pt2e-int8", "inductor"] > 1.5
+    assert row.size_mb["pt2e-int8", "inductor"] == pytest.approx((tmp_path / "model-pt2e-int8.pt2").stat().st_size / 1e6)
+    assert (tmp_path / "model-fp32.pt2").is_file()
+    assert abs(row.top1["pt2e-int8", "inductor"] - row.top1["fp32", "inductor"]) <= 25

@@ -1,0 +1,150 @@
+import copy
+
+import pandas as pd
+import pytest
+import torch
+
+from conftest import tiny_model
+
+from compress import steps
+from compress.checkpoint import load_checkpoint, save_checkpoint
+from compress.metrics import conv_channels
+from compress.store import MissingStep, read_table
+
+BLOCKS = [0.25, 0.5, 0.25, 0.5, 0.25, 0.5, 0.25, 0.5]
+
+
+def _model(arch, width=0.125, seed=0):
+    return tiny_model(arch, width, seed)
+
+
+def _same_state(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_cached_baseline_is_not_retrained_but_a_changed_setting_is(tiny_data, monkeypatch):
+    s = steps.Session.create("resnet18", "smoke", data=tiny_data)
+    first = steps.train_baseline(s)
+    monkeypatch.setattr("compress.steps.baseline.fit", lambda *a, **k: (_ for _ in ()).throw(AssertionError("retrained")))
+    again = steps.train_baseline(s)
+    assert _same_state(first, again)
+    s2 = steps.Session.create("resnet18", "smoke", data=tiny_data, epochs=2)
+    with pytest.raises(AssertionError, match="retrained"):
+        steps.train_baseline(s2)
+
+
+def test_interrupted_baseline_is_recomputed_and_a_missing_one_is_named(tiny_data):
+    s = steps.Session.create("resnet18", "smoke", data=tiny_data)
+    with pytest.raises(MissingStep, match="python -m compress train --arch resnet18 --profile smoke"):
+        steps.train_baseline(s, train=False)
+    folder = steps.baseline_folder(s)
+    folder.mkdir(parents=True)
+    (folder / "model.pt").write_bytes(b"half a checkpoint")  # no done.json: an interrupted run
+    model = steps.train_baseline(s)
+    assert (folder / "done.json").is_file() and model(torch.randn(1, 3, 32, 32)).shape == (1, 10)
+
+
+def test_a_failed_step_leaves_no_empty_cache_folder(tiny_data):
+    s = steps.Session.create("vgg16_bn", "smoke", data=tiny_data)
+    baseline = _model("vgg16_bn")
+    with pytest.raises(ValueError, match="ratio"):
+        steps.finetune_ratios(s, baseline, {"conv1_1": 1.5})
+    with pytest.raises(ZeroDivisionError):
+        s.cache.run("boom", {"x": 1}, lambda folder: 1 / 0)
+    assert not s.cache.root.exists() or not any(s.cache.root.iterdir())
+
+
+def test_prune_rounds_records_tables_and_resumes_from_the_cache(tiny_data, monkeypatch):
+    s = steps.Session.create("resnet18", "smoke", data=tiny_data, device="cpu")
+    baseline = _model("resnet18")
+    reference = copy.deepcopy(baseline)
+    configs = {"uniform": 0.5, "blocks": BLOCKS}
+    result = steps.prune_rounds(s, baseline, configs, 2)
+    assert _same_state(baseline, reference)  # the baseline is never pruned in place
+    rounds, channels = result.rounds, result.channels
+    assert s.tables["pruning"] is rounds and s.tables["channels"] is channels
+    assert list(rounds.config) == ["uniform"] * 3 + ["blocks"] * 3 and list(rounds["round"]) == [0, 1, 2] * 2
+    for col in ("params", "macs", "size_mb", "gzip_mb", "test_top1", "final_val_top1", "best_val_top1", "mean_val_top1"):
+        assert rounds[col].notna().all()
+    assert rounds.params.iloc[2] < rounds.params.iloc[1] < rounds.params.iloc[0]
+    assert rounds.selected.sum() == 3 and result.best in configs and set(result.ratios) == set(configs)
+    assert result.ratios["uniform"]["layer2.0.conv1"] == 0.5
+    final = channels[(channels.config == "uniform") & (channels["round"] == 2)].set_index("layer").channels
+    assert final.to_dict() == {n: round(c * 0.5) for n, c in conv_channels(reference).items()}
+    halfway = channels[(channels.config == "uniform") & (channels["round"] == 1)].set_index("layer").channels
+    assert halfway["layer4.1.conv2"] == round(64 * 0.75)
+    loaded, meta = load_checkpoint(result.checkpoints[("uniform", 2)], "resnet18")
+    assert conv_channels(loaded) == final.to_dict() and meta["round"] == 2
+    assert conv_channels(result.model("uniform")) == final.to_dict()
+
+    monkeypatch.setattr("compress.steps.pruning.fit", lambda *a, **k: (_ for _ in ()).throw(AssertionError("retrained")))
+    again = steps.prune_rounds(s, baseline, configs, 2)
+    assert again.rounds.drop(columns="train_seconds").equals(result.rounds.drop(columns="train_seconds"))
+
+
+def test_prune_rounds_validates_every_configuration_before_training(tiny_data, monkeypatch):
+    s = steps.Session.create("vgg16_bn", "smoke", data=tiny_data)
+    monkeypatch.setattr("compress.steps.pruning.fit", lambda *a, **k: (_ for _ in ()).throw(AssertionError("trained")))
+    with pytest.raises(ValueError, match="configuration 'bad'.*outside"):
+        steps.prune_rounds(s, _model("vgg16_bn"), {"ok": 0.5, "bad": {"conv1_1": 1.5}}, 1)
+    with pytest.raises(ValueError, match="is a vgg16_bn, but this session prunes resnet18"):
+        steps.prune_rounds(steps.Session.create("resnet18", "smoke", data=tiny_data), _model("vgg16_bn"), {"a": 0.5}, 1)
+
+
+def test_distillation_effect_reuses_the_recorded_ratios_and_settings(tiny_data):
+    s = steps.Session.create("vgg16_bn", "smoke", data=tiny_data)
+    baseline = _model("vgg16_bn")
+    result = steps.prune_rounds(s, baseline, {"half": 0.5}, 1, round_to=2)
+    table = steps.distillation_effect(s, baseline, result)
+    assert table.config.unique().tolist() == ["half"] and sorted(table.distill.unique()) == [False, True]
+    assert table.groupby("distill").params.last().nunique() == 1  # the same architecture both ways
+    assert s.tables["pruning"] is result.rounds  # the comparison did not replace the main table
+
+
+def test_save_results_writes_every_table_and_merges_models(tiny_data, tmp_path):
+    s = steps.Session.create("vgg16_bn", "smoke", data=tiny_data, results_dir=tmp_path)
+    steps.train_baseline(s)
+    folder = steps.save_results(s)
+    df, prov = read_table(folder / "models.csv")
+    assert df.model.tolist() == ["baseline"] and prov["data_source"] == "synthetic"
+    assert {p.name for p in folder.iterdir()} == {"baseline.csv", "history.csv", "models.csv", "timings.csv"}
+    timings = read_table(folder / "timings.csv")[0]
+    assert timings.step.tolist() == ["baseline"] and timings.seconds.iloc[0] > 0
+
+    other = steps.Session.create("vgg16_bn", "smoke", data=tiny_data, results_dir=tmp_path)
+    other.add_model("pruned:x", "pruned (FP32)", {"top1": 50.0})
+    steps.save_results(other)
+    assert read_table(folder / "models.csv")[0].model.tolist() == ["baseline", "pruned:x"]
+
+
+def test_load_model_refuses_another_architecture_or_width(tiny_data, tmp_path):
+    s = steps.Session.create("vgg16_bn", "smoke", data=tiny_data)
+    save_checkpoint(_model("resnet18"), tmp_path / "r.pt", "resnet18", 0.125)
+    save_checkpoint(_model("vgg16_bn", width=0.25), tmp_path / "v.pt", "vgg16_bn", 0.25)
+    with pytest.raises(ValueError, match="holds a 'resnet18' model, not 'vgg16_bn'"):
+        steps.load_model(s, tmp_path / "r.pt")
+    with pytest.raises(ValueError, match="width-0.25 vgg16_bn model, but this run uses width 0.125"):
+        steps.load_model(s, tmp_path / "v.pt")
+
+
+def test_session_refuses_unknown_arch_and_device(tiny_data):
+    with pytest.raises(ValueError, match="unknown architecture 'resnet50'"):
+        steps.Session.create("resnet50", "smoke", data=tiny_data)
+    with pytest.raises(ValueError, match="device 'tpu'"):
+        steps.Session.create("resnet18", "smoke", data=tiny_data, device="tpu")
+
+
+def test_profile_environment_variable_chooses_the_default(tiny_data, monkeypatch):
+    monkeypatch.setenv("COMPRESS_PROFILE", "smoke")
+    assert steps.Session.create("resnet18", None, data=tiny_data).profile.name == "smoke"
+    monkeypatch.setenv("COMPRESS_PROFILE", "huge")
+    with pytest.raises(ValueError, match="COMPRESS_PROFILE='huge' is not a profile"):
+        steps.Session.create("resnet18", None, data=tiny_data)
+
+
+def test_pruning_table_flags_the_selected_configuration():
+    from compress.report.figures import selected_config
+
+    rounds = pd.DataFrame({"config": ["a", "b"], "selected": [False, True]})
+    assert selected_config({"pruning": rounds}) == "b"
