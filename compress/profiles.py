@@ -42,6 +42,7 @@ class Profile:
     # layer importance and structured pruning
     sensitivity_ratios: tuple = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
     sensitivity_eval_size: int | None = None  # validation images per scan point (None: whole split)
+    prune_configs: tuple | None = None  # which configurations to prune (None: all of `ratios.default_configs`)
     prune_rounds: int = 3
     finetune_epochs: int = 15
     finetune_lr: float = 0.05
@@ -94,6 +95,9 @@ class Profile:
             number("each sensitivity ratio", r, 0, 1, high_open=True)
         for b in self.fixed_point_bits:
             whole("each fixed-point bit width", b, low=2)
+        if self.prune_configs is not None and (isinstance(self.prune_configs, str) or not self.prune_configs):
+            raise ValueError(f"profile {self.name!r}: prune_configs must be None (all) or a non-empty tuple of names, "
+                             f"got {self.prune_configs!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"profile {self.name!r}: precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
         for name, table in (("arch_epochs", self.arch_epochs), ("arch_lr", self.arch_lr)):
@@ -152,7 +156,8 @@ PROFILES = {
         name="cpu", train_size=None, val_size=5_000, test_size=None, width=1.0,
         epochs=20, arch_epochs={"resnet18": 18}, batch_size=128, lr=0.1, arch_lr={"vgg16": 0.025},
         warmup_epochs=1.0, eval_batch_size=500,
-        sensitivity_ratios=(0.0, 0.2, 0.4, 0.6, 0.8, 0.9), sensitivity_eval_size=1_000, prune_rounds=2,
+        sensitivity_ratios=(0.0, 0.2, 0.4, 0.6, 0.8, 0.9), sensitivity_eval_size=1_000,
+        prune_configs=("aggressive", "sensitivity"), prune_rounds=2,
         finetune_epochs=4, finetune_lr=0.02, sparse_epochs=3, target_sparsity=0.8,
         fixed_point_bits=(4, 6, 8, 16), calib_batches=8, calib_batch_size=128, qat_epochs=1, qat_lr=0.001,
         latency_warmup=20, latency_runs=200,

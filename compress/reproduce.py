@@ -96,7 +96,7 @@ def plan(arch: str, profile: Profile, speed: Speed, data_sizes: tuple[int, int, 
     """
     n, v, t = data_sizes
     p = profile
-    configs = len(DEFAULT_CONFIGS[arch]) + 1  # the fixed ones plus `sensitivity`
+    configs = len(p.prune_configs) if p.prune_configs else len(DEFAULT_CONFIGS[arch]) + 1  # + `sensitivity`
     teacher = n / speed.eval if p.distill else 0.0
     finetune_epoch = n * PRUNED_COST / speed.train + teacher + v / speed.eval
     rows = [

@@ -148,3 +148,14 @@ def test_pruning_table_flags_the_selected_configuration():
 
     rounds = pd.DataFrame({"config": ["a", "b"], "selected": [False, True]})
     assert selected_config({"pruning": rounds}) == "b"
+
+
+def test_a_profile_can_limit_the_pruned_configurations(tiny_data):
+    import pandas as pd
+
+    scan = pd.DataFrame({"layer": ["conv1_1", "conv1_1"], "ratio": [0.0, 0.5], "top1": [50.0, 49.9]})
+    s = steps.Session.create("vgg16_bn", "smoke", data=tiny_data, prune_configs=("aggressive", "sensitivity"))
+    assert list(steps.prune_configs(s, scan)) == ["aggressive", "sensitivity"]
+    assert list(steps.prune_configs(s)) == ["aggressive"]  # no scan: no sensitivity configuration
+    with pytest.raises(ValueError, match="unknown configuration"):
+        steps.prune_configs(steps.Session.create("vgg16_bn", "smoke", data=tiny_data, prune_configs=("huge",)))

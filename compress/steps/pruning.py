@@ -43,8 +43,16 @@ class PruneResult:
 
 
 def prune_configs(s: Session, scan: pd.DataFrame | None = None, max_drop: float = 1.0) -> dict:
-    """The architecture's fixed configurations plus `sensitivity`, derived from a scan when given."""
-    return default_configs(s.arch, scan, max_drop)
+    """The architecture's fixed configurations plus `sensitivity`, derived from a scan when given; only those
+    the profile names in `prune_configs` (where it names any)."""
+    configs = default_configs(s.arch, scan, max_drop)
+    wanted = s.profile.prune_configs
+    if wanted is None:
+        return configs
+    unknown = [n for n in wanted if n not in (*configs, "sensitivity")]
+    if unknown:
+        raise ValueError(f"profile {s.profile.name!r} names unknown configuration(s) {unknown}; known: {list(configs)}")
+    return {n: configs[n] for n in wanted if n in configs}
 
 
 def _finetune_config(s: Session, **overrides) -> TrainConfig:
