@@ -125,6 +125,8 @@ def add_train(sub) -> None:
     _common(p)
     p.add_argument("--epochs", type=positive_int, default=None, help="baseline epochs (default: the profile's)")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the profile's)")
+    p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default=None,
+                   help="training arithmetic (default: the profile's; auto = bf16 where the hardware has it)")
     p.add_argument("--export", type=Path, default=None, help="also copy the trained checkpoint to this file")
     p.set_defaults(func=cmd_train)
 
@@ -135,6 +137,8 @@ def cmd_train(args) -> None:
     from . import steps
 
     overrides = {"epochs": args.epochs, "arch_epochs": {}} if args.epochs is not None else {}  # for every arch
+    if args.precision is not None:
+        overrides["precision"] = args.precision
     s = _session(args, **overrides)
     train = {"lr": args.lr} if args.lr is not None else {}
     print(f"training {args.arch} ({s.profile.name}) on {s.data.summary()} [{s.device}]", flush=True)

@@ -163,3 +163,9 @@ def test_one_default_profile_rule(monkeypatch):
 
     for argv in (["train"], ["prune"], ["reproduce"]):
         assert build_parser().parse_args(argv).profile is None  # resolved by profiles.default_profile_name
+
+
+def test_train_precision_is_a_profile_override(synthetic, tmp_path):
+    assert main(["train", "--arch", "vgg16_bn", *SMOKE, "--precision", "fp32", "--results", str(tmp_path)]) == 0
+    history = read_table(tmp_path / "vgg16_bn" / "history.csv")[1]
+    assert history["config"]["profile"]["precision"] == "fp32"

@@ -62,3 +62,16 @@ def _figure():
     import matplotlib.pyplot as plt
 
     return plt.figure()
+
+
+def test_a_table_of_an_older_schema_skips_only_its_figure(tmp_path, capsys):
+    _fake_results(tmp_path / "results")
+    path = tmp_path / "results" / "resnet18" / "pruning.csv"
+    from compress.store import read_table
+
+    table, prov = read_table(path)
+    write_table(path, table.drop(columns="selected"), prov)
+    written = figures.make_figures(tmp_path / "results", tmp_path / "assets", archs=["resnet18"])
+    names = {p.name for p in written}
+    assert "resnet18_channels.png" not in names and "resnet18_pruning.png" in names
+    assert "no `selected` configuration" in capsys.readouterr().out

@@ -63,7 +63,12 @@ def make_figures(results_dir: str | Path = RESULTS_DIR, assets_dir: str | Path =
                 if verbose and tables:
                     print(f"skip {arch}_{suffix}.png: no {', '.join(missing)} table in {Path(results_dir) / arch}")
                 continue
-            written.append(plots.save(draw(tables, arch), Path(assets_dir) / f"{arch}_{suffix}.png"))
+            try:
+                figure = draw(tables, arch)
+            except ValueError as e:  # a table from an older schema: say which, draw the others
+                print(f"skip {arch}_{suffix}.png: {e}")
+                continue
+            written.append(plots.save(figure, Path(assets_dir) / f"{arch}_{suffix}.png"))
     summary = summary_markdown(Path(results_dir), ARCHS)  # every architecture present, whichever were redrawn
     if summary:
         written.append(atomic_write_text(Path(results_dir) / "summary.md", summary + "\n"))
