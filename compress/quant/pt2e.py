@@ -20,8 +20,8 @@ weight patterns only (a per-tensor recipe would run its convolutions in float be
 """
 from __future__ import annotations
 
-import copy
 import contextlib
+import copy
 import dataclasses
 import functools
 import importlib.util
@@ -78,8 +78,9 @@ class Pt2eConfig:
 class Pt2eResult:
     """What `quantize_pt2e` / `quantize_qat_pt2e` produce.
 
-    `model`: the callable to deploy in Python — the Inductor-compiled INT8 module (CPU only; runs under no_grad
-    with freezing on); `program`: the converted q/dq graph before compilation (what `save_pt2e` writes);
+    `model`: the callable to deploy in Python — the Inductor-compiled INT8 module (a `Pt2eModule`: CPU only,
+    runs in inference mode with freezing on); `program`: the converted q/dq graph before compilation (what
+    `save_pt2e` writes);
     `compile_s`: seconds of the first call after torch.compile (one image: Inductor codegen + freezing; a warm
     on-disk Inductor cache shortens it; NaN when not compiled). QAT only: `fit` (the fake-quantized
     fine-tune) and `test` (the compiled INT8 model's test top1 / top5 / loss on the CPU).
@@ -112,7 +113,12 @@ def _api() -> types.SimpleNamespace:
             X86InductorQuantizer, get_default_x86_inductor_quantization_config)
     finally:
         pytree_log.setLevel(level)
-    return types.SimpleNamespace(**{k: v for k, v in locals().items() if k not in ("pytree_log", "level")})
+    return types.SimpleNamespace(
+        allow_exported_model_train_eval=allow_exported_model_train_eval, disable_observer=disable_observer,
+        move_exported_model_to_eval=move_exported_model_to_eval, MinMaxObserver=MinMaxObserver,
+        convert_pt2e=convert_pt2e, prepare_pt2e=prepare_pt2e, prepare_qat_pt2e=prepare_qat_pt2e,
+        X86InductorQuantizer=X86InductorQuantizer,
+        get_default_x86_inductor_quantization_config=get_default_x86_inductor_quantization_config)
 
 
 def pt2e_available() -> tuple[bool, str]:
@@ -138,7 +144,7 @@ def pt2e_available() -> tuple[bool, str]:
         return False, f"torchao {tao} is older than the tested {'.'.join(map(str, MIN_TORCHAO))}: {INSTALL_HINT}"
     try:
         _api()
-    except Exception as e:  # noqa: BLE001 - an incompatible torch/torchao pair can fail in many ways
+    except Exception as e:  # an incompatible torch/torchao pair can fail in many ways
         return False, (f"torchao {tao} is installed but its PT2E API failed to import with torch "
                        f"{torch.__version__} ({type(e).__name__}: {e}); {INSTALL_HINT}")
     return True, f"torchao {tao}, torch {torch.__version__}"
@@ -253,8 +259,8 @@ class Pt2eModule(nn.Module):
     eagerly as q/dq reference ops when built with compile=False). CPU only; always runs in inference mode
     (outputs are inference tensors: fine for evaluation, not for autograd).
 
-    The program is held outside the module tree (exported graphs are not ordinary modules: no `.to`, and
-    `.train()` rewrites their ops), so `.eval()` and `.to("cpu")` on this wrapper are harmless no-ops.
+    The program is held outside the module tree (exported graphs are not ordinary modules: their `.train()`
+    and `.eval()` raise or rewrite ops), so `.eval()` and `.to("cpu")` on this wrapper are harmless no-ops.
     """
 
     def __init__(self, program: nn.Module, compile: bool = True):
@@ -262,6 +268,11 @@ class Pt2eModule(nn.Module):
         self.__dict__["program"] = program
         self.__dict__["_fn"] = torch.compile(program) if compile else program
         self.compiled = compile
+        if compile:
+            from torch._inductor import config as inductor_config
+            self.__dict__["_freezing"] = lambda: inductor_config.patch(freezing=True)
+        else:
+            self.__dict__["_freezing"] = contextlib.nullcontext
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.device.type != "cpu":
@@ -271,7 +282,7 @@ class Pt2eModule(nn.Module):
         # instead of the global `torch._inductor.config.freezing = True`. (torch.compile(options={"freezing":
         # True}) is not enough: the batch-1 oneDNN weight prepack then fails to trace.)
         # inference mode (not just no_grad): one grad state for callers in either, so no recompiles between them
-        with torch.inference_mode(), torch._inductor.config.patch(freezing=True):
+        with torch.inference_mode(), self._freezing():
             return self._fn(x)
 
 
@@ -321,7 +332,8 @@ def quantize_qat_pt2e(model: nn.Module, data: CifarData, train: TrainConfig, con
     """
     api = _require()
     if not 0.0 <= freeze_observers_at <= 1.0:
-        raise ValueError(f"freeze_observers_at is a fraction of the training steps in [0, 1], got {freeze_observers_at!r}")
+        raise ValueError("freeze_observers_at is a fraction of the training steps in [0, 1], "
+                         f"got {freeze_observers_at!r}")
     train = dataclasses.replace(train, precision="fp32", compile=False, desc="QAT-pt2e")
     model = copy.deepcopy(model).float().cpu().train()
     with torch.no_grad():  # the QAT conv-bn fusion divides by gamma / std: exact zeros would give 0/0 = NaN

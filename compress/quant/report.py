@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-import torch.nn.utils.prune  # noqa: F401 - torch.nn.utils.prune.remove below
+import torch.nn.utils.prune  # makes torch.nn.utils.prune.remove (used below) available
 from torch import nn
 
 from ..data import CifarData, calibration_batches

@@ -1,0 +1,85 @@
+"""Batch-1 CPU latency of FP32 eager, FP32 Inductor, PT2E INT8 Inductor (freezing on) and torch.ao FX INT8,
+at 1 thread and at all threads, in one run.
+
+    python benchmarks/pt2e_latency.py --arch resnet18            # full width: minutes of compiling
+    python benchmarks/pt2e_latency.py --width 0.25 --runs 20     # a smoke run
+
+Latency does not depend on the weights' values, so this runs on an untrained model (BN statistics
+randomised so calibration sees realistic ranges). Inductor compiles once per thread count (it bakes the
+thread count into its kernels) in the untimed warm-up; `compile_s` is the first compile, at all threads.
+Prints a table; nothing is asserted.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import platform
+
+import pandas as pd
+import torch
+
+from compress import metrics
+from compress.models import ARCHS, build_model
+from compress.quant import Int8Config, quantize_int8
+from compress.quant.pt2e import PT2E_PRESETS, Pt2eConfig, export_fp32, pt2e_available, quantize_pt2e
+
+
+def randomise_bn(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.weight.data = 0.5 + torch.rand(m.num_features, generator=g)
+            m.running_var.data = 0.5 + torch.rand(m.num_features, generator=g)
+            m.running_mean.data = 0.1 * torch.randn(m.num_features, generator=g)
+    return model.eval()
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--arch", choices=ARCHS, default="resnet18")
+    p.add_argument("--width", type=float, default=1.0)
+    p.add_argument("--preset", choices=PT2E_PRESETS, default="default")
+    p.add_argument("--runs", type=int, default=100)
+    p.add_argument("--warmup", type=int, default=20)
+    args = p.parse_args()
+    ok, why = pt2e_available()
+    if not ok:
+        raise SystemExit(f"PT2E INT8 is unavailable: {why}")
+    torch.manual_seed(0)
+    model = randomise_bn(build_model(args.arch, width=args.width))
+    calib = [torch.randn(32, 3, 32, 32) for _ in range(4)]
+    all_threads = torch.get_num_threads()
+    print(f"{cpu_name()} ({all_threads} threads); torch {torch.__version__}; {why}")
+    print(f"{args.arch} width {args.width}, untrained; batch 1, median of {args.runs} runs after {args.warmup} warm-up")
+
+    fp32_inductor = export_fp32(model, example=calib[0])
+    pt2e = quantize_pt2e(model, Pt2eConfig(args.preset), calib)
+    variants = {"fp32 eager": (model, math.nan),
+                "fp32 inductor": (fp32_inductor.model, fp32_inductor.compile_s),
+                f"pt2e int8 inductor ({args.preset})": (pt2e.model, pt2e.compile_s),
+                "fx int8 (torch.ao, x86)": (quantize_int8(model, Int8Config("optimal"), calib), math.nan)}
+    rows = []
+    for threads in sorted({1, all_threads}):
+        for name, (m, compile_s) in variants.items():
+            lat = metrics.measure_latency(m, threads=threads, warmup=args.warmup, runs=args.runs)
+            rows.append({"variant": name, "threads": lat["threads"], "latency_ms": lat["median_ms"],
+                         "p90_ms": lat["p90_ms"], "compile_s": compile_s})
+    df = pd.DataFrame(rows)
+    base = df[df.variant == "fp32 eager"].set_index("threads").latency_ms
+    df["speedup_vs_eager"] = [base[t] / lat for t, lat in zip(df.threads, df.latency_ms)]
+    print(df.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+
+
+if __name__ == "__main__":
+    main()
