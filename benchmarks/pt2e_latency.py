@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import platform
 
 import pandas as pd
 import torch
@@ -22,27 +21,8 @@ from compress import metrics
 from compress.models import ARCHS, build_model
 from compress.quant import Int8Config, quantize_int8
 from compress.quant.pt2e import PT2E_PRESETS, Pt2eConfig, export_fp32, pt2e_available, quantize_pt2e
-
-
-def randomise_bn(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.weight.data = 0.5 + torch.rand(m.num_features, generator=g)
-            m.running_var.data = 0.5 + torch.rand(m.num_features, generator=g)
-            m.running_mean.data = 0.1 * torch.randn(m.num_features, generator=g)
-    return model.eval()
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+from compress.store import device_name
+from latency import randomise_bn  # the sibling script (a script's folder is first on sys.path)
 
 
 def main() -> None:
@@ -60,7 +40,7 @@ def main() -> None:
     model = randomise_bn(build_model(args.arch, width=args.width))
     calib = [torch.randn(32, 3, 32, 32) for _ in range(4)]
     all_threads = torch.get_num_threads()
-    print(f"{cpu_name()} ({all_threads} threads); torch {torch.__version__}; {why}")
+    print(f"{device_name()}; torch {torch.__version__}; {why}")
     print(f"{args.arch} width {args.width}, untrained; batch 1, median of {args.runs} runs after {args.warmup} warm-up")
 
     fp32_inductor = export_fp32(model, example=calib[0])

@@ -83,11 +83,23 @@ def git_commit(repo: Path = REPO_ROOT) -> str:
         return "unknown"
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo; `platform.processor()` there says only "x86_64")."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def device_name(device: str | None = None) -> str:
     dev = str(device) if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
     if dev.startswith("cuda") and torch.cuda.is_available():
         return f"{dev} ({torch.cuda.get_device_name(torch.device(dev))})"
-    return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+    return f"cpu ({cpu_model()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"
 
 
 def versions() -> dict[str, str]:
