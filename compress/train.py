@@ -100,7 +100,7 @@ class TrainConfig:
 @dataclass
 class FitResult:
     history: pd.DataFrame  # one row per epoch: epoch, lr, train_loss, train_top1, val_top1, val_top5, val_loss, seconds
-    test: dict  # final-epoch test metrics: top1, top5, loss
+    test: dict  # final-epoch test metrics: top1, top5, loss, and pred (each test image's top-1 class)
     train_seconds: float
     images_per_second: float
     wall_seconds: float = float("nan")  # training + per-epoch validation + final test, summed over resumed runs
@@ -190,8 +190,12 @@ def distillation_loss(student_logits, teacher_logits, labels, alpha: float, temp
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, split: Split, batch_size: int = 1024, device=None, precision: str = "fp32") -> dict:
-    """Top-1 and top-5 accuracy (percent) and mean cross-entropy on `split`, in eval mode (fp32 unless asked)."""
+def evaluate(model: nn.Module, split: Split, batch_size: int = 1024, device=None, precision: str = "fp32",
+             predictions: bool = False) -> dict:
+    """Top-1 and top-5 accuracy (percent) and mean cross-entropy on `split`, in eval mode (fp32 unless asked).
+
+    `predictions=True` adds `pred`, the top-1 class of every image (a CPU int64 tensor, in `split`'s order),
+    so that two models can be compared image by image (`compress.paired`)."""
     if device is None:  # a converted INT8 model has no parameters and runs on the CPU only
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
     device = torch.device(device)
@@ -201,6 +205,7 @@ def evaluate(model: nn.Module, split: Split, batch_size: int = 1024, device=None
     channels_last = precision == "bf16"
     correct1 = correct5 = 0
     loss_sum = 0.0
+    preds = []
     split = split.to(device)
     for x, y in Batches(split, batch_size, train=False, channels_last=channels_last):
         with _autocast(device, precision):
@@ -209,9 +214,14 @@ def evaluate(model: nn.Module, split: Split, batch_size: int = 1024, device=None
         top5 = logits.topk(min(5, logits.shape[1]), 1).indices
         correct1 += (top5[:, 0] == y).sum().item()
         correct5 += (top5 == y[:, None]).any(1).sum().item()
+        if predictions:
+            preds.append(top5[:, 0].cpu())
     model.train(was_training)
     n = max(1, len(split))
-    return {"top1": 100.0 * correct1 / n, "top5": 100.0 * correct5 / n, "loss": loss_sum / n}
+    out = {"top1": 100.0 * correct1 / n, "top5": 100.0 * correct5 / n, "loss": loss_sum / n}
+    if predictions:
+        out["pred"] = torch.cat(preds) if preds else torch.zeros(0, dtype=torch.long)
+    return out
 
 
 HISTORY_COLUMNS = ["epoch", "lr", "train_loss", "train_top1", "val_top1", "val_top5", "val_loss", "seconds"]
@@ -338,7 +348,7 @@ def fit(model: nn.Module, data: CifarData, cfg: TrainConfig, *, teacher: nn.Modu
             bar.write(f"[{cfg.desc}] epoch {epoch + 1}/{cfg.epochs}  loss {r['train_loss']:.3f}  train {r['train_top1']:.2f}%  "
                       f"val {r['val_top1']:.2f}%  {seconds:.0f} s ({seen / seconds:.0f} img/s, {precision})")
     bar.close()
-    test = evaluate(model, data.test, cfg.eval_batch_size, device, "fp32")
+    test = evaluate(model, data.test, cfg.eval_batch_size, device, "fp32", predictions=True)
     if precision == "bf16":  # what the bf16 path would have reported: evidence that fp32 testing changes nothing
         test["top1_bf16"] = evaluate(model, data.test, cfg.eval_batch_size, device, "bf16")["top1"]
     model.eval()

@@ -129,9 +129,14 @@ def test_fixed_point_table(tiny_data):
     df = fixed_point_table(trained_like("vgg16_bn"), tiny_data, bits_list=(4, 32), methods=("linear", "minmax"),
                            calib_batches=2, calib_batch_size=32, arch="vgg16_bn")
     assert list(df.columns) == ["arch", "method", "bits", "fold_bn", "overflow_rate", "split", "top1", "top5",
-                                "float_top1", "top1_drop"]
+                                "float_top1", "top1_drop", "paired_delta", "paired_ci95", "gained", "lost",
+                                "mcnemar_p"]
     assert len(df) == 4 and (df.arch == "vgg16_bn").all()
     assert abs(df[(df.method == "linear") & (df.bits == 32)].top1_drop.item()) < 1.0
+    # the paired difference is the same number as the difference of accuracies, with its interval beside it
+    assert (df.paired_delta + df.top1_drop).abs().max() < 1e-9
+    assert (df.paired_ci95 >= 0).all() and ((df.gained - df.lost) * 100 / len(tiny_data.test)
+                                            - df.paired_delta).abs().max() < 1e-9
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")

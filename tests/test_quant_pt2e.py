@@ -147,10 +147,15 @@ def test_unavailable_says_why(monkeypatch):
 def test_compare_int8_adds_inductor_rows(tmp_path, monkeypatch):
     monkeypatch.setattr(torch, "compile", lambda model, *a, **k: model)  # the wiring, not Inductor's speed
     data = synthetic_data(n_train=128, n_val=32, n_test=64)
-    df = compare_int8(trained_like(), data, presets=(), onnx=False, pt2e=True, onnx_folder=tmp_path,
+    qat = TrainConfig(epochs=1, batch_size=64, lr=0.01, warmup_epochs=0.2, progress=False)
+    df = compare_int8(trained_like(), data, presets=(), onnx=False, pt2e=True, qat=qat, onnx_folder=tmp_path,
                       calib_batches=1, calib_batch_size=32, threads=(1,), runs=2, warmup=1)
     assert list(df.columns) == COLUMNS and COLUMNS[-1] == "compile_s"
-    assert list(zip(df.variant, df.runtime)) == [("fp32", "torch"), ("fp32", "inductor"), ("pt2e-int8", "inductor")]
+    assert list(zip(df.variant, df.runtime)) == [("fp32", "torch"), ("qat", "torch"), ("fp32", "inductor"),
+                                                 ("pt2e-int8", "inductor"), ("qat-pt2e", "inductor")]
+    assert (tmp_path / "model-qat-pt2e.pt2").is_file()
+    base = df.top1.iloc[0]
+    assert ((df.top1 - base - df.paired_delta).abs() < 1e-9).all()  # all paired with FP32 PyTorch
     row = df.set_index(["variant", "runtime"])
     assert math.isnan(row.compile_s["fp32", "torch"])
     assert (df[df.runtime == "inductor"].compile_s > 0).all()

@@ -43,6 +43,12 @@ def test_compare_int8_rows_and_columns(tmp_path):
     assert (df[df.variant.isin(["fp32", "onnx-fp32"])].speedup == 1).all()
     assert (df[df.variant.str.contains("int8")].size_ratio > 2.5).all()
     assert (tmp_path / "model-int8.onnx").is_file()
+    # every row is paired with FP32 PyTorch on the same test images
+    base = df[(df.variant == "fp32") & (df.runtime == "torch")].top1.iloc[0]
+    assert ((df.top1 - base - df.paired_delta).abs() < 1e-9).all()
+    assert ((df.gained - df.lost) * 100 / len(data.test) - df.paired_delta).abs().max() < 1e-9
+    fp32 = df[(df.variant == "fp32") & (df.runtime == "torch")]
+    assert (fp32.gained == 0).all() and (fp32.lost == 0).all() and (fp32.mcnemar_p == 1).all()
 
 
 def test_pruned_and_sparse_int8_table():
@@ -59,6 +65,8 @@ def test_pruned_and_sparse_int8_table():
     assert row.size_mb["pruned+int8"] < row.size_mb["pruned"] / 2 and row.size_mb["pruned+float16"] < row.size_mb["pruned"] / 1.5
     assert row.gzip_mb["sparse"] < row.gzip_mb["original"] / 2 and row.gzip_mb["sparse+int8"] < row.gzip_mb["sparse"] / 2
     assert row.params["sparse"] == row.params["original"]
+    assert row.paired_delta["original"] == 0 and row.lost["original"] == 0  # paired with the original
+    assert ((df.top1 - row.top1["original"] - df.paired_delta).abs() < 1e-9).all()
 
 
 def test_quantize_command_writes_tables(tmp_path, monkeypatch):

@@ -68,6 +68,9 @@ def test_prune_rounds_records_tables_and_resumes_from_the_cache(tiny_data, monke
     for col in ("params", "macs", "size_mb", "gzip_mb", "test_top1", "final_val_top1", "best_val_top1", "mean_val_top1"):
         assert rounds[col].notna().all()
     assert rounds.params.iloc[2] < rounds.params.iloc[1] < rounds.params.iloc[0]
+    # each round is paired with the baseline on the same test images; round 0 is the baseline itself
+    assert ((rounds.test_top1 - rounds.test_top1.iloc[0] - rounds.paired_delta).abs() < 1e-9).all()
+    assert (rounds[rounds["round"] == 0][["gained", "lost"]] == 0).all().all()
     assert rounds.selected.sum() == 3 and result.best in configs and set(result.ratios) == set(configs)
     assert result.ratios["uniform"]["layer2.0.conv1"] == 0.5
     final = channels[(channels.config == "uniform") & (channels["round"] == 2)].set_index("layer").channels
@@ -100,6 +103,10 @@ def test_distillation_effect_reuses_the_recorded_ratios_and_settings(tiny_data):
     assert table.config.unique().tolist() == ["half"] and sorted(table.distill.unique()) == [False, True]
     assert table.groupby("distill").params.last().nunique() == 1  # the same architecture both ways
     assert s.tables["pruning"] is result.rounds  # the comparison did not replace the main table
+    final = table[table["round"] == 1].set_index("distill")
+    assert final.vs_other_delta[True] == -final.vs_other_delta[False]  # with minus without, and back
+    assert final.vs_other_delta[True] == pytest.approx(final.test_top1[True] - final.test_top1[False])
+    assert (final.vs_other_ci95 >= 0).all() and final.vs_other_p.between(0, 1).all()
 
 
 def test_save_results_writes_every_table_and_merges_models(tiny_data, tmp_path):

@@ -88,10 +88,12 @@ def onnx_predict(session, x: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(session.run([OUTPUT], {INPUT: x.detach().cpu().float().numpy()})[0])
 
 
-def onnx_evaluate(session, split: Split, batch_size: int = 256) -> dict:
-    """Top-1 / top-5 accuracy (percent) and mean cross-entropy of an onnxruntime session on `split`."""
+def onnx_evaluate(session, split: Split, batch_size: int = 256, predictions: bool = False) -> dict:
+    """Top-1 / top-5 accuracy (percent) and mean cross-entropy of an onnxruntime session on `split`
+    (`predictions=True`: also `pred`, as in `train.evaluate`)."""
     correct1 = correct5 = 0
     loss_sum = 0.0
+    preds = []
     split = split.to("cpu")
     for x, y in Batches(split, batch_size, train=False):
         logits = onnx_predict(session, x)
@@ -99,8 +101,12 @@ def onnx_evaluate(session, split: Split, batch_size: int = 256) -> dict:
         top5 = logits.topk(min(5, logits.shape[1]), 1).indices
         correct1 += (top5[:, 0] == y).sum().item()
         correct5 += (top5 == y[:, None]).any(1).sum().item()
+        preds.append(top5[:, 0])
     n = max(1, len(split))
-    return {"top1": 100.0 * correct1 / n, "top5": 100.0 * correct5 / n, "loss": loss_sum / n}
+    out = {"top1": 100.0 * correct1 / n, "top5": 100.0 * correct5 / n, "loss": loss_sum / n}
+    if predictions:
+        out["pred"] = torch.cat(preds) if preds else torch.zeros(0, dtype=torch.long)
+    return out
 
 
 def onnx_latency(session, *, batch_size: int = 1, warmup: int = 20, runs: int = 200) -> dict:

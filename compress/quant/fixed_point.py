@@ -322,24 +322,27 @@ def fixed_point_table(model: nn.Module, data, bits_list=(4, 6, 8, 16, 32), metho
                       device=None, seed: int = 0) -> pd.DataFrame:
     """Accuracy by (method, bits) with param_bits = fwd_bits = bn_bits = bits, next to the float model's.
 
-    Columns: arch, method, bits, fold_bn, overflow_rate, split, top1, top5, float_top1, top1_drop.
+    Columns: arch, method, bits, fold_bn, overflow_rate, split, top1, top5, float_top1, top1_drop, and the
+    paired columns against the float model on the same images (`compress.paired`).
     """
     from ..data import calibration_batches
+    from ..paired import paired_difference
     from ..train import evaluate
 
     device = torch.device(device) if device is not None else data.device
     batches = calibration_batches(data.train, calib_batches, calib_batch_size, seed=seed)
     target = getattr(data, split)
     model = copy.deepcopy(model).to(device).eval()
-    ref = evaluate(model, target, device=device)
+    ref = evaluate(model, target, device=device, predictions=True)
     rows = []
     for method in methods:
         for bits in bits_list:
             cfg = FixedPointConfig(bits, bits, bits, method, overflow_rate, fold_bn)
-            res = evaluate(quantize_fixed_point(model, cfg, batches), target, device=device)
+            res = evaluate(quantize_fixed_point(model, cfg, batches), target, device=device, predictions=True)
             rows.append({"arch": arch, "method": method, "bits": bits, "fold_bn": fold_bn,
                          "overflow_rate": overflow_rate, "split": split, "top1": res["top1"], "top5": res["top5"],
-                         "float_top1": ref["top1"], "top1_drop": ref["top1"] - res["top1"]})
+                         "float_top1": ref["top1"], "top1_drop": ref["top1"] - res["top1"],
+                         **paired_difference(res["pred"], ref["pred"], target.labels)})
     return pd.DataFrame(rows)
 
 

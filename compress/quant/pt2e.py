@@ -356,7 +356,7 @@ def quantize_qat_pt2e(model: nn.Module, data: CifarData, train: TrainConfig, con
     prepared.eval()
     program = _convert(api, prepared)
     module, seconds = _compiled(program, example, compile)
-    test = evaluate(module, data.test, train.eval_batch_size, device="cpu")
+    test = evaluate(module, data.test, train.eval_batch_size, device="cpu", predictions=True)
     return Pt2eResult(module, program, seconds, config, fit=result, test=test)
 
 

@@ -46,7 +46,7 @@ class QATConfig:
 class QATResult:
     model: nn.Module  # the converted INT8 model (CPU only)
     fit: FitResult  # the fake-quantized fine-tune: history and its final test accuracy
-    test: dict  # the INT8 model's test top1 / top5 / loss, measured on the CPU
+    test: dict  # the INT8 model's test top1 / top5 / loss and pred (per image), measured on the CPU
 
 
 def freeze_schedule(config: QATConfig):
@@ -73,7 +73,8 @@ def quantize_qat(model: nn.Module, data: CifarData, train: TrainConfig, config: 
     prepared = prepare_qat(model, config.int8)
     result = fit(prepared, data, train, device=device, step_hook=freeze_schedule(config))
     quantized = convert_int8(prepared, config.int8)
-    return QATResult(quantized, result, evaluate(quantized, data.test, train.eval_batch_size, device="cpu"))
+    return QATResult(quantized, result, evaluate(quantized, data.test, train.eval_batch_size, device="cpu",
+                                                 predictions=True))
 
 
 __all__ = ["QATConfig", "QATResult", "quantize_qat", "freeze_schedule"]

@@ -20,13 +20,14 @@ from torch import nn
 
 from ..data import CifarData, calibration_batches
 from ..metrics import count_params, gzip_size_mb, measure_latency, size_mb
+from ..paired import COLUMNS as PAIRED, paired_difference
 from ..train import TrainConfig, evaluate
 from . import deploy
 from .fixed_point import FixedPointConfig, quantize_fixed_point, storage_bytes
 from .int8 import PRESETS, Int8Config, quantize_int8
 from .qat import QATConfig, quantize_qat
 
-COLUMNS = ["variant", "runtime", "split", "top1", "top5", "size_mb", "gzip_mb", "size_ratio", "threads",
+COLUMNS = ["variant", "runtime", "split", "top1", "top5", *PAIRED, "size_mb", "gzip_mb", "size_ratio", "threads",
            "batch_size", "latency_ms", "latency_p90_ms", "speedup", "compile_s"]
 
 
@@ -44,33 +45,39 @@ def compare_int8(fp32_model: nn.Module, data: CifarData, *, presets=PRESETS, bac
     `torch.export.save` writes (`<onnx_folder>/model-{fp32,pt2e-int8}.pt2` when a folder is given) and
     `compile_s` the seconds of their first call after torch.compile (NaN for the other rows). Each thread
     count and batch size compiles once more (Inductor bakes the thread count in), in the untimed warm-up.
+    With both `qat` and `pt2e`, `qat-pt2e` (torchao's QAT flow, the same fine-tune) joins the Inductor rows.
     `threads`: None means torch's default (all cores). `size_ratio` and `speedup` are against FP32 in the
-    same runtime at the same thread count. Columns: see COLUMNS.
+    same runtime at the same thread count; the paired columns (`compress.paired`) compare each row's
+    predictions with FP32 PyTorch's on the same images. Columns: see COLUMNS.
     """
     fp32 = copy.deepcopy(fp32_model).float().eval()
     batches = [b.cpu() for b in calibration_batches(data.train, calib_batches, calib_batch_size, seed=seed)]
     target = getattr(data, split)
 
     models = {"fp32": fp32.cpu()}
-    acc = {"fp32": evaluate(copy.deepcopy(fp32).to(data.device), target, device=data.device)}
+    acc = {"fp32": evaluate(copy.deepcopy(fp32).to(data.device), target, device=data.device, predictions=True)}
     for preset in presets:
         cfg = Int8Config(preset, backend)
         name = cfg.name
         models[name] = quantize_int8(fp32, cfg, batches)
-        acc[name] = evaluate(models[name], target, device="cpu")
+        acc[name] = evaluate(models[name], target, device="cpu", predictions=True)
     if qat is not None:
         res = quantize_qat(fp32, data, qat, QATConfig(Int8Config("optimal", backend)))
         models["qat"] = res.model
-        acc["qat"] = res.test if split == "test" else evaluate(res.model, target, device="cpu")
+        acc["qat"] = res.test if split == "test" else evaluate(res.model, target, device="cpu", predictions=True)
     sizes = {name: (size_mb(m), gzip_size_mb(m)) for name, m in models.items()}
     files = deploy.export_fp32_int8(fp32, onnx_folder, batches) if onnx else {}  # None: a temporary folder
     for name, path in files.items():
         sizes[name] = deploy.file_sizes_mb(path)
-        acc[name] = deploy.onnx_evaluate(deploy.onnx_session(path), target)
-    compiled = _inductor_variants(fp32, batches, onnx_folder) if pt2e else {}
+        acc[name] = deploy.onnx_evaluate(deploy.onnx_session(path), target, predictions=True)
+    compiled = _inductor_variants(fp32, batches, onnx_folder, data=data, qat=qat) if pt2e else {}
     for name, (res, path) in compiled.items():
         sizes[("inductor", name)] = deploy.file_sizes_mb(path)
-        acc[("inductor", name)] = evaluate(res.model, target, device="cpu")
+        acc[("inductor", name)] = (res.test if res.test is not None and split == "test"
+                                   else evaluate(res.model, target, device="cpu", predictions=True))
+    reference = acc["fp32"]["pred"]
+    for a in acc.values():
+        a.update(paired_difference(a.pop("pred"), reference, target.labels))
 
     rows = []
     for n in dict.fromkeys(t or torch.get_num_threads() for t in threads):  # distinct counts, in order
@@ -92,13 +99,17 @@ def compare_int8(fp32_model: nn.Module, data: CifarData, *, presets=PRESETS, bac
     return df[COLUMNS]
 
 
-def _inductor_variants(fp32: nn.Module, batches, folder) -> dict:
-    """{variant: (Pt2eResult, saved .pt2 file)} for the FP32 and PT2E INT8 models under Inductor."""
+def _inductor_variants(fp32: nn.Module, batches, folder, *, data: CifarData | None = None,
+                       qat: TrainConfig | None = None) -> dict:
+    """{variant: (Pt2eResult, saved .pt2 file)} for the FP32, PT2E INT8 and (with `qat`) PT2E QAT models
+    under Inductor."""
     from . import pt2e  # torchao is imported only when asked for
 
     folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="compress-pt2e-"))
     out = {"fp32": pt2e.export_fp32(fp32, example=batches[0]),
            "pt2e-int8": pt2e.quantize_pt2e(fp32, pt2e.Pt2eConfig(), batches)}
+    if qat is not None and data is not None:
+        out["qat-pt2e"] = pt2e.quantize_qat_pt2e(fp32, data, qat, pt2e.Pt2eConfig())
     for name, res in out.items():
         path = folder / f"model-{name}.pt2"
         pt2e.save_pt2e(res, path)
@@ -108,7 +119,7 @@ def _inductor_variants(fp32: nn.Module, batches, folder) -> dict:
 
 def _row(variant, runtime, split, acc, sizes, lat, compile_s: float = math.nan) -> dict:
     return {"variant": variant, "runtime": runtime, "split": split, "top1": acc["top1"], "top5": acc["top5"],
-            "size_mb": sizes[0], "gzip_mb": sizes[1], "threads": lat["threads"], "batch_size": lat["batch_size"],
+            **{c: acc[c] for c in PAIRED}, "size_mb": sizes[0], "gzip_mb": sizes[1], "threads": lat["threads"], "batch_size": lat["batch_size"],
             "latency_ms": lat["median_ms"], "latency_p90_ms": lat["p90_ms"], "compile_s": compile_s}
 
 
@@ -121,7 +132,8 @@ def pruned_int8_table(original: nn.Module, pruned: nn.Module, data: CifarData, *
     float16 stores weights in half precision and computes in float32 (as TFLite's float16 quantization does
     on CPUs); its size is `model.half()`'s. The int16/int8 row is simulated (`FixedPointConfig(param_bits=8,
     fwd_bits=16)`, BN folded); its size is the packed 8-bit weight codes (`fixed_point.storage_bytes`).
-    Columns: variant, top1, top5, params, size_mb, gzip_mb, size_ratio, gzip_ratio (vs the original).
+    Columns: variant, top1, top5, the paired columns against the original (`compress.paired`), params,
+    size_mb, gzip_mb, size_ratio, gzip_ratio (vs the original).
     """
     batches = calibration_batches(data.train, calib_batches, calib_batch_size, seed=seed)
     cpu_batches = [b.cpu() for b in batches]
@@ -130,26 +142,30 @@ def pruned_int8_table(original: nn.Module, pruned: nn.Module, data: CifarData, *
 
     def fp(name, m):
         m = _plain(m)
-        return {"variant": name, **_acc(evaluate(m.to(dev), target, device=dev)),
+        return {"variant": name, **_acc(evaluate(m.to(dev), target, device=dev, predictions=True)),
                 "params": count_params(m), "size_mb": size_mb(m), "gzip_mb": gzip_size_mb(m)}
 
     def int8(name, m):
         q = quantize_int8(_plain(m), config, cpu_batches)
-        return {"variant": name, **_acc(evaluate(q, target, device="cpu")),
+        return {"variant": name, **_acc(evaluate(q, target, device="cpu", predictions=True)),
                 "params": count_params(_plain(m)), "size_mb": size_mb(q), "gzip_mb": gzip_size_mb(q)}
 
     rows = [fp("original", original), fp("pruned", pruned), int8("pruned+int8", pruned)]
     half = _plain(pruned).half()
-    rows.append({"variant": "pruned+float16", **_acc(evaluate(copy.deepcopy(half).float().to(dev), target, device=dev)),
+    rows.append({"variant": "pruned+float16",
+                 **_acc(evaluate(copy.deepcopy(half).float().to(dev), target, device=dev, predictions=True)),
                  "params": count_params(half), "size_mb": size_mb(half), "gzip_mb": gzip_size_mb(half)})
     cfg = FixedPointConfig(param_bits=8, fwd_bits=16, bn_bits=16)
     sim = quantize_fixed_point(_plain(pruned).to(dev), cfg, batches)
     blob = storage_bytes(sim, cfg)
-    rows.append({"variant": "pruned+int16act-int8w", **_acc(evaluate(sim, target, device=dev)),
+    rows.append({"variant": "pruned+int16act-int8w", **_acc(evaluate(sim, target, device=dev, predictions=True)),
                  "params": count_params(_plain(pruned)), "size_mb": len(blob) / 1e6,
                  "gzip_mb": len(gzip.compress(blob, compresslevel=9)) / 1e6})
     if sparse is not None:
         rows += [fp("sparse", sparse), int8("sparse+int8", sparse)]
+    reference = rows[0]["pred"]
+    for r in rows:
+        r.update(paired_difference(r.pop("pred"), reference, target.labels))
     df = pd.DataFrame(rows)
     df["size_ratio"] = df.size_mb.iloc[0] / df.size_mb
     df["gzip_ratio"] = df.gzip_mb.iloc[0] / df.gzip_mb
@@ -157,7 +173,7 @@ def pruned_int8_table(original: nn.Module, pruned: nn.Module, data: CifarData, *
 
 
 def _acc(res: dict) -> dict:
-    return {"top1": res["top1"], "top5": res["top5"]}
+    return {"top1": res["top1"], "top5": res["top5"], "pred": res["pred"]}
 
 
 def _plain(model: nn.Module) -> nn.Module:

@@ -141,7 +141,8 @@ def fixed_point(table: pd.DataFrame, title: str = "Fixed-point quantization: acc
 
 
 def quant_comparison(table: pd.DataFrame, title: str = "FP32 vs INT8: size, accuracy and CPU latency") -> plt.Figure:
-    """Bars per variant: file size, top-1 accuracy and batch-1 CPU latency (one bar per thread count)."""
+    """Bars per variant: file size, top-1 accuracy (with the paired difference to FP32 where the table has it)
+    and batch-1 CPU latency (one bar per thread count)."""
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     runtime = table["runtime"] if "runtime" in table else pd.Series("torch", index=table.index)
     suffix = runtime.map({"torch": "", "onnxruntime": " (ORT)", "inductor": " (Inductor)"}).fillna(" (" + runtime + ")")
@@ -150,7 +151,11 @@ def quant_comparison(table: pd.DataFrame, title: str = "FP32 vs INT8: size, accu
     axes[0].bar(acc.label, acc.size_mb, color="C0")
     axes[0].set(ylabel="file size (MB)", title="size")
     bars = axes[1].bar(acc.label, acc.top1, color="C1")
-    axes[1].bar_label(bars, fmt="%.2f", fontsize=7)
+    if "paired_delta" in acc:  # the difference to FP32 on the same images, with its paired 95% interval
+        axes[1].bar_label(bars, [f"{t:.2f}" if pd.isna(d) else f"{t:.2f}\n{d:+.2f}±{c:.2f}"
+                                 for t, d, c in zip(acc.top1, acc.paired_delta, acc.paired_ci95)], fontsize=6)
+    else:
+        axes[1].bar_label(bars, fmt="%.2f", fontsize=7)
     lo, hi = (np.nanmin(acc.top1), np.nanmax(acc.top1)) if len(acc) else (0, 100)
     axes[1].set(ylabel="test top-1 accuracy (%)", title="accuracy (axis zoomed)", ylim=(max(0, lo - 2), min(100, hi + 1)))
     lat = table.assign(label=label)

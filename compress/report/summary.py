@@ -38,7 +38,9 @@ def summary_markdown(results_dir: Path, archs=ARCHS) -> str:
         for _, r in h.iterrows():
             lat = "" if pd.isna(r.latency_ms) else f"{r.latency_ms:.2f}"
             gz = "" if pd.isna(r.gzip_mb) else f"{r.gzip_mb:.3f}"
-            out.append(f"| {r.model} | {r.top1:.2f} | {r.top1_delta:+.2f} | {r.params / 1e6:.3f} ({r.params_x:.1f}x) | "
+            ci = r.get("paired_ci95")
+            delta = f"{r.top1_delta:+.2f}" + ("" if ci is None or pd.isna(ci) else f" ± {ci:.2f}")
+            out.append(f"| {r.model} | {r.top1:.2f} | {delta} | {r.params / 1e6:.3f} ({r.params_x:.1f}x) | "
                        f"{r.macs / 1e6:.1f} ({r.macs_x:.1f}x) | {r.size_mb:.3f} ({r.size_x:.1f}x) | {gz} | {lat} | {r.runtime} |")
         out.append("")
     return "\n".join(out)
@@ -57,6 +59,7 @@ def load_provenance(results_dir: Path, arch: str) -> str:
     return (f"Profile `{p.get('name')}` (width {p.get('width')}, {p.get('train_size') or 'all'} training images, "
             f"{p.get('epochs')} epochs), data: {prov['data_source']}; device: {prov['device']}; "
             f"torch {prov['versions'].get('torch')}; commit `{_short(prov['git_commit'])}`. Accuracy: final-epoch test top-1; "
-            f"latency: batch 1, median, all CPU threads.")
+            f"vs baseline: the difference in points, ± the 95% interval of the paired difference on the same test "
+            f"images where the step paired them; latency: batch 1, median, all CPU threads.")
 
 

@@ -12,6 +12,7 @@ from torch import nn
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..metrics import model_summary
 from ..models import conv_layers
+from ..paired import COLUMNS as PAIRED, paired_difference
 from ..pruning import ChannelPruner, arch_of, check_criterion, prune, prune_to_channels
 from ..ratios import channel_targets, default_configs, expand, round_ratios, select_config
 from ..store import fingerprint, read_json, write_json, write_table
@@ -19,8 +20,8 @@ from ..train import TrainConfig, evaluate, fit
 from .session import Session
 
 ROUND_COLUMNS = ["config", "round", "criterion", "distill", "params", "macs", "size_mb", "gzip_mb",
-                 "param_reduction", "mac_reduction", "test_top1", "test_top5", "final_val_top1", "best_val_top1",
-                 "mean_val_top1", "train_seconds", "selected"]
+                 "param_reduction", "mac_reduction", "test_top1", "test_top5", *PAIRED, "final_val_top1",
+                 "best_val_top1", "mean_val_top1", "train_seconds", "selected"]
 
 
 @dataclass
@@ -92,12 +93,14 @@ def prune_rounds(s: Session, baseline: nn.Module, configs: dict, rounds: int | N
     teacher = baseline.to(s.device) if distill else None
 
     base_cost = model_summary(baseline)
-    base_test, base_val = evaluate(baseline, s.data.test), evaluate(baseline, s.data.val)
+    base_test, base_val = evaluate(baseline, s.data.test, predictions=True), evaluate(baseline, s.data.val)
+    labels = s.data.test.labels
     rows, channel_rows, checkpoints = [], [], {}
     for name, ratios in expanded.items():
         rows.append({"config": name, "round": 0, "criterion": criterion, "distill": distill, **base_cost,
                      "param_reduction": 1.0, "mac_reduction": 1.0, "test_top1": base_test["top1"],
-                     "test_top5": base_test["top5"], "final_val_top1": base_val["top1"],
+                     "test_top5": base_test["top5"], **paired_difference(base_test["pred"], base_test["pred"], labels),
+                     "final_val_top1": base_val["top1"],
                      "best_val_top1": base_val["top1"], "mean_val_top1": base_val["top1"], "train_seconds": 0.0})
         channel_rows += [{"config": name, "round": 0, "layer": n, "channels": c} for n, c in base_channels.items()]
         previous = None  # folder of the previous round's step; None: start from the baseline
@@ -116,7 +119,8 @@ def prune_rounds(s: Session, baseline: nn.Module, configs: dict, rounds: int | N
                 summary = result.summary()
                 record = {"config": name, "round": k, "criterion": criterion, "distill": distill, **model_summary(model),
                           **{c: summary[c] for c in ("test_top1", "test_top5", "final_val_top1", "best_val_top1",
-                                                     "mean_val_top1", "train_seconds")}}
+                                                     "mean_val_top1", "train_seconds")},
+                          **paired_difference(result.test["pred"], base_test["pred"], labels)}
                 chans = {n: c.out_channels for n, c in conv_layers(model).items()}
                 save_checkpoint(model, folder / "model.pt", arch, s.profile.width,
                                 meta={"stage": "pruned", "config": name, "round": k, "channels": chans})
@@ -156,14 +160,30 @@ def load_pruned(s: Session, result: PruneResult, config: str | None = None) -> n
 
 def distillation_effect(s: Session, baseline: nn.Module, result: PruneResult, config: str | None = None) -> pd.DataFrame:
     """The same ratios pruned over the same rounds, fine-tuned with and without distillation from the
-    baseline: `config`'s rows of `result` (default: its `best`) beside a rerun with distillation flipped."""
+    baseline: `config`'s rows of `result` (default: its `best`) beside a rerun with distillation flipped.
+
+    Paired columns: against the baseline (`paired_*`, as in the pruning table) and against the other run's
+    model of the same round (`vs_other_delta` / `_ci95` / `_p`: this row minus the other, same images)."""
     config = config or result.best
     st = result.settings
     other = prune_rounds(_quiet(s), baseline, {config: result.ratios[config]}, st["rounds"], distill=not st["distill"],
                          criterion=st["criterion"], round_to=st["round_to"], data_for_taylor=st["data_for_taylor"])
     table = pd.concat([result.rounds[result.rounds.config == config], other.rounds], ignore_index=True)
-    return s.record("distillation", table[["config", "round", "distill", "params", "macs", "test_top1",
-                                           "final_val_top1", "best_val_top1", "mean_val_top1"]])
+    table = table[["config", "round", "distill", "params", "macs", "test_top1", *PAIRED, "final_val_top1",
+                   "best_val_top1", "mean_val_top1"]].copy()
+    # the question asked here is with against without: pair the two runs' models of each round directly
+    labels = s.data.test.labels
+    for k in range(1, st["rounds"] + 1):
+        preds = {}
+        for run in (result, other):
+            model, _ = load_checkpoint(run.checkpoints[(config, k)])
+            preds[run.settings["distill"]] = evaluate(model.to(s.device), s.data.test, predictions=True)["pred"]
+        for distill in (True, False):
+            vs = paired_difference(preds[distill], preds[not distill], labels)
+            at = (table["round"] == k) & (table["distill"] == distill)
+            for column, value in (("delta", "paired_delta"), ("ci95", "paired_ci95"), ("p", "mcnemar_p")):
+                table.loc[at, f"vs_other_{column}"] = vs[value]
+    return s.record("distillation", table)
 
 
 def _quiet(s: Session) -> Session:

@@ -9,11 +9,12 @@ import pandas as pd
 from torch import nn
 
 from .. import metrics
+from ..paired import paired_difference
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..quant import Int8Config, compare_int8, fixed_point_table, pruned_int8_table, pt2e_available
 from ..sparse import sparse_finetune
 from ..store import fingerprint, read_table, write_table
-from ..train import TrainConfig
+from ..train import TrainConfig, evaluate
 from .session import Session
 
 
@@ -69,19 +70,21 @@ def _add_quant_models(s: Session, table: pd.DataFrame, base_name: str, label: st
     """File each variant (at the largest thread count) as a model of the accuracy-vs-cost table.
 
     The FP32 PyTorch row is `base_name` itself (adding its measured latency); the others are
-    `<base_name>+<variant>`, e.g. `pruned:aggressive+int8-optimal`.
+    `<base_name>+<variant>`, e.g. `pruned:aggressive+int8-optimal`. The table pairs each row with FP32 PyTorch
+    on `base_name`: the models table keeps that pairing only when `base_name` is the baseline.
     """
     top = table[table.threads == table.threads.max()]
     for _, r in top.iterrows():
-        quantized = "int8" in r.variant or r.variant == "qat"
+        quantized = "int8" in r.variant or r.variant.startswith("qat")
         name = base_name if r.variant == "fp32" and r.runtime == "torch" else f"{base_name}+{r.variant}"
         if r.runtime not in ("torch", "onnxruntime"):
             name = f"{base_name}+{r.variant}@{r.runtime}"
         kind = f"{label} ({'INT8' if quantized else 'FP32'}{'' if r.runtime == 'torch' else ', ' + r.runtime})"
         if name == base_name:
             kind = s.models.get(name, {}).get("kind", kind)
+        paired = {c: r.get(c) for c in ("paired_ci95", "mcnemar_p")} if base_name == "baseline" else {}
         s.add_model(name, kind, {**costs, "top1": r.top1, "size_mb": r.size_mb, "gzip_mb": r.gzip_mb,
-                                 "latency_ms": r.latency_ms, "runtime": r.runtime})
+                                 "latency_ms": r.latency_ms, "runtime": r.runtime, **paired})
 
 
 def int8(s: Session, model: nn.Module, *, backend: str = "x86", qat: bool = True, onnx: bool = True,
@@ -107,6 +110,8 @@ def sparse(s: Session, baseline: nn.Module) -> nn.Module:
                                         teacher=baseline if s.profile.distill else None,
                                         state_path=folder / "train_state.pt")
         save_checkpoint(model, folder / "model.pt", s.arch, s.profile.width, meta={"stage": "sparse"})
+        preds = [evaluate(m, s.data.test, predictions=True)["pred"] for m in (model, baseline)]
+        record.update(paired_difference(*preds, s.data.test.labels))  # against the baseline, same images
         write_table(folder / "sparse.csv", pd.DataFrame([record]), s.provenance({"step": "sparse"}))
         (folder / "train_state.pt").unlink(missing_ok=True)
 

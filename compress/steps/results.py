@@ -11,7 +11,10 @@ import pandas as pd
 from ..store import read_table, write_table
 from .session import Session
 
-MODEL_COLUMNS = ["model", "kind", "top1", "params", "macs", "size_mb", "gzip_mb", "latency_ms", "runtime"]
+# paired_ci95 / mcnemar_p: of the difference to the baseline on the same test images (`compress.paired`),
+# where the step that made the model paired it with the baseline; empty otherwise
+MODEL_COLUMNS = ["model", "kind", "top1", "paired_ci95", "mcnemar_p", "params", "macs", "size_mb", "gzip_mb",
+                 "latency_ms", "runtime"]
 
 
 def show(df: pd.DataFrame) -> None:
