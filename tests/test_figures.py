@@ -75,3 +75,31 @@ def test_a_table_of_an_older_schema_skips_only_its_figure(tmp_path, capsys):
     names = {p.name for p in written}
     assert "resnet18_channels.png" not in names and "resnet18_pruning.png" in names
     assert "no `selected` configuration" in capsys.readouterr().out
+
+
+def test_every_figure_is_stamped_with_its_source(tmp_path, monkeypatch):
+    _fake_results(tmp_path / "results")
+    stamps = []
+    real_save = figures.plots.save
+    monkeypatch.setattr(figures.plots, "save", lambda fig, path: stamps.append([t.get_text() for t in fig.texts])
+                        or real_save(fig, path))
+    figures.make_figures(tmp_path / "results", tmp_path / "assets", archs=["resnet18"], verbose=False)
+    assert len(stamps) == len(figures.FIGURES)
+    for texts in stamps:
+        assert any(t.startswith("profile ? (width ?) | synthetic | cpu (") and "commit " in t for t in texts), texts
+
+
+def test_summary_pairs_the_difference_where_the_step_did(tmp_path):
+    _fake_results(tmp_path / "results")
+    prov = provenance({"profile": {"name": "cpu", "width": 1.0}}, seed=0, data_source="x/cifar10-jpeg.tar.gz")
+    models = pd.DataFrame({"model": ["baseline", "baseline+int8-optimal", "pruned:a+int8-optimal"],
+                           "kind": ["baseline (FP32)", "baseline (INT8)", "pruned (INT8)"], "top1": [60, 59.9, 58],
+                           "paired_ci95": [0.0, 0.12, float("nan")], "params": [100, 100, 10], "macs": [1000] * 3,
+                           "size_mb": [1, 0.25, 0.03], "gzip_mb": [0.9, 0.2, 0.02], "latency_ms": [20, 5, 1],
+                           "runtime": ["torch"] * 3})
+    write_table(tmp_path / "results" / "resnet18" / "models.csv", models, prov)
+    figures.make_figures(tmp_path / "results", tmp_path / "assets", archs=["resnet18"], verbose=False)
+    summary = (tmp_path / "results" / "summary.md").read_text()
+    assert "| baseline+int8-optimal | 59.90 | -0.10 ± 0.12 |" in summary
+    assert "| pruned:a+int8-optimal | 58.00 | -2.00 |" in summary  # not paired with the baseline: no interval
+    assert figures.figure_label(prov).startswith("profile cpu (width 1.0) | JPEG CIFAR-10 copy | cpu (")

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 
 from . import plots
 from ..models import ARCHS
 from ..store import REPO_ROOT, atomic_write_text, read_table
-from .summary import summary_markdown
+from .summary import figure_label, summary_markdown
 
 RESULTS_DIR = REPO_ROOT / "results"
 ASSETS_DIR = REPO_ROOT / "assets"
@@ -46,17 +45,21 @@ FIGURES = {
 }
 
 
-def load_tables(results_dir: str | Path, arch: str) -> dict[str, pd.DataFrame]:
+def load_tables(results_dir: str | Path, arch: str, with_provenance: bool = False):
+    """{table name: DataFrame} of one architecture (and {name: provenance} with `with_provenance`)."""
     folder = Path(results_dir) / arch
-    return {name: read_table(folder / f"{name}.csv")[0] for name in TABLES if (folder / f"{name}.csv").is_file()}
+    read = {name: read_table(folder / f"{name}.csv") for name in TABLES if (folder / f"{name}.csv").is_file()}
+    tables = {name: t for name, (t, _) in read.items()}
+    return (tables, {name: p for name, (_, p) in read.items()}) if with_provenance else tables
 
 
 def make_figures(results_dir: str | Path = RESULTS_DIR, assets_dir: str | Path = ASSETS_DIR,
                  archs=ARCHS, verbose: bool = True) -> list[Path]:
-    """Draw every figure whose tables exist; returns the written paths."""
+    """Draw every figure whose tables exist, each stamped with where its numbers come from (profile, data,
+    device, commit of its first table); returns the written paths."""
     written = []
     for arch in archs:
-        tables = load_tables(results_dir, arch)
+        tables, provs = load_tables(results_dir, arch, with_provenance=True)
         for suffix, (needs, draw) in FIGURES.items():
             missing = [n for n in needs if n not in tables]
             if missing:
@@ -68,6 +71,7 @@ def make_figures(results_dir: str | Path = RESULTS_DIR, assets_dir: str | Path =
             except ValueError as e:  # a table from an older schema: say which, draw the others
                 print(f"skip {arch}_{suffix}.png: {e}")
                 continue
+            figure.text(0.5, -0.01, figure_label(provs[needs[0]]), ha="center", va="top", fontsize=7, color="0.4")
             written.append(plots.save(figure, Path(assets_dir) / f"{arch}_{suffix}.png"))
     summary = summary_markdown(Path(results_dir), ARCHS)  # every architecture present, whichever were redrawn
     if summary:

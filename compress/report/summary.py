@@ -52,6 +52,15 @@ def _short(commit: str) -> str:
     return head[:12] + plus + rest
 
 
+def figure_label(prov: dict) -> str:
+    """The short source line stamped under a figure: profile, width, data, device, commit."""
+    p = prov.get("config", {}).get("profile", {})
+    data = str(prov.get("data_source") or "?")
+    data = "JPEG CIFAR-10 copy" if "jpeg" in data.lower() else data
+    return (f"profile {p.get('name', '?')} (width {p.get('width', '?')}) | {data} | {prov.get('device', '?')} | "
+            f"commit {_short(str(prov.get('git_commit', '?')))}")
+
+
 def load_provenance(results_dir: Path, arch: str) -> str:
     """One line saying where an architecture's numbers come from."""
     prov = read_table(Path(results_dir) / arch / "models.csv")[1]
