@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 from . import plots
 from ..models import ARCHS
 from ..store import REPO_ROOT, atomic_write_text, read_table
