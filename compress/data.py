@@ -79,6 +79,14 @@ class CifarData:
     def summary(self) -> str:
         return f"{self.source}: train {len(self.train)}, val {len(self.val)}, test {len(self.test)}"
 
+    def with_train_subset(self, size: int | None, seed: int = 0) -> "CifarData":
+        """The same validation and test splits with a stratified `size`-image subset of the training split
+        (None, or a size at least the split's: unchanged). For steps that need a little training data (QAT)."""
+        if size is None or size >= len(self.train):
+            return self
+        idx = stratified_indices(self.train.labels.cpu().numpy(), size, seed)
+        return CifarData(self.train.subset(idx), self.val, self.test, self.source, self.classes)
+
 
 # ----------------------------------------------------------------------------- sources
 def resolve_source(source: str | os.PathLike | None = None) -> str:

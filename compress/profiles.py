@@ -57,6 +57,7 @@ class Profile:
     calib_batch_size: int = 128
     qat_epochs: int = 3
     qat_lr: float = 0.005
+    qat_train_size: int | None = None  # training images per QAT epoch (a stratified subset; None: all of them)
     # latency measurement
     latency_warmup: int = 20
     latency_runs: int = 200
@@ -80,6 +81,7 @@ class Profile:
         whole("train_size", self.train_size, none_ok=True)
         whole("test_size", self.test_size, none_ok=True)
         whole("sensitivity_eval_size", self.sensitivity_eval_size, none_ok=True)
+        whole("qat_train_size", self.qat_train_size, none_ok=True)
         for name in ("val_size", "epochs", "batch_size", "eval_batch_size", "prune_rounds", "finetune_epochs",
                      "sparse_epochs", "calib_batches", "calib_batch_size", "qat_epochs", "latency_runs"):
             whole(name, getattr(self, name))
@@ -160,7 +162,7 @@ PROFILES = {
         prune_configs=("aggressive", "sensitivity"), prune_rounds=2,
         finetune_epochs=4, finetune_lr=0.02, sparse_epochs=3, target_sparsity=0.8,
         fixed_point_bits=(4, 6, 8, 16), calib_batches=8, calib_batch_size=128, qat_epochs=1, qat_lr=0.001,
-        latency_warmup=20, latency_runs=200,
+        qat_train_size=15_000, latency_warmup=20, latency_runs=200,
     ),
     "full": Profile(name="full", train_size=None, val_size=5_000, test_size=None),
 }

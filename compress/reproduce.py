@@ -98,6 +98,9 @@ def plan(arch: str, profile: Profile, speed: Speed, data_sizes: tuple[int, int, 
     p = profile
     configs = len(p.prune_configs) if p.prune_configs else len(DEFAULT_CONFIGS[arch]) + 1  # + `sensitivity`
     teacher = n / speed.eval if p.distill else 0.0
+    q = min(n, p.qat_train_size or n)  # QAT trains on a subset where the profile says so
+    pt2e = int(p.pt2e)  # PT2E adds a QAT fine-tune (in fp32, as FX's: the factor 2), evaluations and compiles
+    qat = 1 + pt2e
     finetune_epoch = n * PRUNED_COST / speed.train + teacher + v / speed.eval
     rows = [
         ("baseline", p.epochs_for(arch) * (n / speed.train + v / speed.eval) + t / speed.eval),
@@ -106,8 +109,10 @@ def plan(arch: str, profile: Profile, speed: Speed, data_sizes: tuple[int, int, 
         ("distillation comparison", p.prune_rounds * p.finetune_epochs * (finetune_epoch - teacher)),
         ("sparse", p.sparse_epochs * (n / speed.train + teacher + v / speed.eval)),
         ("fixed point", 3 * len(p.fixed_point_bits) * 2 * t / speed.eval),
-        ("INT8 + QAT", p.qat_epochs * 2 * n / speed.train + 6 * t / speed.eval + 0.02 * 12 * p.latency_runs),
-        ("pruned + INT8, combined", p.qat_epochs * 2 * n * PRUNED_COST / speed.train + 8 * t / speed.eval),
+        ("INT8 + QAT", qat * p.qat_epochs * 2 * q / speed.train + (6 + 2 * pt2e) * t / speed.eval
+         + 0.02 * 12 * p.latency_runs + 60 * pt2e),
+        ("pruned + INT8, combined", qat * p.qat_epochs * 2 * q * PRUNED_COST / speed.train + (8 + 2 * pt2e) * t / speed.eval
+         + 60 * pt2e),
     ]
     return [{"step": name, "seconds": seconds} for name, seconds in rows]
 

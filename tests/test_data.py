@@ -100,6 +100,16 @@ def test_validation_split_is_stratified_disjoint_and_seeded():
     assert not any(x.numpy().tobytes() in train_set for x in a.val.images)
 
 
+def test_a_training_subset_is_stratified_and_keeps_validation_and_test():
+    data = D.make_data(D.synthetic_arrays(1000, 100, seed=1), val_size=100, seed=0)
+    sub = data.with_train_subset(300, seed=0)
+    assert len(sub.train) == 300 and torch.bincount(sub.train.labels).tolist() == [30] * 10
+    assert sub.val is data.val and sub.test is data.test
+    train_set = {x.numpy().tobytes() for x in data.train.images}
+    assert all(x.numpy().tobytes() in train_set for x in sub.train.images)
+    assert data.with_train_subset(None) is data and data.with_train_subset(10**6) is data
+
+
 def test_augmentation_keeps_labels_aligned_and_is_a_crop_or_flip():
     # each image is a constant colour whose value encodes its label: any crop/flip keeps that colour
     labels = torch.arange(64) % 10

@@ -19,7 +19,8 @@ def test_explicit_argument_overrides_one_field():
     ("epochs", 0, "epochs"), ("epochs", None, "epochs"), ("width", 0, "width"), ("lr", -0.1, "lr"),
     ("target_sparsity", 1.0, "target_sparsity"), ("sensitivity_ratios", (0.0, 1.2), "sensitivity ratio"),
     ("fixed_point_bits", (1, 8), "fixed-point bit width"), ("precision", "fp16", "precision"),
-    ("arch_epochs", {"resnet50": 3}, "arch_epochs"), ("val_size", 2.5, "val_size")])
+    ("arch_epochs", {"resnet50": 3}, "arch_epochs"), ("val_size", 2.5, "val_size"),
+    ("qat_train_size", 0, "qat_train_size")])
 def test_bad_fields_are_refused_with_their_name(field, value, named):
     with pytest.raises(ValueError, match=named):
         get_profile("smoke", **{field: value})

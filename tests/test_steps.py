@@ -166,3 +166,17 @@ def test_a_profile_can_limit_the_pruned_configurations(tiny_data):
     assert list(steps.prune_configs(s)) == ["aggressive"]  # no scan: no sensitivity configuration
     with pytest.raises(ValueError, match="unknown configuration"):
         steps.prune_configs(steps.Session.create("vgg16_bn", "smoke", data=tiny_data, prune_configs=("huge",)))
+
+
+def test_int8_step_fine_tunes_qat_on_the_profile_subset(tiny_data, monkeypatch):
+    seen = {}
+
+    def fake_compare(model, data, *, qat_data=None, **kw):
+        seen.update(train=len(qat_data.train), test=len(qat_data.test))
+        return pd.DataFrame({"variant": ["fp32"], "runtime": ["torch"], "threads": [1], "top1": [50.0],
+                             "size_mb": [1.0], "gzip_mb": [1.0], "latency_ms": [1.0]})
+
+    monkeypatch.setattr("compress.steps.quantization.compare_int8", fake_compare)
+    s = steps.Session.create("vgg16_bn", "smoke", data=tiny_data, qat_train_size=64, pt2e=False)
+    steps.int8(s, _model("vgg16_bn"))
+    assert seen == {"train": 64, "test": len(tiny_data.test)}

@@ -35,7 +35,7 @@ def compare_int8(fp32_model: nn.Module, data: CifarData, *, presets=PRESETS, bac
                  calib_batches: int = 8, calib_batch_size: int = 128, qat: TrainConfig | None = None,
                  onnx: bool = True, onnx_folder: str | Path | None = None, threads=(1, None), batch_size: int = 1,
                  runs: int = 50, warmup: int = 10, split: str = "test", seed: int = 0,
-                 pt2e: bool = False) -> pd.DataFrame:
+                 pt2e: bool = False, qat_data: CifarData | None = None) -> pd.DataFrame:
     """One row per (variant, thread count): accuracy on `split`, file size, CPU latency at `batch_size`.
 
     Variants: `fp32`, `int8-<preset>` (torch.ao, `backend` kernels), `qat` (when a `qat` TrainConfig is
@@ -46,6 +46,7 @@ def compare_int8(fp32_model: nn.Module, data: CifarData, *, presets=PRESETS, bac
     `compile_s` the seconds of their first call after torch.compile (NaN for the other rows). Each thread
     count and batch size compiles once more (Inductor bakes the thread count in), in the untimed warm-up.
     With both `qat` and `pt2e`, `qat-pt2e` (torchao's QAT flow, the same fine-tune) joins the Inductor rows.
+    `qat_data`: what the QAT fine-tunes train on (e.g. `data.with_train_subset(n)`; default `data`).
     `threads`: None means torch's default (all cores). `size_ratio` and `speedup` are against FP32 in the
     same runtime at the same thread count; the paired columns (`compress.paired`) compare each row's
     predictions with FP32 PyTorch's on the same images. Columns: see COLUMNS.
@@ -62,7 +63,7 @@ def compare_int8(fp32_model: nn.Module, data: CifarData, *, presets=PRESETS, bac
         models[name] = quantize_int8(fp32, cfg, batches)
         acc[name] = evaluate(models[name], target, device="cpu", predictions=True)
     if qat is not None:
-        res = quantize_qat(fp32, data, qat, QATConfig(Int8Config("optimal", backend)))
+        res = quantize_qat(fp32, qat_data or data, qat, QATConfig(Int8Config("optimal", backend)))
         models["qat"] = res.model
         acc["qat"] = res.test if split == "test" else evaluate(res.model, target, device="cpu", predictions=True)
     sizes = {name: (size_mb(m), gzip_size_mb(m)) for name, m in models.items()}
@@ -70,7 +71,7 @@ def compare_int8(fp32_model: nn.Module, data: CifarData, *, presets=PRESETS, bac
     for name, path in files.items():
         sizes[name] = deploy.file_sizes_mb(path)
         acc[name] = deploy.onnx_evaluate(deploy.onnx_session(path), target, predictions=True)
-    compiled = _inductor_variants(fp32, batches, onnx_folder, data=data, qat=qat) if pt2e else {}
+    compiled = _inductor_variants(fp32, batches, onnx_folder, data=qat_data or data, qat=qat) if pt2e else {}
     for name, (res, path) in compiled.items():
         sizes[("inductor", name)] = deploy.file_sizes_mb(path)
         acc[("inductor", name)] = (res.test if res.test is not None and split == "test"

@@ -58,12 +58,15 @@ def _int8_table(s: Session, model: nn.Module, step: str, presets=("default", "op
                 latency=[s.profile.latency_runs, s.profile.latency_warmup])
     if backend != "x86" or not onnx:  # the defaults keep their historical keys
         key.update(backend=backend, onnx=onnx)
+    if cfg and s.profile.qat_train_size is not None:
+        key["qat_train_size"] = s.profile.qat_train_size
     pt2e = bool(pt2e)
     if pt2e:
         key["pt2e"] = True
     return _cached_table(s, step, key, lambda: compare_int8(
         model, s.data, presets=presets, backend=backend, qat=cfg, onnx=onnx, runs=s.profile.latency_runs,
-        warmup=s.profile.latency_warmup, seed=s.seed, pt2e=pt2e, **_calib(s)))
+        warmup=s.profile.latency_warmup, seed=s.seed, pt2e=pt2e,
+        qat_data=s.data.with_train_subset(s.profile.qat_train_size, s.seed), **_calib(s)))
 
 
 def _add_quant_models(s: Session, table: pd.DataFrame, base_name: str, label: str, costs: dict) -> None:
