@@ -111,8 +111,8 @@ def plan(arch: str, profile: Profile, speed: Speed, data_sizes: tuple[int, int, 
         ("fixed point", 3 * len(p.fixed_point_bits) * 2 * t / speed.eval),
         ("INT8 + QAT", qat * p.qat_epochs * 2 * q / speed.train + (6 + 2 * pt2e) * t / speed.eval
          + 0.02 * 12 * p.latency_runs + 60 * pt2e),
-        ("pruned + INT8, combined", qat * p.qat_epochs * 2 * q * PRUNED_COST / speed.train + (8 + 2 * pt2e) * t / speed.eval
-         + 60 * pt2e),
+        ("pruned + INT8, combined", (1 + (configs > 1)) * (qat * p.qat_epochs * 2 * q * PRUNED_COST / speed.train
+                                                            + 60 * pt2e) + (8 + 2 * pt2e) * t / speed.eval),
     ]
     return [{"step": name, "seconds": seconds} for name, seconds in rows]
 

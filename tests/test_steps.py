@@ -180,3 +180,20 @@ def test_int8_step_fine_tunes_qat_on_the_profile_subset(tiny_data, monkeypatch):
     s = steps.Session.create("vgg16_bn", "smoke", data=tiny_data, qat_train_size=64, pt2e=False)
     steps.int8(s, _model("vgg16_bn"))
     assert seen == {"train": 64, "test": len(tiny_data.test)}
+
+
+def test_pruned_int8_keeps_one_table_for_every_configuration(tiny_data, monkeypatch):
+    def fake_compare(model, data, **kw):
+        return pd.DataFrame({"variant": ["fp32", "int8-optimal"], "runtime": ["torch"] * 2, "threads": [1, 1],
+                             "top1": [50.0, 49.0], "size_mb": [1.0, 0.25], "gzip_mb": [1.0, 0.2],
+                             "latency_ms": [2.0, 1.0]})
+
+    monkeypatch.setattr("compress.steps.quantization.compare_int8", fake_compare)
+    s = steps.Session.create("vgg16_bn", "smoke", data=tiny_data, pt2e=False)
+    result = steps.prune_rounds(s, _model("vgg16_bn"), {"half": 0.5, "most": 0.8}, 1, round_to=2)
+    assert result.smallest == "most"
+    for config in ("half", "most", "half"):  # a repeated configuration replaces its rows
+        steps.pruned_int8(s, result.model(config), config)
+    table = s.tables["pruned_int8"]
+    assert sorted(table.config) == ["half", "half", "most", "most"]
+    assert {"pruned:most", "pruned:most+int8-optimal", "pruned:half+int8-optimal"} <= set(s.models)

@@ -14,7 +14,7 @@ interrupted step (no `done.json`) resumes from its saved training state or is re
 from .baseline import baseline_folder, baseline_key, load_model, train_baseline
 from .importance import l1_ranking, sensitivity, taylor_data
 from .pruning import PruneResult, distillation_effect, finetune_ratios, load_pruned, prune_configs, prune_rounds
-from .quantization import combined, fixed_point, int8, qat_config, sparse
+from .quantization import combined, fixed_point, int8, pruned_int8, qat_config, sparse
 from .results import models_table, save_results, show
 from .session import CACHE_ENV, Session, default_results_dir, parse_device, step_cache
 
@@ -22,5 +22,5 @@ __all__ = ["Session", "CACHE_ENV", "step_cache", "default_results_dir", "parse_d
            "baseline_key", "baseline_folder", "train_baseline", "load_model",
            "l1_ranking", "sensitivity", "taylor_data",
            "PruneResult", "prune_configs", "prune_rounds", "load_pruned", "distillation_effect", "finetune_ratios",
-           "fixed_point", "int8", "qat_config", "sparse", "combined",
+           "fixed_point", "int8", "pruned_int8", "qat_config", "sparse", "combined",
            "show", "models_table", "save_results"]

@@ -35,6 +35,12 @@ class PruneResult:
     settings: dict = field(default_factory=dict)  # rounds, criterion, round_to, distill
     best: str = ""  # the configuration carried forward: `ratios.select_config` on validation accuracy
 
+    @property
+    def smallest(self) -> str:
+        """The configuration with the fewest MACs after its last round: how far pruning went."""
+        last = self.rounds[self.rounds["round"] == self.rounds.groupby("config")["round"].transform("max")]
+        return str(last.sort_values(["macs", "config"]).iloc[0].config)
+
     def model(self, config: str | None = None, device="cpu") -> nn.Module:
         """The last round's model of `config` (default: `best`)."""
         config = config or self.best

@@ -124,17 +124,29 @@ def sparse(s: Session, baseline: nn.Module) -> nn.Module:
     return load_checkpoint(folder / "model.pt", s.arch)[0].to(s.device).eval()
 
 
+def pruned_int8(s: Session, pruned: nn.Module, config: str, *, backend: str = "x86", qat: bool = True,
+                onnx: bool = True, pt2e: bool | None = None) -> pd.DataFrame:
+    """The pruned model of configuration `config` against its INT8 versions (PTQ `optimal`, QAT, onnxruntime,
+    PT2E), as `int8` does for the baseline. Rows join the session's `pruned_int8` table under `config`
+    (one table for every configuration quantized); returns this configuration's rows."""
+    table = _int8_table(s, pruned, "pruned_int8", presets=("optimal",), backend=backend, qat=qat, onnx=onnx,
+                        pt2e=pt2e).assign(config=config)
+    before = s.tables.get("pruned_int8")
+    kept = before[before.config != config] if before is not None and "config" in before else None
+    s.record("pruned_int8", table if kept is None else pd.concat([kept, table], ignore_index=True))
+    costs = {"params": metrics.count_params(pruned), "macs": metrics.count_macs(pruned)}
+    _add_quant_models(s, table, f"pruned:{config}", "pruned", costs)
+    return table
+
+
 def combined(s: Session, baseline: nn.Module, pruned: nn.Module, config: str, sparse_model: nn.Module | None = None,
              *, backend: str = "x86", qat: bool = True, onnx: bool = True, pt2e: bool | None = None) -> pd.DataFrame:
     """The pruned model `pruned` (configuration `config`) and the sparse model, each with INT8.
 
-    Records `pruned_int8` (PTQ / QAT / ONNX latency of the pruned model) and `combined` (the seed's table:
-    original / pruned / pruned+INT8 / pruned+float16 / int16-act int8-weight / sparse / sparse+INT8).
+    Records `pruned_int8` (`pruned_int8` above) and `combined` (the seed's table: original / pruned /
+    pruned+INT8 / pruned+float16 / int16-act int8-weight / sparse / sparse+INT8).
     """
-    s.record("pruned_int8", _int8_table(s, pruned, "pruned_int8", presets=("optimal",), backend=backend, qat=qat,
-                                        onnx=onnx, pt2e=pt2e))
-    costs = {"params": metrics.count_params(pruned), "macs": metrics.count_macs(pruned)}
-    _add_quant_models(s, s.tables["pruned_int8"], f"pruned:{config}", "pruned", costs)
+    pruned_int8(s, pruned, config, backend=backend, qat=qat, onnx=onnx, pt2e=pt2e)
     key = s.key(step="combined", baseline=fingerprint(baseline), pruned=fingerprint(pruned),
                 sparse=fingerprint(sparse_model) if sparse_model is not None else None,
                 calib=[s.profile.calib_batches, s.profile.calib_batch_size])
