@@ -197,3 +197,13 @@ def test_pruned_int8_keeps_one_table_for_every_configuration(tiny_data, monkeypa
     table = s.tables["pruned_int8"]
     assert sorted(table.config) == ["half", "half", "most", "most"]
     assert {"pruned:most", "pruned:most+int8-optimal", "pruned:half+int8-optimal"} <= set(s.models)
+
+
+def test_timing_summary_sums_each_step_kind():
+    from compress.steps.results import timing_summary
+
+    t = pd.DataFrame({"step": ["baseline", "prune_round", "prune_round"], "folder": ["a", "b", "c"],
+                      "cached": [True, False, False], "seconds": [3600.0, 600.0, 1200.0]})
+    text = timing_summary(t)
+    assert "baseline                60.0 min  (1 run)" in text and "prune_round             30.0 min  (2 runs)" in text
+    assert text.endswith("total                   1.50 h")

@@ -36,6 +36,16 @@ def models_table(s: Session) -> pd.DataFrame:
     return s.record("models", pd.DataFrame(list(s.models.values()), columns=MODEL_COLUMNS))
 
 
+def timing_summary(timings: pd.DataFrame) -> str:
+    """Minutes per step kind (a resumed training step counts its last attempt; its table's `wall_seconds`
+    holds the whole training), then the total: what the notebook costs on this machine."""
+    per = timings.groupby("step", sort=False).seconds.agg(["sum", "count"])
+    lines = [f"  {step:<20} {row['sum'] / 60:7.1f} min  ({int(row['count'])} run{'s' if row['count'] > 1 else ''})"
+             for step, row in per.iterrows()]
+    return "\n".join(["wall time per step (compute time, cached steps included):", *lines,
+                      f"  {'total':<20} {per['sum'].sum() / 3600:7.2f} h"])
+
+
 def save_results(s: Session, results_dir: str | Path | None = None) -> Path:
     """Write every table the session recorded to `<results_dir>/<arch>/<name>.csv` (default: the session's).
 
@@ -52,7 +62,8 @@ def save_results(s: Session, results_dir: str | Path | None = None) -> Path:
             current = pd.concat([old[~old.model.isin(current.model)], current], ignore_index=True)
             s.tables["models"] = current[MODEL_COLUMNS]
     if s.cache.log:  # wall time of every step this session asked for (a cached step: its original compute time)
-        s.record("timings", pd.DataFrame(s.cache.log, columns=["step", "folder", "cached", "seconds"]))
+        timings = s.record("timings", pd.DataFrame(s.cache.log, columns=["step", "folder", "cached", "seconds"]))
+        print(timing_summary(timings))
     prov = s.provenance()
     for name, df in s.tables.items():
         write_table(folder / f"{name}.csv", df, prov)
