@@ -28,7 +28,7 @@ def test_committed_notebook_matches_template(arch):
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_notebook_runs_in_smoke_profile(arch, tmp_path):
-    from compress.report.figures import load_tables
+    from compress.report.tables import load_tables
     from compress.reproduce import run_notebook
 
     source = real_data_source() or "synthetic"

@@ -10,15 +10,13 @@ from pathlib import Path
 
 from . import plots
 from ..models import ARCHS
-from ..store import REPO_ROOT, atomic_write_text, read_table
+from ..store import REPO_ROOT, atomic_write_text
 from .summary import figure_label, summary_markdown
+from .tables import load_tables
+from .targets import targets_markdown
 
 RESULTS_DIR = REPO_ROOT / "results"
 ASSETS_DIR = REPO_ROOT / "assets"
-
-# table names written by steps.save_results, read here
-TABLES = ("baseline", "history", "l1", "sensitivity", "pruning", "channels", "sparse", "fixed_point", "int8",
-          "pruned_int8", "combined", "distillation", "models")
 
 
 def selected_config(tables: dict) -> str:
@@ -44,14 +42,6 @@ FIGURES = {
 }
 
 
-def load_tables(results_dir: str | Path, arch: str, with_provenance: bool = False):
-    """{table name: DataFrame} of one architecture (and {name: provenance} with `with_provenance`)."""
-    folder = Path(results_dir) / arch
-    read = {name: read_table(folder / f"{name}.csv") for name in TABLES if (folder / f"{name}.csv").is_file()}
-    tables = {name: t for name, (t, _) in read.items()}
-    return (tables, {name: p for name, (_, p) in read.items()}) if with_provenance else tables
-
-
 def make_figures(results_dir: str | Path = RESULTS_DIR, assets_dir: str | Path = ASSETS_DIR,
                  archs=ARCHS, verbose: bool = True) -> list[Path]:
     """Draw every figure whose tables exist, each stamped with where its numbers come from (profile, data,
@@ -75,6 +65,9 @@ def make_figures(results_dir: str | Path = RESULTS_DIR, assets_dir: str | Path =
     summary = summary_markdown(Path(results_dir), ARCHS)  # every architecture present, whichever were redrawn
     if summary:
         written.append(atomic_write_text(Path(results_dir) / "summary.md", summary + "\n"))
+    targets = targets_markdown(Path(results_dir), ARCHS)
+    if targets:
+        written.append(atomic_write_text(Path(results_dir) / "targets.md", targets + "\n"))
     if verbose:
         print(f"wrote {len(written)} figures and summaries to {assets_dir} and {results_dir}")
     return written
