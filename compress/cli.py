@@ -290,7 +290,8 @@ def cmd_figures(args) -> None:
     if not any((results / a).is_dir() for a in args.arch):
         raise FileNotFoundError(f"{results} holds no tables for {', '.join(args.arch)} (expected {results}/<arch>/*.csv)")
     assets = args.assets or (REPO_ROOT / "assets" if results == (REPO_ROOT / "results").resolve() else results.parent / "assets")
-    make_figures(results, assets, args.arch)
+    committed = results == (REPO_ROOT / "results").resolve()
+    make_figures(results, assets, args.arch, readme=REPO_ROOT / "README.md" if committed else None)
 
 
 def add_reproduce(sub) -> None:

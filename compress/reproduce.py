@@ -240,7 +240,7 @@ def reproduce(profile: str, archs=ARCHS, data: str | None = None, seed: int = 0,
             run_inprocess(arch, params)
         timings[arch] = time.perf_counter() - t0
         print(f"{arch}: notebook ran in {_hours(timings[arch])} ({engine})", flush=True)
-    make_figures(results, assets, archs)
+    make_figures(results, assets, archs, readme=REPO_ROOT / "README.md" if publish else None)
     for arch in archs:
         h = headline(results, arch)
         if len(h):

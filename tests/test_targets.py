@@ -99,3 +99,17 @@ def test_vgg_targets_have_their_own_thresholds(tmp_path, arch):
     assert df.target.iloc[0] == f"baseline >= {targets.BASELINE_TOP1[arch]:.1f}%"
     assert not df.target.str.startswith("the sensitivity-chosen").any()
     assert not df.target.str.startswith("pruned + INT8").any()
+
+
+def test_figures_redraw_the_readme_block_between_its_markers(tmp_path):
+    _write(tmp_path / "results")
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- targets:start -->\nold table\n<!-- targets:end -->\nrest\n")
+    figures.make_figures(tmp_path / "results", tmp_path / "assets", archs=["resnet18"], verbose=False, readme=readme)
+    text = readme.read_text()
+    assert "old table" not in text and text.startswith("intro\n<!-- targets:start -->\n### resnet18")
+    assert text.endswith("<!-- targets:end -->\nrest\n") and "| baseline >= 88.0% | 90.00% | **met** |" in text
+    unmarked = tmp_path / "OTHER.md"
+    unmarked.write_text("no markers\n")
+    figures.make_figures(tmp_path / "results", tmp_path / "assets", archs=["resnet18"], verbose=False, readme=unmarked)
+    assert unmarked.read_text() == "no markers\n"

@@ -11,7 +11,7 @@ from pathlib import Path
 from . import plots
 from ..models import ARCHS
 from ..store import REPO_ROOT, atomic_write_text
-from .summary import figure_label, summary_markdown
+from .summary import figure_label, replace_block, summary_markdown
 from .tables import load_tables
 from .targets import targets_markdown
 
@@ -43,9 +43,11 @@ FIGURES = {
 
 
 def make_figures(results_dir: str | Path = RESULTS_DIR, assets_dir: str | Path = ASSETS_DIR,
-                 archs=ARCHS, verbose: bool = True) -> list[Path]:
+                 archs=ARCHS, verbose: bool = True, readme: str | Path | None = None) -> list[Path]:
     """Draw every figure whose tables exist, each stamped with where its numbers come from (profile, data,
-    device, commit of its first table); returns the written paths."""
+    device, commit of its first table), then `summary.md` and `targets.md` beside the tables, and the
+    `targets` block of `readme` when given (the committed results redraw the README's table too);
+    returns the written paths."""
     written = []
     for arch in archs:
         tables, provs = load_tables(results_dir, arch, with_provenance=True)
@@ -68,6 +70,11 @@ def make_figures(results_dir: str | Path = RESULTS_DIR, assets_dir: str | Path =
     targets = targets_markdown(Path(results_dir), ARCHS)
     if targets:
         written.append(atomic_write_text(Path(results_dir) / "targets.md", targets + "\n"))
+        if readme is not None and Path(readme).is_file():
+            text = Path(readme).read_text()
+            new = replace_block(text, "targets", targets)
+            if new != text:
+                written.append(atomic_write_text(Path(readme), new))
     if verbose:
         print(f"wrote {len(written)} figures and summaries to {assets_dir} and {results_dir}")
     return written

@@ -72,3 +72,11 @@ def load_provenance(results_dir: Path, arch: str) -> str:
             f"images where the step paired them; latency: batch 1, median, all CPU threads.")
 
 
+def replace_block(text: str, name: str, body: str) -> str:
+    """`text` with what stands between `<!-- name:start -->` and `<!-- name:end -->` replaced by `body`
+    (unchanged when the markers are absent): how the README's generated tables are kept in step."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    i, j = text.find(start), text.find(end)
+    if i < 0 or j < i:
+        return text
+    return text[: i + len(start)] + "\n" + body.strip("\n") + "\n" + text[j:]
