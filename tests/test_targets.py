@@ -89,7 +89,8 @@ def test_missing_tables_say_no_data_and_figures_write_targets_md(tmp_path):
     assert _status(df, "pruned + INT8") == "no data"
     figures.make_figures(tmp_path, tmp_path / "assets", archs=["resnet18"], verbose=False)
     text = (tmp_path / "targets.md").read_text()
-    assert text.startswith("### resnet18") and "| baseline >= 88.0% | 90.00% | **met** |" in text
+    assert text.startswith("### resnet18\n\nSource: profile cpu (width 1.0) | JPEG CIFAR-10 copy | cpu (")
+    assert "| baseline >= 88.0% | 90.00% | **met** |" in text
 
 
 @pytest.mark.parametrize("arch", ["vgg16", "vgg16_bn"])
@@ -107,7 +108,7 @@ def test_figures_redraw_the_readme_block_between_its_markers(tmp_path):
     readme.write_text("intro\n<!-- targets:start -->\nold table\n<!-- targets:end -->\nrest\n")
     figures.make_figures(tmp_path / "results", tmp_path / "assets", archs=["resnet18"], verbose=False, readme=readme)
     text = readme.read_text()
-    assert "old table" not in text and text.startswith("intro\n<!-- targets:start -->\n### resnet18")
+    assert "old table" not in text and text.startswith("intro\n<!-- targets:start -->\n### resnet18\n\nSource: ")
     assert text.endswith("<!-- targets:end -->\nrest\n") and "| baseline >= 88.0% | 90.00% | **met** |" in text
     unmarked = tmp_path / "OTHER.md"
     unmarked.write_text("no markers\n")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .summary import figure_label
 from .tables import load_tables
 
 BASELINE_TOP1 = {"resnet18": 88.0, "vgg16_bn": 87.0, "vgg16": 84.0}  # final-epoch test top-1, JPEG copy
@@ -236,7 +237,9 @@ def targets_markdown(results_dir: str | Path, archs) -> str:
         df = targets_table(results_dir, arch)
         if not len(df):
             continue
-        out += [f"### {arch}", "", "| target | measured | status |", "| --- | --- | --- |"]
+        provs = load_tables(results_dir, arch, with_provenance=True)[1]
+        source = figure_label(provs.get("models") or next(iter(provs.values())))
+        out += [f"### {arch}", "", f"Source: {source}.", "", "| target | measured | status |", "| --- | --- | --- |"]
         out += [f"| {r.target} | {r.measured} | {r.status} |" for r in df.itertuples()]
         out.append("")
     return "\n".join(out)
