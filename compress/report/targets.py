@@ -181,9 +181,12 @@ def _pt2e(arch, t) -> list[dict]:
     if "int8" not in t or "pt2e-int8" not in set(t["int8"].variant):
         return [_row(arch, target, "no PT2E rows", None)]
     d = t["int8"].set_index(["variant", "runtime", "threads"])
-    pt2e = d.xs(("pt2e-int8", "inductor"), level=("variant", "runtime"))
-    eager = d.xs(("fp32", "torch"), level=("variant", "runtime"))
-    fx = d.xs(("int8-optimal", "torch"), level=("variant", "runtime")) if ("int8-optimal", "torch") in d.index.droplevel(2) else None
+    present = set(d.index.droplevel(2))
+
+    def rows(variant, runtime):  # that variant's rows by thread count, or None
+        return d.xs((variant, runtime), level=("variant", "runtime")) if (variant, runtime) in present else None
+
+    pt2e, eager, fx = rows("pt2e-int8", "inductor"), rows("fp32", "torch"), rows("int8-optimal", "torch")
     r = pt2e.iloc[0]
     parts, ok = [f"{_delta(r)} points"], r.paired_delta >= -drop
     for n in pt2e.index:
@@ -191,8 +194,8 @@ def _pt2e(arch, t) -> list[dict]:
         vs_fx = "" if fx is None else f", FX {fx.latency_ms[n]:.2f} ms"
         parts.append(f"{pt2e.latency_ms[n]:.2f} ms at {int(n)} thread{'s' if n > 1 else ''} ({s:.1f}x FP32 eager{vs_fx})")
         ok = ok and s >= speed_x and (fx is None or pt2e.latency_ms[n] <= fx.latency_ms[n])
-    if ("qat-pt2e", "inductor") in d.index.droplevel(2):
-        q = d.xs(("qat-pt2e", "inductor"), level=("variant", "runtime")).iloc[0]
+    if rows("qat-pt2e", "inductor") is not None:
+        q = rows("qat-pt2e", "inductor").iloc[0]
         parts.append(f"QAT {_delta(q)} points")
         ok = ok and q.paired_delta >= -qat_drop
     return [_row(arch, target, "; ".join(parts), bool(ok))]
