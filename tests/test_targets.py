@@ -108,7 +108,7 @@ def test_figures_redraw_the_readme_block_between_its_markers(tmp_path):
     readme.write_text("intro\n<!-- targets:start -->\nold table\n<!-- targets:end -->\nrest\n")
     figures.make_figures(tmp_path / "results", tmp_path / "assets", archs=["resnet18"], verbose=False, readme=readme)
     text = readme.read_text()
-    assert "old table" not in text and text.startswith("intro\n<!-- targets:start -->\n### resnet18\n\nSource: ")
+    assert "old table" not in text and text.startswith("intro\n<!-- targets:start -->\n#### resnet18\n\nSource: ")
     assert text.endswith("<!-- targets:end -->\nrest\n") and "| baseline >= 88.0% | 90.00% | **met** |" in text
     unmarked = tmp_path / "OTHER.md"
     unmarked.write_text("no markers\n")

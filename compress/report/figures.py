@@ -72,7 +72,7 @@ def make_figures(results_dir: str | Path = RESULTS_DIR, assets_dir: str | Path =
         written.append(atomic_write_text(Path(results_dir) / "targets.md", targets + "\n"))
         if readme is not None and Path(readme).is_file():
             text = Path(readme).read_text()
-            new = replace_block(text, "targets", targets)
+            new = replace_block(text, "targets", targets_markdown(Path(results_dir), ARCHS, heading="####"))
             if new != text:
                 written.append(atomic_write_text(Path(readme), new))
     if verbose:

@@ -233,8 +233,8 @@ def targets_table(results_dir: str | Path, arch: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["arch", "target", "measured", "status"])
 
 
-def targets_markdown(results_dir: str | Path, archs) -> str:
-    """A markdown table per architecture with results: target, measured, status."""
+def targets_markdown(results_dir: str | Path, archs, heading: str = "###") -> str:
+    """A markdown table per architecture with results: target, measured, status (under `heading` titles)."""
     out = []
     for arch in archs:
         df = targets_table(results_dir, arch)
@@ -242,7 +242,7 @@ def targets_markdown(results_dir: str | Path, archs) -> str:
             continue
         provs = load_tables(results_dir, arch, with_provenance=True)[1]
         source = figure_label(provs.get("models") or next(iter(provs.values())))
-        out += [f"### {arch}", "", f"Source: {source}.", "", "| target | measured | status |", "| --- | --- | --- |"]
+        out += [f"{heading} {arch}", "", f"Source: {source}.", "", "| target | measured | status |", "| --- | --- | --- |"]
         out += [f"| {r.target} | {r.measured} | {r.status} |" for r in df.itertuples()]
         out.append("")
     return "\n".join(out)
