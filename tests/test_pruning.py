@@ -116,3 +116,34 @@ def test_prune_keeps_the_training_mode():
     model = _model("vgg16_bn").train()
     prune(model, 0.25)
     assert model.training
+
+
+def _output_stds(model, x):
+    from torch import nn
+
+    stds = {}
+    hooks = [m.register_forward_hook(lambda _m, _i, o, n=n: stds.__setitem__(n, o.std().item()))
+             for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    with torch.no_grad():
+        model.eval()(x)
+    for h in hooks:
+        h.remove()
+    return stds
+
+
+def test_activation_scale_is_restored_after_pruning_a_model_without_bn():
+    from compress.pruning import has_batchnorm, match_activation_scale
+
+    reference = _model("vgg16", width=0.25)
+    assert not has_batchnorm(reference) and has_batchnorm(_model("vgg16_bn"))
+    x = torch.randn(64, 3, 32, 32)
+    pruned = prune(copy.deepcopy(reference), 0.8)
+    ref, before = _output_stds(reference, x), _output_stds(pruned, x)
+    assert before["classifier"] < 0.7 * ref["classifier"]  # the scale lost to pruning compounds to the logits
+    scales = match_activation_scale(pruned, reference, x)
+    after = _output_stds(pruned, x)
+    assert set(scales) == set(ref) and all(s > 0 for s in scales.values())
+    for name in ref:
+        assert after[name] == pytest.approx(ref[name], rel=1e-3), name
+    logits = pruned(x)
+    assert torch.isfinite(logits).all()

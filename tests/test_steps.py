@@ -207,3 +207,14 @@ def test_timing_summary_sums_each_step_kind():
     text = timing_summary(t)
     assert "baseline                60.0 min  (1 run)" in text and "prune_round             30.0 min  (2 runs)" in text
     assert text.endswith("total                   1.50 h")
+
+
+def test_prune_rounds_rescale_a_model_without_bn_only(tiny_data, monkeypatch):
+    calls = []
+    real = steps.pruning.match_activation_scale
+    monkeypatch.setattr(steps.pruning, "match_activation_scale", lambda *a: calls.append(a) or real(*a))
+    for arch, expected in (("vgg16", 1), ("vgg16_bn", 0)):
+        calls.clear()
+        s = steps.Session.create(arch, "smoke", data=tiny_data)
+        steps.prune_rounds(s, _model(arch), {"half": 0.5}, 1, round_to=2)
+        assert len(calls) == expected, arch

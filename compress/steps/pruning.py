@@ -13,7 +13,9 @@ from ..checkpoint import load_checkpoint, save_checkpoint
 from ..metrics import model_summary
 from ..models import conv_layers
 from ..paired import COLUMNS as PAIRED, paired_difference
-from ..pruning import ChannelPruner, arch_of, check_criterion, prune, prune_to_channels
+from ..data import calibration_batches
+from ..pruning import (ChannelPruner, arch_of, check_criterion, has_batchnorm, match_activation_scale, prune,
+                        prune_to_channels)
 from ..ratios import channel_targets, default_configs, expand, round_ratios, select_config
 from ..store import fingerprint, read_json, write_json, write_table
 from ..train import TrainConfig, evaluate, fit
@@ -97,6 +99,7 @@ def prune_rounds(s: Session, baseline: nn.Module, configs: dict, rounds: int | N
     cfg = _finetune_config(s)
     base_id = fingerprint(baseline)
     teacher = baseline.to(s.device) if distill else None
+    rescale = not has_batchnorm(baseline)  # `pruning.match_activation_scale`: why a model without BN needs it
 
     base_cost = model_summary(baseline)
     base_test, base_val = evaluate(baseline, s.data.test, predictions=True), evaluate(baseline, s.data.val)
@@ -115,11 +118,16 @@ def prune_rounds(s: Session, baseline: nn.Module, configs: dict, rounds: int | N
             key = s.key(step="prune_round", baseline=base_id, config=name, ratios=ratios, rounds=rounds, round=k,
                         criterion=criterion, round_to=round_to, distill=distill,
                         finetune=cfg.to_dict() | {"progress": None, "desc": None})
+            if rescale:  # only models without BN: the other keys stay as they were
+                key["rescale"] = True
 
             def compute(folder: Path, k=k, targets=targets, previous=previous, name=name) -> None:
                 model = (load_checkpoint(previous / "model.pt", arch)[0] if previous is not None
                          else copy.deepcopy(baseline)).to(s.device)
+                reference = copy.deepcopy(model) if rescale else None
                 prune_to_channels(model, targets, criterion=criterion, data_for_taylor=data_for_taylor, seed=s.seed + k)
+                if rescale:
+                    _rescale(s, model, reference, seed=s.seed + k)
                 run_cfg = TrainConfig(**{**cfg.to_dict(), "desc": f"{name} round {k}/{rounds}"})
                 result = fit(model, s.data, run_cfg, teacher=teacher, device=s.device, state_path=folder / "train_state.pt")
                 summary = result.summary()
@@ -192,6 +200,12 @@ def distillation_effect(s: Session, baseline: nn.Module, result: PruneResult, co
     return s.record("distillation", table)
 
 
+def _rescale(s: Session, model: nn.Module, reference: nn.Module, seed: int) -> None:
+    """Restore each layer's activation scale after pruning a model without BN, on 256 training images."""
+    inputs = calibration_batches(s.data.train, 1, 256, seed=seed)[0].to(s.device)
+    match_activation_scale(model, reference, inputs)
+
+
 def _quiet(s: Session) -> Session:
     """The same session with a separate output log: a comparison run must not replace the main tables."""
     return Session(s.arch, s.profile, s.data, s.device, s.seed, s.cache, s.results_dir)
@@ -204,6 +218,9 @@ def finetune_ratios(s: Session, baseline: nn.Module, ratios, *, criterion: str =
     cfg = _finetune_config(s)
     key = s.key(step="finetune_ratios", baseline=fingerprint(baseline), ratios=ratios, criterion=criterion,
                 distill=s.profile.distill, finetune=cfg.to_dict() | {"progress": None})
+    if not has_batchnorm(baseline):
+        key["rescale"] = True
+        _rescale(s, model, baseline, seed=s.seed)
 
     def compute(folder: Path) -> None:
         result = fit(model, s.data, cfg, teacher=baseline if s.profile.distill else None, device=s.device,
