@@ -49,15 +49,9 @@ def paired_difference(pred, reference, labels) -> dict:
             "mcnemar_p": _binomial_two_sided(gained, gained + lost)}
 
 
-def unpaired() -> dict:
-    """The paired columns of a row that has no per-image predictions to pair (e.g. a table cached before)."""
-    return {"paired_delta": math.nan, "paired_ci95": math.nan, "gained": math.nan, "lost": math.nan,
-            "mcnemar_p": math.nan}
-
-
 def format_delta(delta: float, ci95: float) -> str:
     """`-0.12 ± 0.09` (points), for tables a person reads."""
     return "—" if math.isnan(delta) else f"{delta:+.2f} ± {ci95:.2f}"
 
 
-__all__ = ["COLUMNS", "paired_difference", "unpaired", "format_delta"]
+__all__ = ["COLUMNS", "paired_difference", "format_delta"]

@@ -120,8 +120,8 @@ def _inductor_variants(fp32: nn.Module, batches, folder, *, data: CifarData | No
 
 def _row(variant, runtime, split, acc, sizes, lat, compile_s: float = math.nan) -> dict:
     return {"variant": variant, "runtime": runtime, "split": split, "top1": acc["top1"], "top5": acc["top5"],
-            **{c: acc[c] for c in PAIRED}, "size_mb": sizes[0], "gzip_mb": sizes[1], "threads": lat["threads"], "batch_size": lat["batch_size"],
-            "latency_ms": lat["median_ms"], "latency_p90_ms": lat["p90_ms"], "compile_s": compile_s}
+            **{c: acc[c] for c in PAIRED}, "size_mb": sizes[0], "gzip_mb": sizes[1], "threads": lat["threads"],
+            "batch_size": lat["batch_size"], "latency_ms": lat["median_ms"], "latency_p90_ms": lat["p90_ms"], "compile_s": compile_s}
 
 
 def pruned_int8_table(original: nn.Module, pruned: nn.Module, data: CifarData, *, sparse: nn.Module | None = None,
