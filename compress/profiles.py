@@ -46,6 +46,9 @@ class Profile:
     prune_rounds: int = 3
     finetune_epochs: int = 15
     finetune_lr: float = 0.05
+    # the last round's fine-tune epochs per configuration (others: finetune_epochs): the most pruned model
+    # loses the most and costs the least per epoch, so that is where extra epochs pay
+    last_round_epochs: dict = field(default_factory=dict)
     distill: bool = True
     # unstructured pruning
     sparse_epochs: int = 10
@@ -108,6 +111,8 @@ class Profile:
                 raise ValueError(f"profile {self.name!r}: {name} names unknown architectures {unknown}; known: {list(ARCHS)}")
         for arch, v in self.arch_epochs.items():
             whole(f"arch_epochs[{arch!r}]", v)
+        for config, v in self.last_round_epochs.items():
+            whole(f"last_round_epochs[{config!r}]", v)
         for arch, v in self.arch_lr.items():
             number(f"arch_lr[{arch!r}]", v, 0, low_open=True)
 
@@ -135,6 +140,14 @@ class Profile:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    # Fields that only one step reads and that this step writes into its own cache key: leaving them out of
+    # the profile part of every key means changing one reruns that step alone, not every step of the profile.
+    STEP_KEYED = ("last_round_epochs",)
+
+    def key_dict(self) -> dict:
+        """The profile as it enters a step's cache key (`STEP_KEYED` fields are keyed by their step)."""
+        return {k: v for k, v in self.to_dict().items() if k not in self.STEP_KEYED}
+
 
 PROFILES = {
     "smoke": Profile(
@@ -160,7 +173,7 @@ PROFILES = {
         warmup_epochs=1.0, eval_batch_size=500,
         sensitivity_ratios=(0.0, 0.2, 0.4, 0.6, 0.8, 0.9), sensitivity_eval_size=1_000,
         prune_configs=("aggressive", "sensitivity"), prune_rounds=2,
-        finetune_epochs=4, finetune_lr=0.02, sparse_epochs=3, target_sparsity=0.8,
+        finetune_epochs=4, finetune_lr=0.02, last_round_epochs={"aggressive": 15}, sparse_epochs=3, target_sparsity=0.8,
         fixed_point_bits=(4, 6, 8, 16), calib_batches=8, calib_batch_size=128, qat_epochs=1, qat_lr=0.001,
         qat_train_size=15_000, latency_warmup=20, latency_runs=200,
     ),

@@ -105,7 +105,8 @@ def plan(arch: str, profile: Profile, speed: Speed, data_sizes: tuple[int, int, 
     rows = [
         ("baseline", p.epochs_for(arch) * (n / speed.train + v / speed.eval) + t / speed.eval),
         ("sensitivity", SETS[arch] * (len(p.sensitivity_ratios) - 1) * (p.sensitivity_eval_size or v) / speed.eval),
-        ("prune rounds", configs * p.prune_rounds * (p.finetune_epochs * finetune_epoch + t / speed.eval)),
+        ("prune rounds", configs * p.prune_rounds * (p.finetune_epochs * finetune_epoch + t / speed.eval)
+         + sum(e - p.finetune_epochs for e in p.last_round_epochs.values()) * finetune_epoch),
         ("distillation comparison", p.prune_rounds * p.finetune_epochs * (finetune_epoch - teacher)),
         ("sparse", p.sparse_epochs * (n / speed.train + teacher + v / speed.eval)),
         ("fixed point", 3 * len(p.fixed_point_bits) * 2 * t / speed.eval),

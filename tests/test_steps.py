@@ -218,3 +218,27 @@ def test_prune_rounds_rescale_a_model_without_bn_only(tiny_data, monkeypatch):
         s = steps.Session.create(arch, "smoke", data=tiny_data)
         steps.prune_rounds(s, _model(arch), {"half": 0.5}, 1, round_to=2)
         assert len(calls) == expected, arch
+
+
+def test_last_round_epochs_lengthen_only_that_round_and_keep_every_other_key(tiny_data, monkeypatch):
+    baseline = _model("vgg16_bn")
+    configs = {"aggressive": 0.5, "sensitivity": 0.25}
+    plain = steps.Session.create("vgg16_bn", "smoke", data=tiny_data)
+    first = steps.prune_rounds(plain, baseline, configs, 2, round_to=2)
+    longer = steps.Session.create("vgg16_bn", "smoke", data=tiny_data, last_round_epochs={"aggressive": 2})
+    assert longer.key(step="x") == plain.key(step="x")  # the field is keyed by the pruning step alone
+    trained = []
+    real = steps.pruning.fit
+    monkeypatch.setattr(steps.pruning, "fit", lambda model, data, cfg, **k: trained.append(cfg) or real(model, data, cfg, **k))
+    again = steps.prune_rounds(longer, baseline, configs, 2, round_to=2)
+    assert [(c.desc, c.epochs) for c in trained] == [("aggressive round 2/2", 2)]  # everything else came from the cache
+    assert again.rounds.set_index(["config", "round"]).finetune_epochs.to_dict() == {
+        ("aggressive", 0): 0, ("aggressive", 1): 1, ("aggressive", 2): 2,
+        ("sensitivity", 0): 0, ("sensitivity", 1): 1, ("sensitivity", 2): 1}
+    assert first.checkpoints[("aggressive", 1)] == again.checkpoints[("aggressive", 1)]
+    assert first.checkpoints[("aggressive", 2)] != again.checkpoints[("aggressive", 2)]
+    with pytest.raises(ValueError, match="last_round_epochs names unknown configuration.*'agressive'"):
+        steps.prune_rounds(steps.Session.create("vgg16_bn", "smoke", data=tiny_data, last_round_epochs={"agressive": 2}),
+                           baseline, configs, 2, round_to=2)
+    with pytest.raises(ValueError, match=r"last_round_epochs\['aggressive'\] must be a whole number >= 1"):
+        steps.Session.create("vgg16_bn", "smoke", data=tiny_data, last_round_epochs={"aggressive": 0})

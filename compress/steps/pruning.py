@@ -3,6 +3,7 @@ configuration carried forward (chosen on validation), and the distillation compa
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,8 +22,8 @@ from ..store import fingerprint, read_json, write_json, write_table
 from ..train import TrainConfig, evaluate, fit
 from .session import Session
 
-ROUND_COLUMNS = ["config", "round", "criterion", "distill", "params", "macs", "size_mb", "gzip_mb",
-                 "param_reduction", "mac_reduction", "test_top1", "test_top5", *PAIRED, "final_val_top1",
+ROUND_COLUMNS = ["config", "round", "finetune_epochs", "criterion", "distill", "params", "macs", "size_mb",
+                 "gzip_mb", "param_reduction", "mac_reduction", "test_top1", "test_top5", *PAIRED, "final_val_top1",
                  "best_val_top1", "mean_val_top1", "train_seconds", "selected"]
 
 
@@ -96,7 +97,11 @@ def prune_rounds(s: Session, baseline: nn.Module, configs: dict, rounds: int | N
                 base_pruner.plan(channel_targets(base_channels, step, round_to), criterion)
         except ValueError as e:
             raise ValueError(f"configuration {name!r}: {e}") from e
-    cfg = _finetune_config(s)
+    unknown = sorted(set(s.profile.last_round_epochs) - {*default_configs(arch), "sensitivity"})
+    if unknown:
+        raise ValueError(f"profile {s.profile.name!r}: last_round_epochs names unknown configuration(s) {unknown}; "
+                         f"known: {[*default_configs(arch), 'sensitivity']}")
+    base_cfg = _finetune_config(s)
     base_id = fingerprint(baseline)
     teacher = baseline.to(s.device) if distill else None
     rescale = not has_batchnorm(baseline)  # `pruning.match_activation_scale`: why a model without BN needs it
@@ -106,7 +111,7 @@ def prune_rounds(s: Session, baseline: nn.Module, configs: dict, rounds: int | N
     labels = s.data.test.labels
     rows, channel_rows, checkpoints = [], [], {}
     for name, ratios in expanded.items():
-        rows.append({"config": name, "round": 0, "criterion": criterion, "distill": distill, **base_cost,
+        rows.append({"config": name, "round": 0, "finetune_epochs": 0, "criterion": criterion, "distill": distill, **base_cost,
                      "param_reduction": 1.0, "mac_reduction": 1.0, "test_top1": base_test["top1"],
                      "test_top5": base_test["top5"], **paired_difference(base_test["pred"], base_test["pred"], labels),
                      "final_val_top1": base_val["top1"],
@@ -115,13 +120,16 @@ def prune_rounds(s: Session, baseline: nn.Module, configs: dict, rounds: int | N
         previous = None  # folder of the previous round's step; None: start from the baseline
         for k, step in enumerate(round_ratios(ratios, rounds), 1):
             targets = channel_targets(base_channels, step, round_to)
+            cfg = base_cfg
+            if k == rounds and name in s.profile.last_round_epochs:
+                cfg = dataclasses.replace(base_cfg, epochs=s.profile.last_round_epochs[name])
             key = s.key(step="prune_round", baseline=base_id, config=name, ratios=ratios, rounds=rounds, round=k,
                         criterion=criterion, round_to=round_to, distill=distill,
                         finetune=cfg.to_dict() | {"progress": None, "desc": None})
             if rescale:  # only models without BN: the other keys stay as they were
                 key["rescale"] = True
 
-            def compute(folder: Path, k=k, targets=targets, previous=previous, name=name) -> None:
+            def compute(folder: Path, k=k, targets=targets, previous=previous, name=name, cfg=cfg) -> None:
                 model = (load_checkpoint(previous / "model.pt", arch)[0] if previous is not None
                          else copy.deepcopy(baseline)).to(s.device)
                 reference = copy.deepcopy(model) if rescale else None
@@ -146,7 +154,7 @@ def prune_rounds(s: Session, baseline: nn.Module, configs: dict, rounds: int | N
             folder, _ = s.cache.run("prune_round", key, compute)
             previous = folder
             stored = read_json(folder / "record.json")
-            record = stored["record"]
+            record = stored["record"] | {"finetune_epochs": cfg.epochs}
             record["param_reduction"] = base_cost["params"] / record["params"]
             record["mac_reduction"] = base_cost["macs"] / record["macs"]
             rows.append(record)

@@ -77,7 +77,7 @@ class Session:
 
     def key(self, **extra) -> dict:
         """The cache key of a step: this session's identity plus the step's own settings."""
-        return {"arch": self.arch, "profile": self.profile.to_dict(), "seed": self.seed,
+        return {"arch": self.arch, "profile": self.profile.key_dict(), "seed": self.seed,
                 "data": self.data.summary(), **extra}
 
     def provenance(self, config: dict | None = None) -> dict:
