@@ -144,6 +144,26 @@ def test_unavailable_says_why(monkeypatch):
     assert not ok and "PT2E API failed to import" in why and "X86InductorQuantizer" in why
 
 
+def test_export_for_the_quantizer_is_strict_where_torch_needs_it(monkeypatch):
+    """torch < 2.14 matches convs only through strict export's metadata; non-strict there quantized nothing."""
+    prepared = pt2e._prepare(pt2e._api(), trained_like(), torch.randn(2, 3, 32, 32), Pt2eConfig(), qat=False)
+    assert sum("quantization_annotation" in n.meta for n in prepared.graph.nodes) > 20  # on the torch installed
+    calls = []
+    monkeypatch.setattr(torch.export, "export", lambda *a, strict=False, **k: calls.append(strict) or 1 / 0)
+    for version, for_quantizer in (("2.11.0", True), ("2.14.1", True), ("2.11.0", False)):
+        monkeypatch.setattr(torch, "__version__", version)
+        with pytest.raises(ZeroDivisionError):
+            pt2e._export(trained_like(), torch.randn(2, 3, 32, 32), for_quantizer=for_quantizer)
+    assert calls == [True, False, False]
+
+
+def test_a_graph_the_quantizer_leaves_unannotated_is_refused(monkeypatch):
+    api = pt2e._api()
+    monkeypatch.setattr(pt2e, "_quantizer", lambda api_, config, qat: api.X86InductorQuantizer())  # no config
+    with pytest.raises(RuntimeError, match="annotated no operator of this ResNet.*use the FX INT8 path"):
+        quantize_pt2e(trained_like(), Pt2eConfig(), [torch.randn(4, 3, 32, 32)], compile=False)
+
+
 def test_compare_int8_adds_inductor_rows(tmp_path, monkeypatch):
     monkeypatch.setattr(torch, "compile", lambda model, *a, **k: model)  # the wiring, not Inductor's speed
     data = synthetic_data(n_train=128, n_val=32, n_test=64)

@@ -121,6 +121,13 @@ def _api() -> types.SimpleNamespace:
         get_default_x86_inductor_quantization_config=get_default_x86_inductor_quantization_config)
 
 
+def _torchao_version() -> str:
+    try:
+        return metadata.version("torchao")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def pt2e_available() -> tuple[bool, str]:
     """(True, versions) when PT2E INT8 can run here, else (False, why not and what to do).
 
@@ -136,10 +143,7 @@ def pt2e_available() -> tuple[bool, str]:
         installed = False
     if not installed:
         return False, f"torchao is not installed: {INSTALL_HINT}"
-    try:
-        tao = metadata.version("torchao")
-    except metadata.PackageNotFoundError:
-        tao = "unknown"
+    tao = _torchao_version()
     if tao != "unknown" and _version(tao) < MIN_TORCHAO:
         return False, f"torchao {tao} is older than the tested {'.'.join(map(str, MIN_TORCHAO))}: {INSTALL_HINT}"
     try:
@@ -164,12 +168,32 @@ def _dynamic_batch() -> tuple[dict]:
     return ({0: torch.export.Dim("batch", min=1)},)
 
 
-def _export(model: nn.Module, example: torch.Tensor) -> nn.Module:
+# The X86 quantizer finds convs and linears by the module each graph node came from. torch < 2.14 reads
+# that only from `source_fn_stack`, which only strict (dynamo) export records: there a default (non-strict)
+# export gets no annotation at all and "quantizes" to an FP32 graph (found on torch 2.11). 2.14 also reads
+# `nn_module_stack`, so it keeps the faster non-strict export.
+STRICT_EXPORT_BELOW = (2, 14)
+
+
+def _export(model: nn.Module, example: torch.Tensor, *, for_quantizer: bool = False) -> nn.Module:
     """`model` captured by torch.export with a dynamic batch dimension (the example needs batch >= 2:
     an example of batch 1 specialises the batch to 1)."""
     if example.shape[0] < 2:
         example = example.expand(2, *example.shape[1:]).contiguous()
-    return torch.export.export(model, (example,), dynamic_shapes=_dynamic_batch()).module()
+    strict = for_quantizer and _version(torch.__version__) < STRICT_EXPORT_BELOW
+    return torch.export.export(model, (example,), dynamic_shapes=_dynamic_batch(), strict=strict).module()
+
+
+def _prepare(api, model: nn.Module, example: torch.Tensor, config: "Pt2eConfig", qat: bool) -> nn.Module:
+    """Export `model` and insert the X86 quantizer's observers (`qat`: fake quantizers); refuses a graph in
+    which the quantizer annotated nothing, which would otherwise convert silently to an FP32 model."""
+    prepare = api.prepare_qat_pt2e if qat else api.prepare_pt2e
+    prepared = prepare(_export(model, example, for_quantizer=True), _quantizer(api, config, qat=qat))
+    if not any("quantization_annotation" in n.meta for n in prepared.graph.nodes):
+        raise RuntimeError(f"PT2E: the X86 quantizer annotated no operator of this {type(model).__name__} "
+                           f"(torch {torch.__version__}, torchao {_torchao_version()}), so nothing would be "
+                           "quantized; use the FX INT8 path (`compress.quant.int8`) here")
+    return prepared
 
 
 def _quantizer(api, config: Pt2eConfig, qat: bool):
@@ -308,7 +332,7 @@ def quantize_pt2e(model: nn.Module, config: Pt2eConfig = Pt2eConfig(), calib_bat
     if not calib_batches:
         raise ValueError("quantize_pt2e needs calibration batches: static INT8 sets activation ranges from data")
     model = copy.deepcopy(model).float().cpu().eval()
-    prepared = api.prepare_pt2e(_export(model, calib_batches[0][:2]), _quantizer(api, config, qat=False))
+    prepared = _prepare(api, model, calib_batches[0][:2], config, qat=False)
     _calibrate(prepared, calib_batches)
     program = _convert(api, prepared)
     module, seconds = _compiled(program, calib_batches[0], compile)
@@ -342,7 +366,7 @@ def quantize_qat_pt2e(model: nn.Module, data: CifarData, train: TrainConfig, con
                 m.weight.masked_fill_(m.weight == 0, 1e-6)
     example = torch.randn(2, *data.train.images.shape[1:])  # shape only: export traces, it does not learn
     with _skip_absent_conv_kinds():
-        prepared = api.prepare_qat_pt2e(_export(model, example), _quantizer(api, config, qat=True))
+        prepared = _prepare(api, model, example, config, qat=True)
     api.allow_exported_model_train_eval(prepared)
     frozen = []
 
