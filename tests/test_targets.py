@@ -105,11 +105,21 @@ def test_vgg_targets_have_their_own_thresholds(tmp_path, arch):
 def test_figures_redraw_the_readme_block_between_its_markers(tmp_path):
     _write(tmp_path / "results")
     readme = tmp_path / "README.md"
-    readme.write_text("intro\n<!-- targets:start -->\nold table\n<!-- targets:end -->\nrest\n")
+    models = pd.DataFrame({"model": ["baseline", "int8"], "kind": ["baseline (FP32)", "INT8"], "top1": [90.0, 89.8],
+                           "paired_ci95": [0.0, 0.1], "params": [11e6, 11e6], "macs": [555e6, 555e6],
+                           "size_mb": [44.8, 11.3], "gzip_mb": [41.0, 10.0], "latency_ms": [6.0, 2.0],
+                           "runtime": ["torch", "torch"]})
+    write_table(tmp_path / "results" / "resnet18" / "models.csv", models,
+                provenance({"profile": {"name": "cpu", "width": 1.0, "epochs": 20, "arch_epochs": {"resnet18": 18}}},
+                           seed=0, data_source="cifar10-jpeg.tar.gz"))
+    readme.write_text("intro\n<!-- results:start -->\nold numbers\n<!-- results:end -->\nmiddle\n"
+                      "<!-- targets:start -->\nold table\n<!-- targets:end -->\nrest\n")
     figures.make_figures(tmp_path / "results", tmp_path / "assets", archs=["resnet18"], verbose=False, readme=readme)
     text = readme.read_text()
-    assert "old table" not in text and text.startswith("intro\n<!-- targets:start -->\n#### resnet18\n\nSource: ")
+    assert "old table" not in text and "\nmiddle\n<!-- targets:start -->\n#### resnet18\n\nSource: " in text
     assert text.endswith("<!-- targets:end -->\nrest\n") and "| baseline >= 88.0% | 90.00% | **met** |" in text
+    assert "old numbers" not in text and text.startswith("intro\n<!-- results:start -->\n#### resnet18\n\nProfile `cpu`")
+    assert "18 baseline epochs" in text and "| int8 | 89.80 | -0.20 ± 0.10 |" in text
     unmarked = tmp_path / "OTHER.md"
     unmarked.write_text("no markers\n")
     figures.make_figures(tmp_path / "results", tmp_path / "assets", archs=["resnet18"], verbose=False, readme=unmarked)

@@ -70,11 +70,12 @@ def make_figures(results_dir: str | Path = RESULTS_DIR, assets_dir: str | Path =
     targets = targets_markdown(Path(results_dir), ARCHS)
     if targets:
         written.append(atomic_write_text(Path(results_dir) / "targets.md", targets + "\n"))
-        if readme is not None and Path(readme).is_file():
-            text = Path(readme).read_text()
-            new = replace_block(text, "targets", targets_markdown(Path(results_dir), ARCHS, heading="####"))
-            if new != text:
-                written.append(atomic_write_text(Path(readme), new))
+    if readme is not None and Path(readme).is_file():  # the README's generated blocks, headings nested
+        text = Path(readme).read_text()
+        new = replace_block(text, "results", summary_markdown(Path(results_dir), ARCHS, heading="####"))
+        new = replace_block(new, "targets", targets_markdown(Path(results_dir), ARCHS, heading="####"))
+        if new != text:
+            written.append(atomic_write_text(Path(readme), new))
     if verbose:
         print(f"wrote {len(written)} figures and summaries to {assets_dir} and {results_dir}")
     return written

@@ -24,7 +24,7 @@ def headline(results_dir: Path, arch: str) -> pd.DataFrame:
     return m
 
 
-def summary_markdown(results_dir: Path, archs=ARCHS) -> str:
+def summary_markdown(results_dir: Path, archs=ARCHS, heading: str = "###") -> str:
     """Markdown tables of every model per architecture, from `models.csv` (what the README shows)."""
     out = []
     for arch in archs:
@@ -32,7 +32,7 @@ def summary_markdown(results_dir: Path, archs=ARCHS) -> str:
         if not len(h):
             continue
         prov = load_provenance(results_dir, arch)
-        out.append(f"### {arch}\n\n{prov}\n")
+        out.append(f"{heading} {arch}\n\n{prov}\n")
         out.append("| model | top-1 % | vs baseline | params (M) | MACs (M) | size MB | gzip MB | CPU latency ms | runtime |")
         out.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
         for _, r in h.iterrows():
@@ -65,8 +65,9 @@ def load_provenance(results_dir: Path, arch: str) -> str:
     """One line saying where an architecture's numbers come from."""
     prov = read_table(Path(results_dir) / arch / "models.csv")[1]
     p = prov["config"].get("profile", {})
+    epochs = (p.get("arch_epochs") or {}).get(arch, p.get("epochs"))
     return (f"Profile `{p.get('name')}` (width {p.get('width')}, {p.get('train_size') or 'all'} training images, "
-            f"{p.get('epochs')} epochs), data: {prov['data_source']}; device: {prov['device']}; "
+            f"{epochs} baseline epochs), data: {prov['data_source']}; device: {prov['device']}; "
             f"torch {prov['versions'].get('torch')}; commit `{_short(prov['git_commit'])}`. Accuracy: final-epoch test top-1; "
             f"vs baseline: the difference in points, ± the 95% interval of the paired difference on the same test "
             f"images where the step paired them; latency: batch 1, median, all CPU threads.")
