@@ -4,8 +4,8 @@ at 1 thread and at all threads, in one run.
     python benchmarks/pt2e_latency.py --arch resnet18            # full width: minutes of compiling
     python benchmarks/pt2e_latency.py --width 0.25 --runs 20     # a smoke run
 
-Latency does not depend on the weights' values, so this runs on an untrained model (BN statistics
-randomised so calibration sees realistic ranges). Inductor compiles once per thread count (it bakes the
+By default an untrained model (BN statistics randomised so calibration sees realistic ranges);
+`--checkpoint` measures a trained one (e.g. a baseline from the step cache), calibrated on random images. Inductor compiles once per thread count (it bakes the
 thread count into its kernels) in the untimed warm-up; `compile_s` is the first compile, at all threads.
 Prints a table; nothing is asserted.
 """
@@ -18,6 +18,8 @@ import pandas as pd
 import torch
 
 from compress import metrics
+from compress.checkpoint import load_checkpoint
+from compress.pruning import arch_of
 from compress.models import ARCHS, build_model
 from compress.quant import Int8Config, quantize_int8
 from compress.quant.pt2e import PT2E_PRESETS, Pt2eConfig, export_fp32, pt2e_available, quantize_pt2e
@@ -30,6 +32,7 @@ def main() -> None:
     p.add_argument("--arch", choices=ARCHS, default="resnet18")
     p.add_argument("--width", type=float, default=1.0)
     p.add_argument("--preset", choices=PT2E_PRESETS, default="default")
+    p.add_argument("--checkpoint", default=None, help="a trained model's checkpoint (its architecture and width)")
     p.add_argument("--runs", type=int, default=100)
     p.add_argument("--warmup", type=int, default=20)
     args = p.parse_args()
@@ -37,11 +40,15 @@ def main() -> None:
     if not ok:
         raise SystemExit(f"PT2E INT8 is unavailable: {why}")
     torch.manual_seed(0)
-    model = randomise_bn(build_model(args.arch, width=args.width))
+    if args.checkpoint:
+        model = load_checkpoint(args.checkpoint)[0].eval()
+        args.arch = arch_of(model)
+    else:
+        model = randomise_bn(build_model(args.arch, width=args.width))
     calib = [torch.randn(32, 3, 32, 32) for _ in range(4)]
     all_threads = torch.get_num_threads()
     print(f"{device_name()}; torch {torch.__version__}; {why}")
-    print(f"{args.arch} width {args.width}, untrained; batch 1, median of {args.runs} runs after {args.warmup} warm-up")
+    print(f"{args.arch}, {args.checkpoint or f'width {args.width}, untrained'}; batch 1, median of {args.runs} runs after {args.warmup} warm-up")
 
     fp32_inductor = export_fp32(model, example=calib[0])
     pt2e = quantize_pt2e(model, Pt2eConfig(args.preset), calib)

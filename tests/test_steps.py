@@ -124,6 +124,11 @@ def test_save_results_writes_every_table_and_merges_models(tiny_data, tmp_path):
     steps.save_results(other)
     assert read_table(folder / "models.csv")[0].model.tolist() == ["baseline", "pruned:x"]
 
+    wider = steps.Session.create("vgg16_bn", "smoke", data=tiny_data, results_dir=tmp_path, width=0.25)
+    wider.add_model("pruned:y", "pruned (FP32)", {"top1": 60.0})
+    steps.save_results(wider)  # another width: the old rows are not this run's, so they go
+    assert read_table(folder / "models.csv")[0].model.tolist() == ["pruned:y"]
+
 
 def test_load_model_refuses_another_architecture_or_width(tiny_data, tmp_path):
     s = steps.Session.create("vgg16_bn", "smoke", data=tiny_data)

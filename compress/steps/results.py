@@ -46,20 +46,30 @@ def timing_summary(timings: pd.DataFrame) -> str:
                       f"  {'total':<20} {per['sum'].sum() / 3600:7.2f} h"])
 
 
+def _same_run_kind(a: dict, b: dict) -> bool:
+    """Whether two provenance records come from the same profile, width and data: only then may one
+    models table keep the other's rows (a `cpu` run must not inherit a quick run's models)."""
+    def kind(p):
+        profile = p.get("config", {}).get("profile", {})
+        return profile.get("name"), profile.get("width"), p.get("data_source"), p.get("seed")
+    return kind(a) == kind(b)
+
+
 def save_results(s: Session, results_dir: str | Path | None = None) -> Path:
     """Write every table the session recorded to `<results_dir>/<arch>/<name>.csv` (default: the session's).
 
     Tables not produced by this session are left as they are; `models.csv` is merged by model name, so a
-    CLI command that made only some of the models updates their rows and keeps the others. A table from a
-    run on another baseline would mix numbers: the provenance line of each file says where it came from.
+    CLI command that made only some of the models updates their rows and keeps the others, when the file
+    comes from the same profile, width, data and seed (otherwise it is replaced whole).
     """
     folder = Path(results_dir or s.results_dir) / s.arch
     if s.models:
         current = models_table(s)
         path = folder / "models.csv"
         if path.is_file():
-            old = read_table(path)[0]
-            current = pd.concat([old[~old.model.isin(current.model)], current], ignore_index=True)
+            old, old_prov = read_table(path)
+            if _same_run_kind(old_prov, s.provenance()):  # never keep rows of another profile, width or data
+                current = pd.concat([old[~old.model.isin(current.model)], current], ignore_index=True)
             s.tables["models"] = current[MODEL_COLUMNS]
     if s.cache.log:  # wall time of every step this session asked for (a cached step: its original compute time)
         timings = s.record("timings", pd.DataFrame(s.cache.log, columns=["step", "folder", "cached", "seconds"]))
