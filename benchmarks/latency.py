@@ -1,5 +1,7 @@
 """CPU size and batch-1 latency of a full-width model: FP32, INT8, pruned, pruned + INT8, in PyTorch and
-onnxruntime, at 1 thread and at all threads, all measured in one run.
+onnxruntime, at 1 thread and at all threads, all measured in one run; the torch models in alternating blocks
+(`metrics.interleaved_latency`: a change in the machine's speed cannot pose as a speedup), each onnxruntime
+session on its own; `others_cpu` is the share of the CPU other processes took meanwhile (keep it near 0).
 
     python benchmarks/latency.py --arch resnet18 --config aggressive
 
@@ -20,7 +22,7 @@ from compress import metrics
 from compress.models import ARCHS, build_model
 from compress.pruning import prune
 from compress.ratios import DEFAULT_CONFIGS
-from compress.quant import Int8Config, export_fp32_int8, onnx_latency, onnx_session, quantize_int8
+from compress.quant import Int8Config, export_fp32_int8, onnx_runner, onnx_session, quantize_int8
 from compress.quant.deploy import file_sizes_mb
 from compress.store import device_name
 
@@ -54,19 +56,20 @@ def main() -> None:
     for label, model in (("fp32", fp32), (f"pruned:{args.config}", pruned)):
         int8 = quantize_int8(model, Int8Config("optimal"), calib)
         onnx = export_fp32_int8(model, folder, calib, name=label.replace(":", "_"))
-        variants = {label: ("torch", model), f"{label}+int8": ("torch", int8)}
+        x = torch.randn(1, 3, 32, 32)
+        names = {key: (label + ("+int8" if "int8" in key else ""), "onnxruntime") for key in onnx}
+        sizes = {(label, "torch"): metrics.size_mb(model), (f"{label}+int8", "torch"): metrics.size_mb(int8),
+                 **{names[key]: file_sizes_mb(path)[0] for key, path in onnx.items()}}
         for threads in sorted({1, all_threads}):
-            for name, (runtime, m) in variants.items():
-                lat = metrics.measure_latency(m, threads=threads, warmup=args.warmup, runs=args.runs)
-                rows.append({"model": name, "runtime": runtime, "threads": threads, "size_mb": metrics.size_mb(m),
+            timing = dict(threads=threads, warmup=args.warmup, runs=args.runs)
+            fns = {(label, "torch"): lambda: model(x), (f"{label}+int8", "torch"): lambda: int8(x)}
+            lats = metrics.interleaved_latency(fns, **timing)
+            for key, path in onnx.items():  # each session alone: its thread pool would slow its neighbours
+                lats |= metrics.interleaved_latency({names[key]: onnx_runner(onnx_session(path, threads))}, **timing)
+            for (name, runtime), lat in lats.items():
+                rows.append({"model": name, "runtime": runtime, "threads": threads, "size_mb": sizes[name, runtime],
                              "params": metrics.count_params(model), "macs": metrics.count_macs(model),
-                             "latency_ms": lat["median_ms"], "p90_ms": lat["p90_ms"]})
-            for key, path in onnx.items():
-                name = label + ("+int8" if "int8" in key else "")
-                lat = onnx_latency(onnx_session(path, threads), warmup=args.warmup, runs=args.runs)
-                rows.append({"model": name, "runtime": "onnxruntime", "threads": threads, "size_mb": file_sizes_mb(path)[0],
-                             "params": metrics.count_params(model), "macs": metrics.count_macs(model),
-                             "latency_ms": lat["median_ms"], "p90_ms": lat["p90_ms"]})
+                             "latency_ms": lat["median_ms"], "p90_ms": lat["p90_ms"], "others_cpu": lat["others_cpu"]})
     df = pd.DataFrame(rows)
     ref = df[(df.model == "fp32") & (df.runtime == "torch")].set_index("threads")
     df["size_x"] = ref.size_mb.iloc[0] / df.size_mb

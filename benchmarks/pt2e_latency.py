@@ -5,8 +5,10 @@ at 1 thread and at all threads, in one run.
     python benchmarks/pt2e_latency.py --width 0.25 --runs 20     # a smoke run
 
 By default an untrained model (BN statistics randomised so calibration sees realistic ranges);
-`--checkpoint` measures a trained one (e.g. a baseline from the step cache), calibrated on random images. Inductor compiles once per thread count (it bakes the
-thread count into its kernels) in the untimed warm-up; `compile_s` is the first compile, at all threads.
+`--checkpoint` measures a trained one (e.g. a baseline from the step cache), calibrated on random images.
+Inductor compiles once per thread count (it bakes the thread count into its kernels) in the untimed warm-up;
+`compile_s` is the first compile, at all threads. The variants are timed in alternating blocks
+(`metrics.interleaved_latency`); `others_cpu` is the share of the CPU other processes took meanwhile.
 Prints a table; nothing is asserted.
 """
 from __future__ import annotations
@@ -57,11 +59,13 @@ def main() -> None:
                 f"pt2e int8 inductor ({args.preset})": (pt2e.model, pt2e.compile_s),
                 "fx int8 (torch.ao, x86)": (quantize_int8(model, Int8Config("optimal"), calib), math.nan)}
     rows = []
+    x = torch.randn(1, 3, 32, 32)
     for threads in sorted({1, all_threads}):
-        for name, (m, compile_s) in variants.items():
-            lat = metrics.measure_latency(m, threads=threads, warmup=args.warmup, runs=args.runs)
+        fns = {name: (lambda m=m: m(x)) for name, (m, _) in variants.items()}
+        lats = metrics.interleaved_latency(fns, threads=threads, warmup=args.warmup, runs=args.runs)
+        for name, lat in lats.items():
             rows.append({"variant": name, "threads": lat["threads"], "latency_ms": lat["median_ms"],
-                         "p90_ms": lat["p90_ms"], "compile_s": compile_s})
+                         "p90_ms": lat["p90_ms"], "others_cpu": lat["others_cpu"], "compile_s": variants[name][1]})
     df = pd.DataFrame(rows)
     base = df[df.variant == "fp32 eager"].set_index("threads").latency_ms
     df["speedup_vs_eager"] = [base[t] / lat for t, lat in zip(df.threads, df.latency_ms)]

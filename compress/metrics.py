@@ -107,6 +107,58 @@ def time_callable(fn, *, warmup: int = 20, runs: int = 200, cuda: bool = False) 
     return times
 
 
+def time_interleaved(fns: dict, *, warmup: int = 20, runs: int = 200, blocks: int = 10) -> dict[str, list[float]]:
+    """Wall-clock milliseconds of `runs` calls of each `fns[name]()`, timed in `blocks` alternating blocks.
+
+    Timing one model after another turns any drift in the machine's speed (another process, a noisy
+    neighbour on the host, frequency) into a false speedup; alternating blocks spread it over every model
+    alike, so their ratios stay honest. Each block starts with two untimed calls (the switch from one
+    model's kernels and thread pool to the next), after `warmup` untimed calls of each at the start; the
+    order rotates from block to block.
+    """
+    names = list(fns)
+    for name in names:
+        time_callable(fns[name], warmup=warmup, runs=0)
+    times = {name: [] for name in names}
+    blocks = max(1, min(blocks, runs))
+    for b in range(blocks):
+        n = runs // blocks + (b < runs % blocks)
+        for name in names[b % len(names):] + names[:b % len(names)]:
+            times[name] += time_callable(fns[name], warmup=2, runs=n)
+    return times
+
+
+class OthersCpu:
+    """Share of the machine's CPU time (0-1) that anything but this process took during a `with` block: a
+    latency timed while other work ran (or the host stole cycles) shows up as such, instead of as a slow
+    model. Linux only (/proc); `share` is None elsewhere."""
+
+    def __enter__(self):
+        self.share, self._start = None, self._read()
+        return self
+
+    def __exit__(self, *exc):
+        end = self._read()
+        if self._start and end:
+            total = end[0] - self._start[0]
+            others = (end[1] - self._start[1]) - (end[2] - self._start[2])
+            self.share = max(0.0, others / total) if total > 0 else None
+        return False
+
+    @staticmethod
+    def _read():
+        """(all CPU ticks, busy ticks, this process's ticks), or None without /proc."""
+        try:
+            with open("/proc/stat") as f:
+                cpu = [int(v) for v in f.readline().split()[1:]]
+            with open("/proc/self/stat") as f:
+                own = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        total = sum(cpu[:8])  # user nice system idle iowait irq softirq steal (guest time is inside user)
+        return total, total - cpu[3] - cpu[4], int(own[11]) + int(own[12])  # utime + stime of every thread
+
+
 def latency_stats(times_ms: list[float]) -> dict:
     ordered = sorted(times_ms)
     p90 = ordered[min(len(ordered) - 1, int(round(0.9 * (len(ordered) - 1))))]
@@ -123,6 +175,16 @@ def measure_latency(model: nn.Module, *, batch_size: int = 1, device="cpu", thre
         times = time_callable(lambda: model(x), warmup=warmup, runs=runs, cuda=device.type == "cuda")
     return {**latency_stats(times), "batch_size": batch_size, "device": str(device),
             "threads": n if device.type == "cpu" else None}
+
+
+def interleaved_latency(fns: dict, *, threads: int | None = None, warmup: int = 20, runs: int = 200,
+                        blocks: int = 10) -> dict[str, dict]:
+    """`measure_latency` for several no-argument callables at once (models, onnxruntime sessions), timed in
+    alternating blocks (`time_interleaved`) on `threads` torch threads: {name: median_ms, p90_ms, runs,
+    threads, others_cpu}, `others_cpu` being the share of the CPU other processes took meanwhile."""
+    with num_threads(threads) as n, torch.inference_mode(), OthersCpu() as others:
+        times = time_interleaved(fns, warmup=warmup, runs=runs, blocks=blocks)
+    return {name: {**latency_stats(t), "threads": n, "others_cpu": others.share} for name, t in times.items()}
 
 
 def peak_memory_mb(model: nn.Module, *, batch_size: int = 1, device="cpu") -> dict:

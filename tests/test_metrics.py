@@ -1,3 +1,10 @@
+import itertools
+import os
+import subprocess
+import sys
+import time
+
+import pytest
 import torch
 import torch_pruning as tp
 
@@ -50,6 +57,29 @@ def test_latency_reports_median_p90_and_setup():
     assert lat["threads"] == 1 and lat["batch_size"] == 1 and lat["runs"] == 7 and lat["device"] == "cpu"
     assert 0 < lat["median_ms"] <= lat["p90_ms"]
     assert torch.get_num_threads() >= 1
+
+
+def test_interleaved_timing_alternates_blocks_and_counts_every_run():
+    calls = []
+    fns = {name: (lambda name=name: calls.append(name)) for name in "abc"}
+    times = metrics.time_interleaved(fns, warmup=1, runs=7, blocks=3)
+    assert {k: len(v) for k, v in times.items()} == {"a": 7, "b": 7, "c": 7}
+    assert calls[:3] == ["a", "b", "c"]  # one warm-up call each
+    runs = [(name, len(list(group))) for name, group in itertools.groupby(calls[3:])]
+    # blocks of 3, 2, 2 timed calls after two untimed ones; the order rotates from block to block
+    assert runs == [("a", 5), ("b", 5), ("c", 5), ("b", 4), ("c", 4), ("a", 4), ("c", 4), ("a", 4), ("b", 4)]
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="reads Linux /proc")
+def test_others_cpu_sees_another_process_and_not_its_absence():
+    cpus = sum(line.startswith("cpu") and line[3].isdigit() for line in open("/proc/stat"))
+    spin = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 3: pass"])
+    time.sleep(0.5)  # the child is spinning
+    with metrics.OthersCpu() as busy:
+        time.sleep(1.0)
+    spin.wait()
+    assert busy.share is not None and 0 <= busy.share <= 1
+    assert busy.share * cpus > 0.5  # at least half of a core: the spinning child
 
 
 def test_latency_stats_percentiles():

@@ -2,7 +2,7 @@ import pandas as pd
 import pytest
 
 from compress.report import figures, targets
-from compress.store import provenance, write_table
+from compress.store import provenance, read_table, write_table
 
 
 def _int8_rows(variants, top1, delta, size, lat1, lat2, runtime="torch"):
@@ -80,6 +80,18 @@ def test_a_missed_target_is_reported_with_its_number(tmp_path):
     assert _status(df, "baseline") == "**missed**" and "85.00%" in df.measured.iloc[0]
     assert _status(df, "INT8 PTQ") == "**missed**"
     assert "-0.50 ± 0.10" in df[df.target.str.startswith("INT8")].measured.item()
+
+
+def test_latency_timed_on_a_busy_machine_is_flagged(tmp_path):
+    _write(tmp_path)
+    quiet = targets.targets_table(tmp_path, "resnet18")
+    assert not quiet.measured.str.contains("other processes").any()
+    int8, prov = read_table(tmp_path / "resnet18" / "int8.csv")
+    write_table(tmp_path / "resnet18" / "int8.csv", int8.assign(others_cpu=[0.02] * (len(int8) - 1) + [0.45]), prov)
+    busy = targets.targets_table(tmp_path, "resnet18").set_index("target").measured
+    for start in ("INT8 PTQ", "pruned + INT8", "PT2E"):
+        claim = busy[busy.index.str.startswith(start)].item()
+        assert claim.endswith("(timed while other processes took 45% of the CPU)"), claim
 
 
 def test_missing_tables_say_no_data_and_figures_write_targets_md(tmp_path):

@@ -12,8 +12,8 @@ Each config is a small frozen dataclass validated on creation; each function ret
 leaves its input untouched. All torch.ao calls live in `int8.py`; all torchao calls in `pt2e.py`, which
 imports torchao only when used (`pt2e_available()` says whether it can run here).
 """
-from .deploy import (export_fp32_int8, export_onnx, onnx_evaluate, onnx_latency, onnx_predict, onnx_session,
-                     quantize_onnx)
+from .deploy import (export_fp32_int8, export_onnx, onnx_evaluate, onnx_latency, onnx_predict, onnx_runner,
+                     onnx_session, quantize_onnx)
 from .fixed_point import METHODS, FixedPointConfig, fixed_point_table, quantize_fixed_point
 from .int8 import BACKENDS, PRESETS, Int8Config, calibrate, convert_int8, prepare_int8, quantize_int8
 from .pt2e import (PT2E_PRESETS, Pt2eConfig, Pt2eModule, Pt2eResult, export_fp32, load_pt2e, pt2e_available,
@@ -27,4 +27,4 @@ __all__ = ["METHODS", "FixedPointConfig", "quantize_fixed_point", "fixed_point_t
            "PT2E_PRESETS", "Pt2eConfig", "Pt2eResult", "Pt2eModule", "pt2e_available", "quantize_pt2e",
            "quantize_qat_pt2e", "export_fp32", "save_pt2e", "load_pt2e",
            "export_onnx", "quantize_onnx", "export_fp32_int8", "onnx_session", "onnx_predict", "onnx_evaluate",
-           "onnx_latency", "compare_int8", "pruned_int8_table"]
+           "onnx_latency", "onnx_runner", "compare_int8", "pruned_int8_table"]

@@ -109,10 +109,15 @@ def onnx_evaluate(session, split: Split, batch_size: int = 256, predictions: boo
     return out
 
 
+def onnx_runner(session, batch_size: int = 1):
+    """A no-argument callable running `session` once on a random batch: what latency timing calls."""
+    feed = {INPUT: np.random.default_rng(0).standard_normal((batch_size, 3, 32, 32), dtype=np.float32)}
+    return lambda: session.run([OUTPUT], feed)
+
+
 def onnx_latency(session, *, batch_size: int = 1, warmup: int = 20, runs: int = 200) -> dict:
     """Median and p90 latency (ms) of one session run at `batch_size`, like `metrics.measure_latency`."""
-    feed = {INPUT: np.random.default_rng(0).standard_normal((batch_size, 3, 32, 32), dtype=np.float32)}
-    times = time_callable(lambda: session.run([OUTPUT], feed), warmup=warmup, runs=runs)
+    times = time_callable(onnx_runner(session, batch_size), warmup=warmup, runs=runs)
     threads = session.get_session_options().intra_op_num_threads
     return {**latency_stats(times), "batch_size": batch_size, "device": "cpu", "threads": threads}
 
@@ -132,5 +137,6 @@ def export_fp32_int8(model: nn.Module, folder: str | Path | None, calib_batches,
     return {"onnx-fp32": fp32, "onnx-int8": int8}
 
 
-__all__ = ["export_onnx", "quantize_onnx", "onnx_session", "onnx_predict", "onnx_evaluate", "onnx_latency",
+__all__ = ["export_onnx", "quantize_onnx", "onnx_session", "onnx_predict", "onnx_evaluate", "onnx_runner",
+           "onnx_latency",
            "file_sizes_mb", "export_fp32_int8"]

@@ -2,7 +2,7 @@
 
 `compare_int8` puts FP32, INT8 PTQ presets, QAT, the ONNX models and (optionally) PT2E INT8 under Inductor
 side by side, timed in the same run at every requested thread count (latency depends on it as much as on
-the model). `pruned_int8_table` stacks
+the model), in alternating blocks so that a change in the machine's speed cannot pose as a speedup. `pruned_int8_table` stacks
 quantization on a pruned (and optionally a sparse) model, with gzip sizes: the view of the seed's TF table.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch.nn.utils.prune  # makes torch.nn.utils.prune.remove (used below) av
 from torch import nn
 
 from ..data import CifarData, calibration_batches
-from ..metrics import count_params, gzip_size_mb, measure_latency, size_mb
+from ..metrics import count_params, gzip_size_mb, interleaved_latency, size_mb
 from ..paired import COLUMNS as PAIRED, paired_difference
 from ..train import TrainConfig, evaluate
 from . import deploy
@@ -28,13 +28,13 @@ from .int8 import PRESETS, Int8Config, quantize_int8
 from .qat import QATConfig, quantize_qat
 
 COLUMNS = ["variant", "runtime", "split", "top1", "top5", *PAIRED, "size_mb", "gzip_mb", "size_ratio", "threads",
-           "batch_size", "latency_ms", "latency_p90_ms", "speedup", "compile_s"]
+           "batch_size", "latency_ms", "latency_p90_ms", "speedup", "others_cpu", "compile_s"]
 
 
 def compare_int8(fp32_model: nn.Module, data: CifarData, *, presets=PRESETS, backend: str = "x86",
                  calib_batches: int = 8, calib_batch_size: int = 128, qat: TrainConfig | None = None,
                  onnx: bool = True, onnx_folder: str | Path | None = None, threads=(1, None), batch_size: int = 1,
-                 runs: int = 50, warmup: int = 10, split: str = "test", seed: int = 0,
+                 runs: int = 50, warmup: int = 10, blocks: int = 10, split: str = "test", seed: int = 0,
                  pt2e: bool = False, qat_data: CifarData | None = None) -> pd.DataFrame:
     """One row per (variant, thread count): accuracy on `split`, file size, CPU latency at `batch_size`.
 
@@ -47,8 +47,11 @@ def compare_int8(fp32_model: nn.Module, data: CifarData, *, presets=PRESETS, bac
     count and batch size compiles once more (Inductor bakes the thread count in), in the untimed warm-up.
     With both `qat` and `pt2e`, `qat-pt2e` (torchao's QAT flow, the same fine-tune) joins the Inductor rows.
     `qat_data`: what the QAT fine-tunes train on (e.g. `data.with_train_subset(n)`; default `data`).
-    `threads`: None means torch's default (all cores). `size_ratio` and `speedup` are against FP32 in the
-    same runtime at the same thread count; the paired columns (`compress.paired`) compare each row's
+    `threads`: None means torch's default (all cores). At each thread count the torch and Inductor variants
+    are timed in `blocks` alternating blocks (`metrics.interleaved_latency`), each onnxruntime session on its
+    own (its thread pool would slow its neighbours); `others_cpu` is the share of the machine's CPU
+    that other processes took meanwhile (`metrics.OthersCpu`; near 0 on a quiet machine, NaN off Linux).
+    `size_ratio` and `speedup` are against FP32 in the same runtime at the same thread count; the paired columns (`compress.paired`) compare each row's
     predictions with FP32 PyTorch's on the same images. Columns: see COLUMNS.
     """
     fp32 = copy.deepcopy(fp32_model).float().eval()
@@ -82,16 +85,21 @@ def compare_int8(fp32_model: nn.Module, data: CifarData, *, presets=PRESETS, bac
 
     rows = []
     for n in dict.fromkeys(t or torch.get_num_threads() for t in threads):  # distinct counts, in order
-        for name, m in models.items():
-            lat = measure_latency(m, batch_size=batch_size, threads=n, warmup=warmup, runs=runs)
-            rows.append(_row(name, "torch", split, acc[name], sizes[name], lat))
-        for name, path in files.items():
-            lat = deploy.onnx_latency(deploy.onnx_session(path, n), batch_size=batch_size, warmup=warmup, runs=runs)
-            rows.append(_row(name, "onnxruntime", split, acc[name], sizes[name], lat))
+        x = torch.randn(batch_size, 3, 32, 32)
+        # variants on torch's thread pool (eager, FX, Inductor) alternate block by block; each onnxruntime
+        # session has a pool of its own whose spinning threads slow whatever runs next to them (10-30% at 2
+        # threads here), so each is timed on its own
+        timed = {("torch", name): (lambda m=m.eval(): m(x)) for name, m in models.items()}
         for name, (res, _) in compiled.items():
-            lat = measure_latency(res.model, batch_size=batch_size, threads=n, warmup=warmup, runs=runs)
-            key = ("inductor", name)
-            rows.append(_row(name, "inductor", split, acc[key], sizes[key], lat, compile_s=res.compile_s))
+            timed[("inductor", name)] = lambda m=res.model: m(x)
+        lats = interleaved_latency(timed, threads=n, warmup=warmup, runs=runs, blocks=blocks)
+        for name, path in files.items():
+            runner = deploy.onnx_runner(deploy.onnx_session(path, n), batch_size)
+            lats |= interleaved_latency({("onnxruntime", name): runner}, threads=n, warmup=warmup, runs=runs)
+        for (runtime, name), lat in lats.items():
+            key = name if runtime != "inductor" else (runtime, name)
+            compile_s = compiled[name][0].compile_s if runtime == "inductor" else math.nan
+            rows.append(_row(name, runtime, split, acc[key], sizes[key], {**lat, "batch_size": batch_size}, compile_s))
     df = pd.DataFrame(rows)
     base = df[df.variant.isin(["fp32", "onnx-fp32"])].set_index(["runtime", "threads"])
     key = list(zip(df.runtime, df.threads))
@@ -118,10 +126,11 @@ def _inductor_variants(fp32: nn.Module, batches, folder, *, data: CifarData | No
     return out
 
 
-def _row(variant, runtime, split, acc, sizes, lat, compile_s: float = math.nan) -> dict:
+def _row(variant, runtime, split, acc, sizes, lat, compile_s: float) -> dict:
     return {"variant": variant, "runtime": runtime, "split": split, "top1": acc["top1"], "top5": acc["top5"],
             **{c: acc[c] for c in PAIRED}, "size_mb": sizes[0], "gzip_mb": sizes[1], "threads": lat["threads"],
-            "batch_size": lat["batch_size"], "latency_ms": lat["median_ms"], "latency_p90_ms": lat["p90_ms"], "compile_s": compile_s}
+            "batch_size": lat["batch_size"], "latency_ms": lat["median_ms"], "latency_p90_ms": lat["p90_ms"],
+            "others_cpu": math.nan if lat["others_cpu"] is None else lat["others_cpu"], "compile_s": compile_s}
 
 
 def pruned_int8_table(original: nn.Module, pruned: nn.Module, data: CifarData, *, sparse: nn.Module | None = None,

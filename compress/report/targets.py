@@ -33,6 +33,16 @@ def _delta(row) -> str:
     return f"{row['paired_delta']:+.2f} ± {ci:.2f}" if not pd.isna(ci) else f"{row['paired_delta']:+.2f}"
 
 
+BUSY = 0.1  # a latency timed while other processes took more than this share of the CPU is flagged
+
+
+def _busy(*tables: pd.DataFrame) -> str:
+    """A warning to append to a latency claim when its timing shared the machine (`others_cpu` column)."""
+    shares = [v for t in tables if "others_cpu" in t for v in t.others_cpu if not pd.isna(v)]
+    worst = max(shares, default=0.0)
+    return f" (timed while other processes took {worst:.0%} of the CPU)" if worst > BUSY else ""
+
+
 def _status(ok: bool | None) -> str:
     return "no data" if ok is None else ("**met**" if ok else "**missed**")
 
@@ -107,7 +117,8 @@ def _int8(arch, t) -> list[dict]:
     r = rows.iloc[0]
     speed = ", ".join(f"{s:.1f}x at {int(n)} thread{'s' if n > 1 else ''}" for n, s in zip(rows.threads, rows.speedup))
     ok = r.paired_delta >= -drop and r.size_ratio >= size_x and (rows.speedup >= speed_x).all()
-    out = [_row(arch, target, f"`{best_variant}`: {_delta(r)} points, {r.size_ratio:.2f}x smaller, {speed}", ok)]
+    out = [_row(arch, target, f"`{best_variant}`: {_delta(r)} points, {r.size_ratio:.2f}x smaller, {speed}{_busy(d)}",
+                ok)]
     qat = d[(d.variant == "qat") & (d.runtime == "torch")]
     target = f"QAT within {QAT:g} points of FP32, or better than PTQ"
     if len(qat):
@@ -157,7 +168,7 @@ def _pruned_int8(arch, t) -> list[dict]:
     drop = float(torch_int8.top1.iloc[0] - base.top1.iloc[0])
     text = (f"`{config}` + int8-optimal: {size:.0f}x smaller; "
             + ", ".join(f"{s:.1f}x at {n} thread{'s' if n > 1 else ''} ({how})" for n, s, how in speeds)
-            + f"; top-1 {drop:+.2f} points against the FP32 baseline")
+            + f"; top-1 {drop:+.2f} points against the FP32 baseline" + _busy(t["int8"], p))
     return [_row(arch, target, text, size >= size_x and all(s >= speed_x for _, s, _ in speeds))]
 
 
@@ -198,7 +209,7 @@ def _pt2e(arch, t) -> list[dict]:
         q = rows("qat-pt2e", "inductor").iloc[0]
         parts.append(f"QAT {_delta(q)} points")
         ok = ok and q.paired_delta >= -qat_drop
-    return [_row(arch, target, "; ".join(parts), bool(ok))]
+    return [_row(arch, target, "; ".join(parts) + _busy(t["int8"]), bool(ok))]
 
 
 def _ensure_deltas(tables: dict) -> dict:

@@ -17,6 +17,8 @@ from ..store import fingerprint, read_table, write_table
 from ..train import TrainConfig, evaluate
 from .session import Session
 
+LATENCY_BLOCKS = 10  # latency timed in alternating blocks (`metrics.time_interleaved`); part of the INT8 keys
+
 
 def _cached_table(s: Session, name: str, key: dict, make) -> pd.DataFrame:
     """Run `make()` -> DataFrame once per key; the table is stored with provenance in the step folder."""
@@ -55,7 +57,7 @@ def _int8_table(s: Session, model: nn.Module, step: str, presets=("default", "op
     key = s.key(step=step, model=fingerprint(model), presets=list(presets),
                 qat=cfg.to_dict() | {"progress": None} if cfg else None,
                 calib=[s.profile.calib_batches, s.profile.calib_batch_size],
-                latency=[s.profile.latency_runs, s.profile.latency_warmup])
+                latency=[s.profile.latency_runs, s.profile.latency_warmup, LATENCY_BLOCKS])
     if backend != "x86" or not onnx:  # the defaults keep their historical keys
         key.update(backend=backend, onnx=onnx)
     if cfg and s.profile.qat_train_size is not None:
@@ -65,7 +67,7 @@ def _int8_table(s: Session, model: nn.Module, step: str, presets=("default", "op
         key["pt2e"] = True
     return _cached_table(s, step, key, lambda: compare_int8(
         model, s.data, presets=presets, backend=backend, qat=cfg, onnx=onnx, runs=s.profile.latency_runs,
-        warmup=s.profile.latency_warmup, seed=s.seed, pt2e=pt2e,
+        warmup=s.profile.latency_warmup, blocks=LATENCY_BLOCKS, seed=s.seed, pt2e=pt2e,
         qat_data=s.data.with_train_subset(s.profile.qat_train_size, s.seed), **_calib(s)))
 
 
