@@ -1,5 +1,5 @@
 """Run sizes in one place: `smoke` (seconds on a CPU, for tests and CI), `quick` (a CPU user sees the
-whole flow in minutes), `cpu` (real full-width results on a 2-core bf16 CPU, hours, resumable) and
+whole flow in minutes), `cpu` (real full-width results on a 2-core CPU, hours, resumable) and
 `full` (one GPU, paper grade).
 
 Every stage reads its knobs from a `Profile`, so a notebook or the CLI changes one name to move between
@@ -165,7 +165,7 @@ PROFILES = {
         finetune_epochs=3, sparse_epochs=3, target_sparsity=0.8, calib_batches=8, qat_epochs=1,
         latency_warmup=10, latency_runs=50,
     ),
-    # Real results on this project's 2-core AVX512-BF16 CPU: full width, all 45,000 training images, the whole
+    # Real results on this project's 2-core CPU: full width, all 45,000 training images, the whole
     # test set. Batch 128 costs the same per image as 512 on a CPU and buys 4x the optimiser steps.
     "cpu": Profile(
         name="cpu", train_size=None, val_size=5_000, test_size=None, width=1.0,

@@ -52,14 +52,14 @@ class Speed:
 
 def measure_speed(arch: str, profile: Profile, device: torch.device, steps: int = 5) -> Speed:
     """A few timed training and evaluation batches with the trainer's own path (precision, memory layout)."""
-    from .train import TrainConfig, _autocast, resolve_precision
+    from .train import TrainConfig, _autocast, channels_last_pays, resolve_precision
 
     precision = resolve_precision(TrainConfig.from_profile(profile, arch).precision, device)
     model = build_model(arch, width=profile.width).to(device)
-    if precision == "bf16":
-        model = model.to(memory_format=torch.channels_last)
+    memory_format = torch.channels_last if channels_last_pays(precision, device) else torch.contiguous_format
+    model = model.to(memory_format=memory_format)
     batch = min(profile.batch_size, 256)
-    x = torch.randn(batch, 3, 32, 32, device=device)
+    x = torch.randn(batch, 3, 32, 32, device=device).contiguous(memory_format=memory_format)
     y = torch.randint(0, 10, (batch,), device=device)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 

@@ -4,7 +4,7 @@ import torch
 
 from compress.data import load_cifar10
 from compress.models import build_model
-from compress.train import (TrainConfig, cpu_has_native_bf16, evaluate, fit, param_groups, resolve_precision,
+from compress.train import (TrainConfig, bf16_pays, cpu_has_fast_bf16, evaluate, fit, param_groups, resolve_precision,
                             warmup_linear_decay)
 
 
@@ -106,9 +106,18 @@ def test_state_of_another_run_is_not_resumed(tiny_data, tmp_path):
     assert len(fit(build_model("resnet18", width=0.125), tiny_data, other, state_path=state).history) == 2
 
 
+@pytest.mark.parametrize("flags, vendor, pays", [
+    ({"avx512f", "avx512_bf16", "amx_tile", "amx_bf16"}, "GenuineIntel", True),  # Sapphire Rapids and later
+    ({"avx512f", "avx512_bf16"}, "GenuineIntel", False),  # Cooper Lake, or a VM hiding AMX: fp32 is faster
+    ({"avx512f", "avx512_bf16"}, "AuthenticAMD", True),  # Zen 4 and later
+    ({"avx2", "fma"}, "AuthenticAMD", False), (set(), "", False)])
+def test_bf16_is_chosen_only_where_it_trains_faster(flags, vendor, pays):
+    assert bf16_pays(flags, vendor) is pays
+
+
 def test_precision_resolves_to_native_bf16_only():
     assert resolve_precision("fp32", "cpu") == "fp32" and resolve_precision("bf16", "cpu") == "bf16"
-    assert resolve_precision("auto", "cpu") == ("bf16" if cpu_has_native_bf16() else "fp32")
+    assert resolve_precision("auto", "cpu") == ("bf16" if cpu_has_fast_bf16() else "fp32")
     with pytest.raises(ValueError, match="precision"):
         resolve_precision("fp16", "cpu")
     with pytest.raises(ValueError, match="precision"):
