@@ -7,6 +7,7 @@ into place, so an interrupted run never leaves a half-written result that a late
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -83,16 +84,30 @@ def git_commit(repo: Path = REPO_ROOT) -> str:
         return "unknown"
 
 
-def cpu_model() -> str:
-    """The CPU's model name (Linux /proc/cpuinfo; `platform.processor()` there says only "x86_64")."""
+@functools.lru_cache(maxsize=None)
+def cpu_info() -> dict[str, str]:
+    """The first CPU's fields in Linux /proc/cpuinfo (`model name`, `vendor_id`, `flags`, ...); {} elsewhere."""
     try:
         with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+            first_cpu = f.read().split("\n\n")[0]
     except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        return {}
+    return {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in first_cpu.splitlines())}
+
+
+def cpu_model() -> str:
+    """The CPU's model name, family/model numbers and bf16 hardware: the same name covers machines that
+    train 3x apart (`Intel(R) Xeon(R) Processor` with and without AMX), so the features are part of it."""
+    info = cpu_info()
+    if not info:
+        return platform.processor() or platform.machine()  # "x86_64" on Linux, hence /proc/cpuinfo
+    flags = set(info.get("flags", "").split())
+    isa = [name for flag, name in (("avx512f", "AVX512"), ("avx512_bf16", "AVX512-BF16"), ("amx_bf16", "AMX"))
+           if flag in flags] or ["no AVX512"]
+    if "avx512_bf16" in flags and "amx_bf16" not in flags:
+        isa.append("no AMX")
+    return (f"{info.get('model name', '?')} [family {info.get('cpu family', '?')} model {info.get('model', '?')}; "
+            f"{', '.join(isa)}]")
 
 
 def device_name(device: str | None = None) -> str:

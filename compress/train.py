@@ -15,7 +15,6 @@ the same path carries on from the last finished epoch to the same result as an u
 from __future__ import annotations
 
 import dataclasses
-import functools
 import io
 import math
 import time
@@ -30,7 +29,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .data import Batches, CifarData, Split
-from .store import atomic_write_bytes
+from .store import atomic_write_bytes, cpu_info
 
 PRECISIONS = ("auto", "bf16", "fp32")
 
@@ -140,16 +139,12 @@ def bf16_pays(flags: set[str], vendor: str) -> bool:
     return "amx_bf16" in flags or ("avx512_bf16" in flags and vendor == "AuthenticAMD")
 
 
-@functools.lru_cache(maxsize=None)
 def cpu_has_fast_bf16() -> bool:
     """`bf16_pays` for this machine's CPU (Linux /proc/cpuinfo; elsewhere AMX as torch detects it)."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
+    info = cpu_info()
+    if not info:
         return bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
-    first_cpu = info.split("\n\n")[0]
-    fields = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in first_cpu.splitlines())}
-    return bf16_pays(set(fields.get("flags", "").split()), fields.get("vendor_id", ""))
+    return bf16_pays(set(info.get("flags", "").split()), info.get("vendor_id", ""))
 
 
 def channels_last_pays(precision: str, device) -> bool:

@@ -2,6 +2,7 @@ import json
 
 import pandas as pd
 
+from compress import store
 from compress.store import StepCache, config_key, provenance, read_table, write_table
 
 
@@ -64,3 +65,16 @@ def test_fingerprint_follows_the_weights_not_their_memory_format():
     with torch.no_grad():
         model.conv1_1.weight[0, 0, 0, 0] += 1
     assert fingerprint(model) != before
+
+
+def test_device_name_tells_cpus_of_one_model_name_apart(monkeypatch):
+    base = {"model name": "Intel(R) Xeon(R) Processor", "vendor_id": "GenuineIntel", "cpu family": "6", "model": "207"}
+    monkeypatch.setattr(store, "cpu_info", lambda: {**base, "flags": "fpu avx512f avx512_bf16 amx_tile amx_bf16"})
+    amx = store.device_name("cpu")
+    monkeypatch.setattr(store, "cpu_info", lambda: {**base, "flags": "fpu avx512f avx512_bf16"})
+    no_amx = store.device_name("cpu")
+    assert "[family 6 model 207; AVX512, AVX512-BF16, AMX]" in amx
+    assert "[family 6 model 207; AVX512, AVX512-BF16, no AMX]" in no_amx
+    monkeypatch.setattr(store, "cpu_info", lambda: {})  # no /proc/cpuinfo: the platform's word
+    assert store.device_name("cpu").startswith("cpu (")
+

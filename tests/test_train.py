@@ -2,6 +2,7 @@ import pandas as pd
 import pytest
 import torch
 
+from compress import train
 from compress.data import load_cifar10
 from compress.models import build_model
 from compress.train import (TrainConfig, bf16_pays, cpu_has_fast_bf16, evaluate, fit, param_groups, resolve_precision,
@@ -135,3 +136,11 @@ def test_bf16_training_reports_fp32_and_bf16_test_accuracy(tiny_data):
 def test_train_config_rejects_impossible_settings(bad):
     with pytest.raises(ValueError):
         TrainConfig(epochs=bad.pop("epochs", 2), **bad)
+
+
+def test_auto_precision_reads_this_cpu(monkeypatch):
+    info = {"vendor_id": "GenuineIntel", "flags": "avx512f avx512_bf16"}
+    monkeypatch.setattr(train, "cpu_info", lambda: info)
+    assert train.resolve_precision("auto", "cpu") == "fp32"
+    monkeypatch.setattr(train, "cpu_info", lambda: {**info, "flags": "avx512f avx512_bf16 amx_bf16"})
+    assert train.resolve_precision("auto", "cpu") == "bf16"
