@@ -2,8 +2,9 @@
 
 `compare_int8` puts FP32, INT8 PTQ presets, QAT, the ONNX models and (optionally) PT2E INT8 under Inductor
 side by side, timed in the same run at every requested thread count (latency depends on it as much as on
-the model), in alternating blocks so that a change in the machine's speed cannot pose as a speedup. `pruned_int8_table` stacks
-quantization on a pruned (and optionally a sparse) model, with gzip sizes: the view of the seed's TF table.
+the model), in alternating blocks so that a change in the machine's speed cannot pose as a speedup.
+`pruned_int8_table` stacks quantization on a pruned (and optionally a sparse) model, with gzip sizes: the
+view of the seed's TF table.
 """
 from __future__ import annotations
 
@@ -51,8 +52,9 @@ def compare_int8(fp32_model: nn.Module, data: CifarData, *, presets=PRESETS, bac
     are timed in `blocks` alternating blocks (`metrics.interleaved_latency`), each onnxruntime session on its
     own (its thread pool would slow its neighbours); `others_cpu` is the share of the machine's CPU
     that other processes took meanwhile (`metrics.OthersCpu`; near 0 on a quiet machine, NaN off Linux).
-    `size_ratio` and `speedup` are against FP32 in the same runtime at the same thread count; the paired columns (`compress.paired`) compare each row's
-    predictions with FP32 PyTorch's on the same images. Columns: see COLUMNS.
+    `size_ratio` and `speedup` are against FP32 in the same runtime at the same thread count; the paired
+    columns (`compress.paired`) compare each row's predictions with FP32 PyTorch's on the same images.
+    Columns: see COLUMNS.
     """
     fp32 = copy.deepcopy(fp32_model).float().eval()
     batches = [b.cpu() for b in calibration_batches(data.train, calib_batches, calib_batch_size, seed=seed)]
