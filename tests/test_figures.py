@@ -103,3 +103,32 @@ def test_summary_pairs_the_difference_where_the_step_did(tmp_path):
     assert "| baseline+int8-optimal | 59.90 | -0.10 ± 0.12 |" in summary
     assert "| pruned:a+int8-optimal | 58.00 | -2.00 |" in summary  # not paired with the baseline: no interval
     assert figures.figure_label(prov).startswith("profile cpu (width 1.0) | JPEG CIFAR-10 copy | cpu (")
+
+
+def test_the_readme_gallery_lists_every_drawn_figure_once(tmp_path):
+    names = [n for _, group in figures.README_FIGURES for n in group]
+    assert sorted(names) == sorted(figures.FIGURES)  # a new figure needs a caption, and gets one place
+    _fake_results(tmp_path / "results")
+    (tmp_path / "results" / "resnet18" / "int8.csv").unlink()
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- figures:start -->\nstale\n<!-- figures:end -->\nend\n")
+    figures.make_figures(tmp_path / "results", tmp_path / "assets", archs=["resnet18"], verbose=False, readme=readme)
+    text = readme.read_text()
+    assert "stale" not in text and text.startswith("intro\n") and text.endswith("end\n")
+    assert "#### resnet18" in text and "![resnet18_training](assets/resnet18_training.png)" in text
+    assert "resnet18_int8" not in text and "resnet18_fixed_point.png" in text  # no table, no figure, no link
+    assert "#### vgg16" not in text
+
+
+def test_the_committed_readme_shows_the_committed_results():
+    """The README's generated blocks are what `python -m compress figures` makes of results/ and assets/ now."""
+    from compress.models import ARCHS
+    from compress.report.summary import replace_block, summary_markdown
+    from compress.report.targets import targets_markdown
+
+    text = (figures.REPO_ROOT / "README.md").read_text()
+    for name, body in [("results", summary_markdown(figures.RESULTS_DIR, ARCHS, heading="####")),
+                       ("targets", targets_markdown(figures.RESULTS_DIR, ARCHS, heading="####")),
+                       ("figures", figures.figures_markdown(figures.ASSETS_DIR, ARCHS, figures.REPO_ROOT))]:
+        assert f"<!-- {name}:start -->" in text
+        assert replace_block(text, name, body) == text, f"README's {name} block is stale: run `python -m compress figures`"

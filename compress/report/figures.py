@@ -7,6 +7,7 @@ A missing table skips its figure with a message instead of failing the others.
 from __future__ import annotations
 
 from pathlib import Path
+import os
 
 from . import plots
 from ..models import ARCHS
@@ -41,13 +42,45 @@ FIGURES = {
     "pareto_latency": (("models",), lambda t, a: plots.pareto(t["models"], "latency_ms", f"{a}: accuracy vs CPU latency")),
 }
 
+# How the README shows the figures: a caption, then the figures it describes (every FIGURES key once).
+README_FIGURES = (
+    ("Baseline training (loss, and train / validation accuracy by epoch):", ("training",)),
+    ("Filters ranked by L1 norm per layer (steep curves: layers with many weak filters), and each conv pruned "
+     "alone on a validation subset (flat curves can be pruned hard):", ("l1", "sensitivity")),
+    ("Iterative pruning: params, MACs, size and accuracy per round for each configuration, and the filters kept "
+     "per layer in the configuration carried forward:", ("pruning", "channels")),
+    ("Quantization: accuracy by fixed-point bit width and format; FP32 against INT8 in size, accuracy and batch-1 "
+     "CPU latency at 1 and 2 threads (FX and PT2E in PyTorch, onnxruntime):", ("fixed_point", "int8")),
+    ("Every model produced, accuracy against MACs and against CPU latency (up and left is better):",
+     ("pareto_macs", "pareto_latency")),
+)
+
+
+def figures_markdown(assets_dir: str | Path, archs=ARCHS, link_from: str | Path = REPO_ROOT,
+                     heading: str = "####") -> str:
+    """The README's figure gallery: per architecture, each caption with the figures of it found in
+    `assets_dir`, linked relative to `link_from` (the README's folder); "" when there are none. Generated, so
+    an architecture's figures appear in the README the moment its results are drawn."""
+    out = []
+    for arch in archs:
+        groups = [(caption, [Path(assets_dir) / f"{arch}_{name}.png" for name in names]) for caption, names in README_FIGURES]
+        groups = [(caption, [p for p in paths if p.is_file()]) for caption, paths in groups]
+        if not any(paths for _, paths in groups):
+            continue
+        out.append(f"{heading} {arch}\n")
+        for caption, paths in groups:
+            if paths:
+                links = [f"![{p.stem}]({Path(os.path.relpath(p, link_from)).as_posix()})" for p in paths]
+                out.append("\n".join([caption, "", *links, ""]))
+    return "\n".join(out)
+
 
 def make_figures(results_dir: str | Path = RESULTS_DIR, assets_dir: str | Path = ASSETS_DIR,
                  archs=ARCHS, verbose: bool = True, readme: str | Path | None = None) -> list[Path]:
     """Draw every figure whose tables exist, each stamped with where its numbers come from (profile, data,
     device, commit of its first table), then `summary.md` and `targets.md` beside the tables, and the
-    `targets` block of `readme` when given (the committed results redraw the README's table too);
-    returns the written paths."""
+    `targets` and `figures` blocks of `readme` when given (the committed results redraw the README's tables
+    and gallery too); returns the written paths."""
     written = []
     for arch in archs:
         tables, provs = load_tables(results_dir, arch, with_provenance=True)
@@ -74,6 +107,7 @@ def make_figures(results_dir: str | Path = RESULTS_DIR, assets_dir: str | Path =
         text = Path(readme).read_text()
         new = replace_block(text, "results", summary_markdown(Path(results_dir), ARCHS, heading="####"))
         new = replace_block(new, "targets", targets_markdown(Path(results_dir), ARCHS, heading="####"))
+        new = replace_block(new, "figures", figures_markdown(assets_dir, ARCHS, Path(readme).parent, heading="####"))
         if new != text:
             written.append(atomic_write_text(Path(readme), new))
     if verbose:
