@@ -122,13 +122,9 @@ def test_the_readme_gallery_lists_every_drawn_figure_once(tmp_path):
 
 def test_the_committed_readme_shows_the_committed_results():
     """The README's generated blocks are what `python -m compress figures` makes of results/ and assets/ now."""
-    from compress.models import ARCHS
-    from compress.report.summary import replace_block, summary_markdown
-    from compress.report.targets import targets_markdown
+    from compress.report.summary import replace_block
 
     text = (figures.REPO_ROOT / "README.md").read_text()
-    for name, body in [("results", summary_markdown(figures.RESULTS_DIR, ARCHS, heading="####")),
-                       ("targets", targets_markdown(figures.RESULTS_DIR, ARCHS, heading="####")),
-                       ("figures", figures.figures_markdown(figures.ASSETS_DIR, ARCHS, figures.REPO_ROOT))]:
+    for name, body in figures.readme_blocks().items():
         assert f"<!-- {name}:start -->" in text
         assert replace_block(text, name, body) == text, f"README's {name} block is stale: run `python -m compress figures`"

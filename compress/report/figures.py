@@ -6,8 +6,8 @@ A missing table skips its figure with a message instead of failing the others.
 """
 from __future__ import annotations
 
-from pathlib import Path
 import os
+from pathlib import Path
 
 from . import plots
 from ..models import ARCHS
@@ -75,6 +75,14 @@ def figures_markdown(assets_dir: str | Path, archs=ARCHS, link_from: str | Path 
     return "\n".join(out)
 
 
+def readme_blocks(results_dir: str | Path = RESULTS_DIR, assets_dir: str | Path = ASSETS_DIR,
+                  link_from: str | Path = REPO_ROOT) -> dict[str, str]:
+    """The README's generated blocks (`<!-- name:start/end -->`) by name, from the results and assets."""
+    return {"results": summary_markdown(Path(results_dir), ARCHS, heading="####"),
+            "targets": targets_markdown(Path(results_dir), ARCHS, heading="####"),
+            "figures": figures_markdown(assets_dir, ARCHS, link_from, heading="####")}
+
+
 def make_figures(results_dir: str | Path = RESULTS_DIR, assets_dir: str | Path = ASSETS_DIR,
                  archs=ARCHS, verbose: bool = True, readme: str | Path | None = None) -> list[Path]:
     """Draw every figure whose tables exist, each stamped with where its numbers come from (profile, data,
@@ -104,10 +112,9 @@ def make_figures(results_dir: str | Path = RESULTS_DIR, assets_dir: str | Path =
     if targets:
         written.append(atomic_write_text(Path(results_dir) / "targets.md", targets + "\n"))
     if readme is not None and Path(readme).is_file():  # the README's generated blocks, headings nested
-        text = Path(readme).read_text()
-        new = replace_block(text, "results", summary_markdown(Path(results_dir), ARCHS, heading="####"))
-        new = replace_block(new, "targets", targets_markdown(Path(results_dir), ARCHS, heading="####"))
-        new = replace_block(new, "figures", figures_markdown(assets_dir, ARCHS, Path(readme).parent, heading="####"))
+        text = new = Path(readme).read_text()
+        for name, body in readme_blocks(results_dir, assets_dir, Path(readme).parent).items():
+            new = replace_block(new, name, body)
         if new != text:
             written.append(atomic_write_text(Path(readme), new))
     if verbose:
