@@ -1,4 +1,6 @@
 import json
+import os
+import stat
 
 import pandas as pd
 
@@ -78,3 +80,17 @@ def test_device_name_tells_cpus_of_one_model_name_apart(monkeypatch):
     monkeypatch.setattr(store, "cpu_info", lambda: {})  # no /proc/cpuinfo: the platform's word
     assert store.device_name("cpu").startswith("cpu (")
 
+
+
+def test_atomic_writes_give_files_the_mode_a_plain_open_would(tmp_path):
+    """Tables and figures written through a temp file must not end up private (mkstemp's 0600)."""
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    atomic = store.atomic_write_text(tmp_path / "atomic.txt", "x")
+    assert stat.S_IMODE(atomic.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)
+    old = os.umask(0o077)
+    try:
+        private = store.atomic_write_text(tmp_path / "private.txt", "x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600
