@@ -200,11 +200,13 @@ def distillation_loss(student_logits, teacher_logits, labels, alpha: float, temp
 
 @torch.no_grad()
 def evaluate(model: nn.Module, split: Split, batch_size: int = 1024, device=None, precision: str = "fp32",
-             predictions: bool = False) -> dict:
+             predictions: bool = False, flip: bool = False) -> dict:
     """Top-1 and top-5 accuracy (percent) and mean cross-entropy on `split`, in eval mode (fp32 unless asked).
 
     `predictions=True` adds `pred`, the top-1 class of every image (a CPU int64 tensor, in `split`'s order),
-    so that two models can be compared image by image (`compress.paired`)."""
+    so that two models can be compared image by image (`compress.paired`). `flip=True` scores the mean of
+    the logits of each image and its mirror image (test-time flip: training sees both, so it is a free
+    second view at twice the evaluation cost); the project's reported numbers never use it."""
     if device is None:  # a converted INT8 model has no parameters and runs on the CPU only
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
     device = torch.device(device)
@@ -219,6 +221,8 @@ def evaluate(model: nn.Module, split: Split, batch_size: int = 1024, device=None
     for x, y in Batches(split, batch_size, train=False, channels_last=channels_last):
         with _autocast(device, precision):
             logits = model(x).float()
+            if flip:
+                logits = (logits + model(x.flip(3)).float()) / 2
         loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
         top5 = logits.topk(min(5, logits.shape[1]), 1).indices
         correct1 += (top5[:, 0] == y).sum().item()

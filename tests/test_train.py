@@ -144,3 +144,19 @@ def test_auto_precision_reads_this_cpu(monkeypatch):
     assert train.resolve_precision("auto", "cpu") == "fp32"
     monkeypatch.setattr(train, "cpu_info", lambda: {**info, "flags": "avx512f avx512_bf16 amx_bf16"})
     assert train.resolve_precision("auto", "cpu") == "bf16"
+
+
+class _LeftRight(torch.nn.Module):
+    """Classes 0-4 read the left half of the image, classes 5-9 the right half."""
+
+    def forward(self, x):
+        w = x.shape[-1] // 2
+        return 100 * torch.stack([x[..., :w].mean((1, 2, 3))] * 5 + [x[..., w:].mean((1, 2, 3))] * 5, 1)
+
+
+def test_evaluate_with_flip_scores_the_mean_of_an_image_and_its_mirror(tiny_data):
+    plain = evaluate(_LeftRight(), tiny_data.test)
+    flipped = evaluate(_LeftRight(), tiny_data.test, flip=True)
+    # mirrored, left and right swap: averaged, all ten logits are equal, whatever the image and its label
+    assert flipped["loss"] == pytest.approx(torch.log(torch.tensor(10.0)).item(), abs=1e-4)
+    assert plain["loss"] > flipped["loss"] + 0.1  # unmirrored, the halves differ: half the classes lose
