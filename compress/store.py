@@ -196,11 +196,33 @@ class MissingStep(LookupError):
     before `train`): the message says which command makes it."""
 
 
+PROGRESS_SUFFIX = ".progress.json"
+
+
+def progress_path(state_path: str | Path) -> Path:
+    """Where the work saved in `state_path` (e.g. a training state) declares the seconds it cost."""
+    state_path = Path(state_path)
+    return state_path.with_name(state_path.stem + PROGRESS_SUFFIX)
+
+
+def saved_seconds(folder: Path) -> float:
+    """The seconds of work that earlier, interrupted attempts saved in `folder` (their progress files)."""
+    total = 0.0
+    for path in sorted(folder.glob("*" + PROGRESS_SUFFIX)):
+        try:
+            total += float(read_json(path)["seconds"])
+        except (OSError, ValueError, KeyError, TypeError):  # a torn file costs its seconds in the total, nothing else
+            print(f"warning: ignoring unreadable progress file {path}", flush=True)
+    return total
+
+
 class StepCache:
     """Finished pipeline steps on disk, keyed by their configuration.
 
     A step's folder `<root>/<name>-<hash>/` holds what the step wrote plus `done.json`, written last and
-    atomically: a folder without it (an interrupted run) is ignored and recomputed, never trusted.
+    atomically: a folder without it (an interrupted run) is ignored and recomputed, never trusted. Work saved
+    to resume from declares what it cost in a progress file (`progress_path`), so a step finished over
+    several attempts records its whole compute time, not only its last attempt's.
     """
 
     def __init__(self, root: str | Path):
@@ -216,8 +238,8 @@ class StepCache:
     def run(self, name: str, config: dict, compute: Callable[[Path], Any]) -> tuple[Path, bool]:
         """Run `compute(folder)` unless this (name, config) already finished; returns (folder, was_cached).
 
-        `compute` writes its outputs into `folder`; `done.json` (with the config and the wall time) is written
-        after it returns. A failed compute that wrote nothing leaves no folder behind.
+        `compute` writes its outputs into `folder`; `done.json` (with the config and the wall time, that of
+        earlier attempts' saved work included) is written after it returns. A failed compute that wrote nothing leaves no folder behind.
         """
         folder = self.folder(name, config)
         if self.is_done(name, config):
@@ -225,6 +247,7 @@ class StepCache:
             self.log.append({"step": name, "folder": folder.name, "cached": True, "seconds": seconds})
             return folder, True
         folder.mkdir(parents=True, exist_ok=True)
+        earlier = saved_seconds(folder)
         t0 = time.perf_counter()
         try:
             compute(folder)
@@ -232,7 +255,8 @@ class StepCache:
             if not any(folder.iterdir()):  # nothing worth resuming from: leave no empty folder behind
                 folder.rmdir()
             raise
-        seconds = time.perf_counter() - t0
-        write_json(folder / "done.json", {"name": name, "config": config, "finished": time.time(), "seconds": seconds})
+        seconds = time.perf_counter() - t0 + earlier
+        write_json(folder / "done.json", {"name": name, "config": config, "finished": time.time(), "seconds": seconds,
+                                          "earlier_attempts_seconds": earlier})
         self.log.append({"step": name, "folder": folder.name, "cached": False, "seconds": seconds})
         return folder, False

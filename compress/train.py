@@ -29,7 +29,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .data import Batches, CifarData, Split
-from .store import atomic_write_bytes, cpu_info
+from .store import atomic_write_bytes, cpu_info, progress_path, write_json
 
 PRECISIONS = ("auto", "bf16", "fp32")
 
@@ -350,12 +350,15 @@ def fit(model: nn.Module, data: CifarData, cfg: TrainConfig, *, teacher: nn.Modu
                      "train_top1": 100.0 * correct.item() / max(1, seen), "val_top1": val["top1"], "val_top5": val["top5"],
                      "val_loss": val["loss"], "seconds": seconds})
         if state_path is not None:
+            wall_now = wall + time.perf_counter() - wall_t0
             _save_state(state_path, {"format": STATE_FORMAT, "identity": identity, "epoch": epoch + 1, "step": step,
                                      "model": model.state_dict(), "optimizer": opt.state_dict(),
                                      "scheduler": sched.state_dict(), "generator": gen.get_state(),
                                      "cpu_rng": torch.get_rng_state(), "history": rows,
                                      "train_seconds": train_time, "images": images,
-                                     "wall_seconds": wall + time.perf_counter() - wall_t0})
+                                     "wall_seconds": wall_now})
+            # what the saved epochs cost, for the step cache to count when a later attempt resumes from them
+            write_json(progress_path(state_path), {"seconds": wall_now, "epoch": epoch + 1, "epochs": cfg.epochs})
         if cfg.progress:
             r = rows[-1]
             bar.write(f"[{cfg.desc}] epoch {epoch + 1}/{cfg.epochs}  loss {r['train_loss']:.3f}  train {r['train_top1']:.2f}%  "

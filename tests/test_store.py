@@ -3,9 +3,10 @@ import os
 import stat
 
 import pandas as pd
+import pytest
 
 from compress import store
-from compress.store import StepCache, config_key, provenance, read_table, write_table
+from compress.store import StepCache, config_key, progress_path, provenance, read_table, write_json, write_table
 
 
 def test_table_round_trip_keeps_provenance(tmp_path):
@@ -41,6 +42,30 @@ def test_half_written_step_is_ignored(tmp_path):
     ran = []
     cache.run("s", {"a": 1}, lambda f: ran.append(f))
     assert ran and json.loads((folder / "done.json").read_text())["config"] == {"a": 1}
+
+
+def test_a_step_finished_over_two_attempts_counts_the_work_the_first_one_saved(tmp_path):
+    cache = StepCache(tmp_path)
+
+    def interrupted(folder):  # saves 100 s of work to resume from, then the session ends
+        write_json(progress_path(folder / "state.pt"), {"seconds": 100.0})
+        raise RuntimeError("the session ends")
+
+    with pytest.raises(RuntimeError):
+        cache.run("train", {"x": 1}, interrupted)
+    cache.run("train", {"x": 1}, lambda folder: None)  # resumes and finishes in no time
+    cache.run("fresh", {"x": 1}, lambda folder: None)
+    (resumed, fresh) = cache.log
+    assert 100.0 <= resumed["seconds"] < 110.0 and fresh["seconds"] < 10.0
+
+
+def test_an_unreadable_progress_file_counts_nothing(tmp_path, capsys):
+    cache = StepCache(tmp_path)
+    folder = cache.folder("train", {"x": 1})
+    folder.mkdir(parents=True)
+    progress_path(folder / "state.pt").write_text('{"seconds": 10')  # torn
+    cache.run("train", {"x": 1}, lambda folder: None)
+    assert cache.log[0]["seconds"] < 10.0 and "unreadable progress file" in capsys.readouterr().out
 
 
 def test_config_key_is_order_independent():

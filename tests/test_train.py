@@ -5,6 +5,7 @@ import torch
 from compress import train
 from compress.data import load_cifar10
 from compress.models import build_model
+from compress.store import progress_path, read_json
 from compress.train import (TrainConfig, bf16_pays, cpu_has_fast_bf16, evaluate, fit, param_groups, resolve_precision,
                             warmup_linear_decay)
 
@@ -86,6 +87,8 @@ def test_killed_run_resumes_to_the_same_weights(tiny_data, tmp_path, precision):
     with pytest.raises(_Killed):
         fit(build_model("resnet18", width=0.125), tiny_data, cfg, state_path=state, epoch_hook=_kill_at(1))
     assert state.is_file()
+    saved = read_json(progress_path(state))  # what the saved epoch cost, for the step cache
+    assert saved["epoch"] == 1 and saved["epochs"] == 3 and saved["seconds"] > 0
     torch.manual_seed(99)  # a different process: nothing but the saved state may carry over
     resumed = build_model("resnet18", width=0.125)
     out = fit(resumed, tiny_data, cfg, state_path=state)

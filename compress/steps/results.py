@@ -37,8 +37,8 @@ def models_table(s: Session) -> pd.DataFrame:
 
 
 def timing_summary(timings: pd.DataFrame) -> str:
-    """Minutes per step kind (a resumed training step counts its last attempt; its table's `wall_seconds`
-    holds the whole training), then the total: what the notebook costs on this machine."""
+    """Minutes per step kind (a step resumed from saved work counts that work's time too), then the total:
+    what the notebook costs on this machine."""
     per = timings.groupby("step", sort=False).seconds.agg(["sum", "count"])
     lines = [f"  {step:<20} {row['sum'] / 60:7.1f} min  ({int(row['count'])} run{'s' if row['count'] > 1 else ''})"
              for step, row in per.iterrows()]
