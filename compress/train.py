@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ from .data import Batches, CifarData, Split
 from .store import atomic_write_bytes, cpu_info, progress_path, write_json
 
 PRECISIONS = ("auto", "bf16", "fp32")
+PRECISION_ENV = "COMPRESS_PRECISION"  # what `auto` resolves to on this machine, when set
 
 
 @dataclass
@@ -155,11 +157,17 @@ def channels_last_pays(precision: str, device) -> bool:
 
 def resolve_precision(precision: str, device) -> str:
     """`bf16` or `fp32` for `device`: `auto` takes bf16 where it is native and faster (CUDA with bf16, a CPU
-    where `bf16_pays`)."""
+    where `bf16_pays`), unless $COMPRESS_PRECISION names one. The resolved precision is part of every
+    training step's cache key, so a long run that moves to another kind of machine sets it to keep its keys."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
     if precision != "auto":
         return precision
+    forced = os.environ.get(PRECISION_ENV)
+    if forced:
+        if forced not in ("bf16", "fp32"):
+            raise ValueError(f"${PRECISION_ENV}={forced!r}: choose bf16 or fp32 (or unset it for auto)")
+        return forced
     device = torch.device(device)
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"

@@ -119,7 +119,8 @@ def test_bf16_is_chosen_only_where_it_trains_faster(flags, vendor, pays):
     assert bf16_pays(flags, vendor) is pays
 
 
-def test_precision_resolves_to_native_bf16_only():
+def test_precision_resolves_to_native_bf16_only(monkeypatch):
+    monkeypatch.delenv("COMPRESS_PRECISION", raising=False)
     assert resolve_precision("fp32", "cpu") == "fp32" and resolve_precision("bf16", "cpu") == "bf16"
     assert resolve_precision("auto", "cpu") == ("bf16" if cpu_has_fast_bf16() else "fp32")
     with pytest.raises(ValueError, match="precision"):
@@ -147,6 +148,17 @@ def test_auto_precision_reads_this_cpu(monkeypatch):
     assert train.resolve_precision("auto", "cpu") == "fp32"
     monkeypatch.setattr(train, "cpu_info", lambda: {**info, "flags": "avx512f avx512_bf16 amx_bf16"})
     assert train.resolve_precision("auto", "cpu") == "bf16"
+
+
+def test_compress_precision_decides_what_auto_means_and_nothing_else(monkeypatch):
+    for forced in ("bf16", "fp32"):
+        monkeypatch.setenv("COMPRESS_PRECISION", forced)
+        assert resolve_precision("auto", "cpu") == forced
+        assert TrainConfig(precision="auto").identity("cpu") == TrainConfig(precision=forced).identity("cpu")
+    assert resolve_precision("bf16", "cpu") == "bf16"  # an explicit choice stands
+    monkeypatch.setenv("COMPRESS_PRECISION", "fp16")
+    with pytest.raises(ValueError, match="COMPRESS_PRECISION"):
+        resolve_precision("auto", "cpu")
 
 
 class _LeftRight(torch.nn.Module):
