@@ -239,7 +239,8 @@ class StepCache:
         """Run `compute(folder)` unless this (name, config) already finished; returns (folder, was_cached).
 
         `compute` writes its outputs into `folder`; `done.json` (with the config and the wall time, that of
-        earlier attempts' saved work included) is written after it returns. A failed compute that wrote nothing leaves no folder behind.
+        earlier attempts' saved work included) is written after it returns. A failed compute that wrote
+        nothing leaves no folder behind.
         """
         folder = self.folder(name, config)
         if self.is_done(name, config):
