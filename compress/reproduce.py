@@ -118,13 +118,24 @@ def plan(arch: str, profile: Profile, speed: Speed, data_sizes: tuple[int, int, 
     return [{"step": name, "seconds": seconds} for name, seconds in rows]
 
 
-def _baseline_cached(arch: str, profile: Profile, data, seed: int, device) -> bool:
-    from .steps.baseline import baseline_key
+def baseline_progress(arch: str, profile: Profile, data, seed: int, device) -> float:
+    """The share of the baseline's training the step cache already holds: 1.0 when it finished, epochs saved
+    over epochs when an interrupted run left a resumable state (e.g. 8/18), else 0.0."""
+    from .steps.baseline import STATE_FILE, baseline_key
     from .steps.session import step_cache
+    from .store import progress_path, read_json
     from .train import TrainConfig
 
     cfg = TrainConfig.from_profile(profile, arch, seed=seed)
-    return step_cache().is_done("baseline", baseline_key(arch, profile.width, seed, data.summary(), cfg.identity(device)))
+    key = baseline_key(arch, profile.width, seed, data.summary(), cfg.identity(device))
+    cache = step_cache()
+    if cache.is_done("baseline", key):
+        return 1.0
+    try:
+        saved = read_json(progress_path(cache.folder("baseline", key) / STATE_FILE))
+        return min(1.0, saved["epoch"] / saved["epochs"])
+    except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError):  # none saved (or unreadable): all to do
+        return 0.0
 
 
 def print_plan(profile: Profile, archs, data, seed: int, device: torch.device) -> dict[str, float]:
@@ -136,8 +147,11 @@ def print_plan(profile: Profile, archs, data, seed: int, device: torch.device) -
     for arch in archs:
         speed = measure_speed(arch, profile, device)
         rows = plan(arch, profile, speed, sizes)
-        if _baseline_cached(arch, profile, data, seed, device):
+        done = baseline_progress(arch, profile, data, seed, device)
+        if done >= 1.0:
             rows[0] = {"step": "baseline (cached)", "seconds": 0.0}
+        elif done > 0.0:  # a resumed run trains only the epochs left
+            rows[0] = {"step": f"baseline ({done:.0%} saved)", "seconds": rows[0]["seconds"] * (1.0 - done)}
         totals[arch] = sum(r["seconds"] for r in rows)
         print(f"  {arch}: measured {speed.train:.0f} train / {speed.eval:.0f} eval images/s; "
               f"estimate {_hours(totals[arch])}", flush=True)

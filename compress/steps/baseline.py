@@ -14,6 +14,8 @@ from ..store import MissingStep, read_json, read_table, write_json, write_table
 from ..train import TrainConfig, fit
 from .session import Session
 
+STATE_FILE = "train_state.pt"  # the resumable training state inside the baseline's step folder
+
 
 def baseline_key(arch: str, width: float, seed: int, data_summary: str, train_identity: dict) -> dict:
     """The baseline's cache key: only what decides its weights (not the rest of the profile), so tuning
@@ -47,13 +49,13 @@ def train_baseline(s: Session, *, train: bool = True, **train_overrides) -> nn.M
     def compute(folder: Path) -> None:
         torch.manual_seed(s.seed)
         model = build_model(s.arch, width=s.profile.width)
-        result = fit(model, s.data, cfg, device=s.device, state_path=folder / "train_state.pt")
+        result = fit(model, s.data, cfg, device=s.device, state_path=folder / STATE_FILE)
         record = {"arch": s.arch, "stage": "baseline", **result.summary(),
                   **model_costs(model, latency_runs=s.profile.latency_runs, latency_warmup=s.profile.latency_warmup)}
         save_checkpoint(model, folder / "model.pt", s.arch, s.profile.width, meta={"stage": "baseline"})
         write_table(folder / "history.csv", result.history, s.provenance({"train": cfg.to_dict()}))
         write_json(folder / "result.json", {"record": record, "provenance": s.provenance({"train": cfg.to_dict()})})
-        (folder / "train_state.pt").unlink(missing_ok=True)
+        (folder / STATE_FILE).unlink(missing_ok=True)
 
     folder, _ = s.cache.run("baseline", key, compute)
     model, _ = load_checkpoint(folder / "model.pt", s.arch)
