@@ -20,6 +20,7 @@ from compress import steps
 from compress.models import ARCHS
 from compress.paired import format_delta, paired_difference
 from compress.quant import Int8Config
+from compress.quant.int8 import BACKENDS
 from compress.quant.qat import QATConfig, quantize_qat
 from compress.store import MissingStep, device_name
 from compress.train import evaluate
@@ -32,11 +33,13 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--freeze-observers-at", type=float, default=QATConfig.freeze_observers_at)
     p.add_argument("--freeze-bn-at", type=float, default=QATConfig.freeze_bn_at)
+    p.add_argument("--backend", choices=BACKENDS, default="x86",
+                   help="x86 fake-quantizes activations to 7 bits (fbgemm's reduce_range), qnnpack to 8")
     args = p.parse_args()
     try:
         s = steps.Session.create(args.arch, args.profile, seed=args.seed)
         baseline = steps.train_baseline(s, train=False)
-        config = QATConfig(Int8Config("optimal"), args.freeze_observers_at, args.freeze_bn_at)
+        config = QATConfig(Int8Config("optimal", args.backend), args.freeze_observers_at, args.freeze_bn_at)
     except (MissingStep, ValueError) as e:
         sys.exit(f"error: {e}")
     train = steps.qat_config(s)
@@ -44,7 +47,7 @@ def main() -> None:
     print(f"{args.arch}, profile {args.profile}, seed {args.seed}, {s.data.summary()}; {device_name()}, "
           f"{torch.get_num_threads()} threads; QAT {train.epochs} epoch(s) at lr {train.lr} on "
           f"{len(data.train)} images, freeze observers at {config.freeze_observers_at:.0%} and BN at "
-          f"{config.freeze_bn_at:.0%} of the steps", flush=True)
+          f"{config.freeze_bn_at:.0%} of the steps, {args.backend} backend", flush=True)
     fp32 = evaluate(baseline, s.data.test, s.profile.eval_batch_size, device="cpu", predictions=True)
     t0 = time.perf_counter()
     result = quantize_qat(baseline, data, train, config, device="cpu")
