@@ -6,11 +6,14 @@ Runs the INT8 step's QAT exactly as the step does (the profile's epochs, lr and 
 preset, `QATConfig`'s freeze points unless given), then scores three models on the same test images: the FP32
 baseline, the fake-quantized model at the end of the fine-tune (fp32 arithmetic, simulated INT8), and the
 converted INT8 model (fbgemm kernels). Each difference is paired image by image. Reads the baseline from the
-step cache (it never trains one); prints a table and writes nothing.
+step cache (it never trains one); prints a table and writes nothing. `--control` adds the same fine-tune
+without quantization, to tell the cost of fake quantization from the cost of the fine-tune recipe.
 """
 from __future__ import annotations
 
 import argparse
+import copy
+import dataclasses
 import sys
 import time
 
@@ -23,7 +26,7 @@ from compress.quant import Int8Config
 from compress.quant.int8 import BACKENDS
 from compress.quant.qat import QATConfig, quantize_qat
 from compress.store import MissingStep, device_name
-from compress.train import evaluate
+from compress.train import evaluate, fit
 
 
 def main() -> None:
@@ -35,6 +38,8 @@ def main() -> None:
     p.add_argument("--freeze-bn-at", type=float, default=QATConfig.freeze_bn_at)
     p.add_argument("--backend", choices=BACKENDS, default="x86",
                    help="x86 fake-quantizes activations to 7 bits (fbgemm's reduce_range), qnnpack to 8")
+    p.add_argument("--control", action="store_true",
+                   help="also fine-tune an FP32 copy with the same recipe, no quantization: what the fine-tune alone costs")
     args = p.parse_args()
     try:
         s = steps.Session.create(args.arch, args.profile, seed=args.seed)
@@ -54,6 +59,9 @@ def main() -> None:
     print(f"QAT fine-tune and conversion: {time.perf_counter() - t0:.0f} s")
     labels = s.data.test.labels
     rows = {"FP32 baseline": fp32, "fake-quantized (end of QAT)": result.fit.test, "converted INT8": result.test}
+    if args.control:
+        rows["FP32 fine-tuned (control)"] = fit(copy.deepcopy(baseline), data, dataclasses.replace(
+            train, precision="fp32", compile=False, desc="FP32 control"), device="cpu").test
     for name, scores in rows.items():
         d = paired_difference(scores["pred"], fp32["pred"], labels)
         print(f"  {name:28s} top-1 {scores['top1']:.2f}%  vs FP32 {format_delta(d['paired_delta'], d['paired_ci95'])}"
