@@ -128,3 +128,14 @@ def test_the_committed_readme_shows_the_committed_results():
     for name, body in figures.readme_blocks().items():
         assert f"<!-- {name}:start -->" in text
         assert replace_block(text, name, body) == text, f"README's {name} block is stale: run `python -m compress figures`"
+
+
+def test_pareto_styles_keep_every_kind_apart():
+    """The cpu ResNet18 run files 12 kinds; matplotlib's 10-color cycle made two pairs look the same."""
+    from compress.report.plots import pareto_style
+
+    kinds = [f"{base} ({prec}{rt})" for base in ("baseline", "pruned") for prec in ("FP32", "INT8")
+             for rt in ("", ", inductor", ", onnxruntime")] + ["sparse (FP32)"]
+    styles = [pareto_style(k) for k in kinds]
+    assert len(set(styles)) == len(kinds)
+    assert pareto_style("pruned (INT8, onnxruntime)")[1] == "s" and pareto_style("baseline (FP32)")[1] == "o"

@@ -177,6 +177,21 @@ def quant_comparison(table: pd.DataFrame, title: str = "FP32 vs INT8: size, accu
     return fig
 
 
+_PARETO_MARKERS = {"baseline": "o", "pruned": "s", "sparse": "^"}
+_PARETO_COLORS = {("FP32", ""): "C0", ("INT8", ""): "C1", ("FP32", "inductor"): "C2", ("INT8", "inductor"): "C3",
+                  ("FP32", "onnxruntime"): "C4", ("INT8", "onnxruntime"): "C5"}
+
+
+def pareto_style(kind: str) -> tuple[str, str]:
+    """(color, marker) of a models-table kind such as 'pruned (INT8, onnxruntime)': the marker says which model
+    (baseline, pruned, sparse), the color its precision and runtime, so a dozen kinds stay distinguishable
+    (matplotlib's cycle repeats after ten colors)."""
+    base, _, rest = kind.partition(" (")
+    precision, _, runtime = rest.rstrip(")").partition(", ")
+    color = _PARETO_COLORS.get((precision, runtime.strip()), "C7")
+    return color, _PARETO_MARKERS.get(base, "D")
+
+
 def pareto(models: pd.DataFrame, x: str = "macs", title: str | None = None) -> plt.Figure:
     """Accuracy against cost (MACs or CPU latency) for every model produced; up and left is better."""
     xlabel = {"macs": "MACs per image (millions, log scale)", "latency_ms": "batch-1 CPU latency (ms, log scale)",
@@ -184,10 +199,11 @@ def pareto(models: pd.DataFrame, x: str = "macs", title: str | None = None) -> p
     scale = 1e6 if x in ("macs", "params") else 1
     fig, ax = plt.subplots(figsize=(8, 5))
     d = models.dropna(subset=[x, "top1"])
-    for i, (kind, g) in enumerate(d.groupby("kind", sort=False)):
-        ax.scatter(g[x] / scale, g.top1, s=40, color=f"C{i}", label=kind, zorder=3)
-        if "INT8" in kind or "onnxruntime" in kind:
-            continue  # quantized twins sit on their FP32 model's MACs: the legend names them, labels would overlap
+    for kind, g in d.groupby("kind", sort=False):
+        color, marker = pareto_style(kind)
+        ax.scatter(g[x] / scale, g.top1, s=40, color=color, marker=marker, label=kind, zorder=3)
+        if "INT8" in kind or "," in kind:
+            continue  # quantized and other-runtime twins sit near their FP32 model: the legend names them
         for _, r in g.iterrows():
             ax.annotate(r.model, (r[x] / scale, r.top1), fontsize=6, xytext=(3, 3), textcoords="offset points")
     ax.set(xscale="log", xlabel=xlabel, ylabel="test top-1 accuracy (%)",
