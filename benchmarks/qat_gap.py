@@ -42,9 +42,9 @@ def main() -> None:
                    help="also fine-tune an FP32 copy with the same recipe, no quantization: what the fine-tune alone costs")
     args = p.parse_args()
     try:
+        config = QATConfig(Int8Config("optimal", args.backend), args.freeze_observers_at, args.freeze_bn_at)
         s = steps.Session.create(args.arch, args.profile, seed=args.seed)
         baseline = steps.train_baseline(s, train=False)
-        config = QATConfig(Int8Config("optimal", args.backend), args.freeze_observers_at, args.freeze_bn_at)
     except (MissingStep, ValueError) as e:
         sys.exit(f"error: {e}")
     train = steps.qat_config(s)
