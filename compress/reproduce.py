@@ -52,12 +52,19 @@ class Speed:
 
 def measure_speed(arch: str, profile: Profile, device: torch.device, steps: int = 5) -> Speed:
     """A few timed training and evaluation batches with the trainer's own path (precision, memory layout)."""
-    from .train import TrainConfig, _autocast, channels_last_pays, resolve_precision
+    from .kernels import channels_last_training
+    from .train import TrainConfig, channels_last_pays, resolve_precision
 
     precision = resolve_precision(TrainConfig.from_profile(profile, arch).precision, device)
     model = build_model(arch, width=profile.width).to(device)
-    memory_format = torch.channels_last if channels_last_pays(precision, device) else torch.contiguous_format
-    model = model.to(memory_format=memory_format)
+    with channels_last_training(model, device, channels_last_pays(precision, device)) as channels_last:
+        return _timed_steps(model, profile, device, precision, channels_last, steps)
+
+
+def _timed_steps(model, profile: Profile, device: torch.device, precision: str, channels_last: bool, steps: int) -> Speed:
+    from .train import _autocast
+
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
     batch = min(profile.batch_size, 256)
     x = torch.randn(batch, 3, 32, 32, device=device).contiguous(memory_format=memory_format)
     y = torch.randint(0, 10, (batch,), device=device)

@@ -30,6 +30,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .data import Batches, CifarData, Split
+from .kernels import channels_last_training
 from .store import atomic_write_bytes, cpu_info, progress_path, write_json
 
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -282,12 +283,15 @@ def fit(model: nn.Module, data: CifarData, cfg: TrainConfig, *, teacher: nn.Modu
     """
     device = torch.device(device) if device is not None else default_device()
     precision = resolve_precision(cfg.precision, device)
-    channels_last = channels_last_pays(precision, device)
+    model.to(device)
+    # channels_last where it pays, except the convolutions that oneDNN's channels_last backward gets wrong
+    with channels_last_training(model, device, channels_last_pays(precision, device)) as channels_last:
+        return _fit(model, data, cfg, teacher, device, precision, channels_last, step_hook, epoch_hook, state_path)
+
+
+def _fit(model, data, cfg, teacher, device, precision, channels_last, step_hook, epoch_hook, state_path) -> FitResult:
     torch.manual_seed(cfg.seed)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
-    model.to(device)
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
     if teacher is not None:
         teacher.to(device).eval()
         if channels_last:
@@ -376,7 +380,5 @@ def fit(model: nn.Module, data: CifarData, cfg: TrainConfig, *, teacher: nn.Modu
     if precision == "bf16":  # what the bf16 path would have reported: evidence that fp32 testing changes nothing
         test["top1_bf16"] = evaluate(model, data.test, cfg.eval_batch_size, device, "bf16")["top1"]
     model.eval()
-    if channels_last:
-        model.to(memory_format=torch.contiguous_format)
     return FitResult(pd.DataFrame(rows, columns=HISTORY_COLUMNS), test, train_time,
                      images / train_time if train_time > 0 else float("nan"), wall + time.perf_counter() - wall_t0)
