@@ -2,7 +2,8 @@
 
     train        train (or load from the step cache) the baseline
     sensitivity  L1 ranking and per-layer sensitivity scan of the baseline
-    prune        iterative structured pruning rounds over the baseline
+    prune        iterative structured pruning rounds over the baseline, or to a budget (--macs 4x)
+    budget       the accuracy-vs-MACs curve: every budget of the profile, with its controls
     quantize     fixed point, INT8 PTQ / QAT / onnxruntime, and pruned + INT8
     figures      draw every figure and the summary from a results folder
     reproduce    run the notebooks headless (plan and time estimate first), then the figures
@@ -21,7 +22,7 @@ import sys
 from pathlib import Path
 
 from .models import ARCHS
-from .profiles import PROFILES, default_profile_name
+from .profiles import BUDGET_METHODS, PROFILES, default_profile_name
 from .store import REPO_ROOT
 
 TRACEBACK_ENV = "COMPRESS_TRACEBACK"
@@ -202,10 +203,19 @@ def add_prune(sub) -> None:
     p.add_argument("--round-to", type=positive_int, default=None, help="keep a multiple of this many channels per layer")
     p.add_argument("--max-drop", type=float, default=1.0, help="validation accuracy budget (points) of the sensitivity "
                                                                "configuration and of the one carried forward")
+    budget = p.add_argument_group("pruning to a budget (instead of configurations)")
+    target = budget.add_mutually_exclusive_group()
+    target.add_argument("--macs", type=budget_target, default=None,
+                        help="reach this many MACs: a factor such as 4x (4 times fewer) or a count such as 25M")
+    target.add_argument("--params", type=budget_target, default=None, help="the same for parameters, e.g. 10x")
+    budget.add_argument("--method", choices=BUDGET_METHODS, default="global",
+                        help="how the budget is spread over the layers (sensitivity runs the validation scan first)")
     p.set_defaults(func=cmd_prune)
 
 
 def cmd_prune(args) -> None:
+    if args.macs is not None or args.params is not None:
+        return _prune_to_budget(args)
     from . import steps
     from .ratios import DEFAULT_CONFIGS
 
@@ -232,6 +242,73 @@ def cmd_prune(args) -> None:
     print(f"carried forward (validation): {result.best}")
     for (name, k), path in sorted(result.checkpoints.items()):
         print(f"checkpoint {name} round {k}: {path}")
+    steps.save_results(s)
+
+
+def _prune_to_budget(args) -> None:
+    import pandas as pd
+
+    from . import steps
+    from .metrics import count_macs, count_params
+
+    if args.configs or args.ratios is not None:
+        raise ValueError("--macs / --params prune to a budget: leave out --configs and --ratios")
+    metric, text = ("macs", args.macs) if args.macs is not None else ("params", args.params)
+    _check_checkpoints(args, args.checkpoint)
+    s = _session(args)
+    baseline = _baseline(args, s)
+    base = {"macs": count_macs(baseline), "params": count_params(baseline)}[metric]
+    factor = base / text.count(base)  # an absolute count becomes the factor it asks for
+    scan = steps.sensitivity(s, baseline) if args.method == "sensitivity" else None
+    print(f"pruning the {args.arch} baseline to {text.label()} fewer {metric} ({args.method}, {s.profile.budget_steps} "
+          f"steps, {s.profile.budget_epochs} fine-tune epochs) on {s.data.summary()} [{s.device}]", flush=True)
+    run = steps.budget_run(s, baseline, args.method, factor, scan=scan, metric=metric)
+    print(run.allocation[["layer", "channels_before", "channels_after", "mac_share"]].round(3).to_string(index=False))
+    cols = ["round", "params", "macs", "mac_reduction", "param_reduction", "target_error", "test_top1", "final_val_top1"]
+    records = pd.DataFrame(run.records)
+    print(records[cols].round(4).to_string(index=False))
+    print(f"checkpoint: {run.checkpoint}")
+    s.record("budget", records)
+    s.record("budget_layers", run.allocation)
+    steps.save_results(s)
+
+
+def budget_target(text: str):
+    from .budget import Target
+
+    try:
+        target = Target.parse(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    if target.factor and target.value <= 1:
+        raise argparse.ArgumentTypeError(f"a reduction factor must be above 1x, got {text!r}")
+    return target
+
+
+def add_budget(sub) -> None:
+    p = sub.add_parser("budget", help="the accuracy-vs-MACs curve: every budget of the profile, with its controls")
+    _common(p)
+    p.set_defaults(func=cmd_budget)
+
+
+def cmd_budget(args) -> None:
+    from . import steps
+
+    s = _session(args)
+    prof = s.profile
+    print(f"budget sweep of {args.arch} ({prof.name}): {', '.join(f'{f:g}x' for f in prof.budget_factors_for(args.arch))} "
+          f"fewer MACs; "
+          f"methods {', '.join(prof.budget_methods)} compared on validation at {prof.budget_select_at:g}x; "
+          f"{prof.budget_steps} steps, {prof.budget_epochs} fine-tune epochs per budget; on {s.data.summary()} "
+          f"[{s.device}]", flush=True)
+    baseline = steps.train_baseline(s)
+    scan = steps.sensitivity(s, baseline) if "sensitivity" in prof.budget_methods else None
+    sweep = steps.budget_sweep(s, baseline, scan)
+    cols = ["kind", "method", "target", "seed", "mac_reduction", "param_reduction", "test_top1", "paired_delta",
+            "paired_ci95", "vs_equal_delta", "vs_equal_ci95", "final_val_top1"]
+    last = sweep.table[sweep.table["round"] == sweep.table.groupby(["kind", "method", "target", "seed"])["round"].transform("max")]
+    print(last[cols].round(3).to_string(index=False))
+    print(f"allocation method (validation at {prof.budget_select_at:g}x): {sweep.chosen}")
     steps.save_results(s)
 
 
@@ -318,7 +395,7 @@ def cmd_reproduce(args) -> None:
               engine=args.engine, allow_long=args.allow_long, max_hours=args.max_hours, plan_only=args.plan)
 
 
-COMMANDS = [add_train, add_sensitivity, add_prune, add_quantize, add_figures, add_reproduce]
+COMMANDS = [add_train, add_sensitivity, add_prune, add_budget, add_quantize, add_figures, add_reproduce]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -60,10 +60,7 @@ class ResNet18(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten(1)
         self.fc = nn.Linear(in_ch, num_classes)
-        _init(self)
-        for m in self.modules():  # zero-init the last BN of each residual branch: each block starts as identity
-            if isinstance(m, BasicBlock):
-                nn.init.zeros_(m.bn2.weight)
+        reinitialize(self)
 
     def forward(self, x):
         x = self.relu(self.bn1(self.conv1(x)))
@@ -95,6 +92,20 @@ class VGG(nn.Sequential):
         layers += [("flatten", nn.Flatten(1)), ("classifier", nn.Linear(in_ch, num_classes))]
         super().__init__(OrderedDict(layers))
         _init(self)
+
+
+def reinitialize(model: nn.Module) -> nn.Module:
+    """Fresh random weights (and BN statistics) with this module's recipe, in place, for any channel counts:
+    what a model built by `build_model` starts from, and what a pruned architecture trained from scratch
+    starts from (Liu et al. 2019's control). Uses torch's global generator; seed it first."""
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.reset_running_stats()
+    _init(model)
+    for m in model.modules():  # zero-init the last BN of each residual branch: each block starts as identity
+        if isinstance(m, BasicBlock):
+            nn.init.zeros_(m.bn2.weight)
+    return model
 
 
 def _init(model: nn.Module) -> None:

@@ -17,6 +17,7 @@ from .models import ARCHS
 from .train import PRECISIONS, TrainConfig
 
 PROFILE_ENV = "COMPRESS_PROFILE"
+BUDGET_METHODS = ("global", "sensitivity", "uniform")  # `budget.allocate`'s rules (named here, below it)
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,18 @@ class Profile:
     # loses the most and costs the least per epoch, so that is where extra epochs pay
     last_round_epochs: dict = field(default_factory=dict)
     distill: bool = True
+    # pruning to a budget (`budget.py`, `steps/budget.py`): MAC reduction factors of the curve, the methods
+    # compared on validation at `budget_select_at`, prune + fine-tune steps per budget and their total epochs
+    budget_factors: tuple = (2, 4, 8, 16, 32)
+    arch_budget_factors: dict = field(default_factory=dict)  # more budgets per architecture (published points)
+    budget_methods: tuple = ("global", "sensitivity", "uniform")
+    budget_select_at: float = 8
+    budget_steps: int = 2
+    budget_epochs: int = 6
+    # per architecture: budgets whose pruned architecture is also trained from random weights, and more
+    # fine-tune seeds at `budget_select_at` (same baseline) for the seed spread
+    budget_scratch: dict = field(default_factory=dict)
+    budget_seeds: dict = field(default_factory=dict)
     # unstructured pruning
     sparse_epochs: int = 10
     target_sparsity: float = 0.9
@@ -89,6 +102,38 @@ class Profile:
                      "sparse_epochs", "calib_batches", "calib_batch_size", "qat_epochs", "latency_runs"):
             whole(name, getattr(self, name))
         whole("latency_warmup", self.latency_warmup, low=0)
+        whole("budget_steps", self.budget_steps)
+        whole("budget_epochs", self.budget_epochs)
+        if self.budget_epochs < self.budget_steps:
+            raise ValueError(f"profile {self.name!r}: budget_epochs ({self.budget_epochs}) must give each of the "
+                             f"{self.budget_steps} budget_steps at least one epoch")
+        for f in self.budget_factors:
+            number("each of budget_factors", f, 1, low_open=True)
+        for name in ("arch_budget_factors", "budget_scratch", "budget_seeds"):
+            table = getattr(self, name)
+            unknown = sorted(set(table) - set(ARCHS))
+            if unknown:
+                raise ValueError(f"profile {self.name!r}: {name} names unknown architectures {unknown}; known: {list(ARCHS)}")
+            for arch, values in table.items():
+                for v in values:
+                    if name == "budget_seeds":
+                        whole(f"each of budget_seeds[{arch!r}]", v, low=0)
+                    else:
+                        number(f"each of {name}[{arch!r}]", v, 1, low_open=True)
+        for arch, values in self.budget_scratch.items():
+            missing = [f for f in values if f not in self.budget_factors_for(arch)]
+            if missing:
+                raise ValueError(f"profile {self.name!r}: budget_scratch[{arch!r}] names {missing}, which are not "
+                                 f"among its budgets {self.budget_factors_for(arch)}")
+        number("budget_select_at", self.budget_select_at, 1, low_open=True)
+        if not self.budget_factors or self.budget_select_at not in self.budget_factors:
+            raise ValueError(f"profile {self.name!r}: budget_select_at ({self.budget_select_at}) must be one of "
+                             f"budget_factors {self.budget_factors}")
+        unknown = [m for m in self.budget_methods if m not in BUDGET_METHODS]
+        if not self.budget_methods or unknown:
+            raise ValueError(f"profile {self.name!r}: budget_methods must name some of {list(BUDGET_METHODS)}, "
+                             f"got {self.budget_methods!r}")
+
         number("width", self.width, 0, 4, low_open=True)
         for name in ("lr", "finetune_lr", "qat_lr"):
             number(name, getattr(self, name), 0, low_open=True)
@@ -120,6 +165,10 @@ class Profile:
         """Baseline epochs for `arch`: on a CPU the VGGs train ~1.8x faster per image than ResNet18."""
         return self.arch_epochs.get(arch, self.epochs)
 
+    def budget_factors_for(self, arch: str) -> tuple:
+        """The MAC reduction factors of `arch`'s curve: the common ones and its own, ascending."""
+        return tuple(sorted({*self.budget_factors, *self.arch_budget_factors.get(arch, ())}))
+
     def lr_for(self, arch: str) -> float:
         """Peak learning rate for `arch` (VGG16 without BN needs a gentler one to train reliably)."""
         return self.arch_lr.get(arch, self.lr)
@@ -142,7 +191,9 @@ class Profile:
 
     # Fields that only one step reads and that this step writes into its own cache key: leaving them out of
     # the profile part of every key means changing one reruns that step alone, not every step of the profile.
-    STEP_KEYED = ("last_round_epochs",)
+    # The budget steps (steps/budget.py) key on exactly the fields they read, so none of theirs is here either.
+    STEP_KEYED = ("last_round_epochs", "budget_factors", "arch_budget_factors", "budget_methods", "budget_select_at",
+                  "budget_steps", "budget_epochs", "budget_scratch", "budget_seeds")
 
     def key_dict(self) -> dict:
         """The profile as it enters a step's cache key (`STEP_KEYED` fields are keyed by their step)."""
@@ -155,6 +206,8 @@ PROFILES = {
         epochs=1, batch_size=128, eval_batch_size=256, warmup_epochs=0.2,
         sensitivity_ratios=(0.0, 0.5), sensitivity_eval_size=128, prune_rounds=2, finetune_epochs=1,
         sparse_epochs=1, target_sparsity=0.5, fixed_point_bits=(4, 8, 32), calib_batches=2, calib_batch_size=64, qat_epochs=1,
+        budget_factors=(2, 4), budget_select_at=2, budget_steps=1, budget_epochs=1,
+        budget_scratch={a: (4,) for a in ARCHS}, budget_seeds={"resnet18": (1,)},
         pt2e=False,
         latency_warmup=2, latency_runs=5,
     ),
@@ -163,6 +216,7 @@ PROFILES = {
         epochs=8, batch_size=256, warmup_epochs=1.0,
         sensitivity_ratios=(0.0, 0.2, 0.4, 0.6, 0.8), sensitivity_eval_size=1_000, prune_rounds=2,
         finetune_epochs=3, sparse_epochs=3, target_sparsity=0.8, calib_batches=8, qat_epochs=1,
+        budget_factors=(2, 4, 8), budget_select_at=4, budget_epochs=4, budget_scratch={a: (4,) for a in ARCHS},
         latency_warmup=10, latency_runs=50,
     ),
     # Real results on this project's 2-core CPU: full width, all 45,000 training images, the whole
@@ -176,6 +230,9 @@ PROFILES = {
         finetune_epochs=4, finetune_lr=0.02, last_round_epochs={"aggressive": 15}, sparse_epochs=3, target_sparsity=0.8,
         fixed_point_bits=(4, 6, 8, 16), calib_batches=8, calib_batch_size=128, qat_epochs=1, qat_lr=0.001,
         qat_train_size=15_000, latency_warmup=20, latency_runs=200,
+        # the budget sweep: 2-32x for all, HRankPlus' VGG16-BN points too; controls sized to the CPU
+        arch_budget_factors={"vgg16": (2.4, 3, 4.7), "vgg16_bn": (2.4, 3, 4.7)},
+        budget_scratch={"resnet18": (4, 16), "vgg16": (4,), "vgg16_bn": (4,)}, budget_seeds={"resnet18": (1, 2)},
     ),
     "full": Profile(name="full", train_size=None, val_size=5_000, test_size=None),
 }

@@ -1,0 +1,235 @@
+"""Pruning to a budget, as cached steps: the accuracy-vs-MACs curve and the controls a reviewer asks for.
+
+    sweep = steps.budget_sweep(s, baseline, scan)   # methods compared on validation at one budget, then the curve
+
+* every budget is reached in `budget_steps` prune + fine-tune steps (`iterative.iterative_prune`), toward
+  the allocation `budget.allocate` finds for the final target; `budget_epochs` fine-tune epochs in all;
+* the allocation method is chosen on VALIDATION accuracy at `budget_select_at` (all methods run there);
+  the other budgets use the chosen one; every model's test accuracy is reported, none picked by it;
+* *equal budget*: the unpruned baseline fine-tuned by the very same steps and epochs (method `none`, 1x),
+  so extra training is not mistaken for the effect of pruning; every row is paired against it too;
+* *from scratch*: the pruned architecture at `budget_scratch` budgets trained from random weights for the
+  baseline's epochs plus the fine-tune's (Liu et al. 2019);
+* *seed spread*: the `budget_select_at` fine-tune repeated with `budget_seeds` (same baseline, same pruning).
+
+Each step's key names exactly what it reads (no whole profile), plus `KEY_VERSION`, raised when the
+algorithm changes, so a changed profile field reruns only the steps that read it.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import nn
+
+from .. import budget as budget_alg
+from ..checkpoint import load_checkpoint, save_checkpoint
+from ..data import calibration_batches
+from ..iterative import prune_step
+from ..metrics import model_summary
+from ..models import build_model, reinitialize
+from ..paired import COLUMNS as PAIRED, paired_difference
+from ..pruning import has_batchnorm, prune_to_channels
+from ..store import fingerprint, read_json, write_json, write_table
+from ..train import TrainConfig, evaluate, fit
+from .session import Session
+
+KEY_VERSION = 1  # raise when the budget steps' algorithm changes: their cached results are then recomputed
+CRITERION = "l1"
+COLUMNS = ["kind", "method", "target", "metric", "round", "steps", "finetune_epochs", "total_epochs", "seed",
+           "params", "macs", "mac_reduction", "param_reduction", "target_error", "test_top1", "test_top5", *PAIRED,
+           "vs_equal_delta", "vs_equal_ci95", "vs_equal_p", "final_val_top1", "train_seconds", "selected"]
+
+
+@dataclass
+class BudgetRun:
+    """One budget reached by one method (or a control): a row per step, the last step's checkpoint."""
+
+    kind: str  # pruned | equal_budget | scratch
+    method: str
+    target: float
+    seed: int
+    records: list  # one dict per step (round)
+    checkpoint: Path
+    allocation: pd.DataFrame | None = None  # per conv: channels before / after, MACs share
+    predictions: torch.Tensor | None = None  # the last step's test top-1 class per image
+
+
+@dataclass
+class BudgetSweep:
+    table: pd.DataFrame  # the `budget` table: every run, every step
+    layers: pd.DataFrame  # the `budget_layers` table: each (method, target)'s per-conv allocation
+    chosen: str  # the method carried to every budget (validation accuracy at `budget_select_at`)
+    runs: list
+
+
+def _identity(s: Session, seed: int) -> dict:
+    return {"arch": s.arch, "width": float(s.profile.width), "data": s.data.summary(), "seed": seed,
+            "key_version": KEY_VERSION}
+
+
+def _finetune_config(s: Session, seed: int) -> TrainConfig:
+    p = s.profile
+    return TrainConfig.finetune_from_profile(p, epochs=p.budget_epochs // p.budget_steps, arch=s.arch, seed=seed)
+
+
+def allocation_for(s: Session, baseline: nn.Module, method: str, target: float, scan: pd.DataFrame | None = None,
+                   round_to: int | None = None, metric: str = "macs") -> budget_alg.Allocation:
+    """The allocation of `method` for `target`x fewer MACs (or `metric`) on `baseline` (milliseconds; deterministic)."""
+    return budget_alg.allocate(baseline, budget_alg.Target(metric, float(target)), method, scan=scan,
+                               criterion=CRITERION, seed=s.seed, round_to=round_to)
+
+
+def _base_predictions(s: Session, baseline: nn.Module) -> dict:
+    return evaluate(baseline, s.data.test, s.profile.eval_batch_size, s.device, predictions=True)
+
+
+def _record(s: Session, model: nn.Module, result, base: dict, base_cost: dict, target: float, metric: str) -> dict:
+    summary = result.summary()
+    cost = model_summary(model)
+    labels = s.data.test.labels
+    goal = base_cost[metric] / target
+    return {**cost, "mac_reduction": base_cost["macs"] / cost["macs"], "param_reduction": base_cost["params"] / cost["params"],
+            "target_error": abs(goal - cost[metric]) / goal,
+            **{c: summary[c] for c in ("test_top1", "test_top5", "final_val_top1", "train_seconds")},
+            **paired_difference(result.test["pred"], base["pred"], labels)}
+
+
+def budget_run(s: Session, baseline: nn.Module, method: str, target: float, *, scan: pd.DataFrame | None = None,
+               seed: int | None = None, base: dict | None = None, metric: str = "macs") -> BudgetRun:
+    """`target`x fewer MACs (or `metric`: params) by `method` in the profile's steps, each a cached step that
+    resumes from its saved epoch; `method="none"` with `target=1` is the equal-budget control (the same
+    fine-tunes, unpruned)."""
+    seed = s.seed if seed is None else seed
+    p = s.profile
+    control = method == "none"
+    if control and target != 1:
+        raise ValueError("method 'none' is the equal-budget control: it prunes nothing, so its target is 1")
+    base = base or _base_predictions(s, baseline)
+    base_cost = model_summary(baseline)
+    if control:
+        allocation = None
+        channels = {n: m.out_channels for n, m in baseline.named_modules() if isinstance(m, nn.Conv2d)}
+        schedule = [channels] * p.budget_steps
+    else:
+        allocation = allocation_for(s, baseline, method, target, scan, metric=metric)
+        schedule = budget_alg.schedule(baseline, allocation, p.budget_steps)
+    cfg = _finetune_config(s, seed)
+    rescale = not has_batchnorm(baseline)
+    base_id = fingerprint(baseline)
+    previous, records = None, []
+    for k, channels in enumerate(schedule, 1):
+        key = {"step": "budget_round", **_identity(s, seed), "baseline": base_id, "method": method, "target": float(target),
+               "metric": metric, "round": k, "steps": p.budget_steps, "channels": channels, "criterion": CRITERION,
+               "previous": previous.name if previous is not None else None, "rescale": rescale,
+               "finetune": cfg.identity(s.device)}
+
+        def compute(folder: Path, k=k, channels=channels, previous=previous) -> None:
+            model = (load_checkpoint(previous / "model.pt", s.arch)[0] if previous is not None
+                     else copy.deepcopy(baseline)).to(s.device)
+            inputs = calibration_batches(s.data.train, 1, 256, seed=seed + k)[0].to(s.device) if rescale else None
+            prune_step(model, channels, criterion=CRITERION, seed=seed + k, rescale_inputs=inputs)
+            run_cfg = dataclasses.replace(cfg, desc=f"{method} {target:g}x step {k}/{p.budget_steps}")
+            result = fit(model, s.data, run_cfg, device=s.device, state_path=folder / "train_state.pt")
+            record = _record(s, model, result, base, base_cost, target, metric)
+            save_checkpoint(model, folder / "model.pt", s.arch, p.width,
+                            meta={"stage": "pruned", "method": method, "target": float(target), "round": k})
+            prov = s.provenance({"step": "budget_round", "method": method, "target": target, "round": k,
+                                 "finetune": cfg.to_dict()})
+            write_table(folder / "history.csv", result.history, prov)
+            write_json(folder / "record.json", {"record": record, "pred": result.test["pred"].tolist(), "provenance": prov})
+            (folder / "train_state.pt").unlink(missing_ok=True)
+
+        folder, _ = s.cache.run("budget_round", key, compute)
+        previous = folder
+        stored = read_json(folder / "record.json")
+        records.append({"kind": "equal_budget" if control else "pruned", "method": method, "target": float(target),
+                        "metric": metric, "round": k, "steps": p.budget_steps, "finetune_epochs": cfg.epochs,
+                        "total_epochs": cfg.epochs * p.budget_steps, "seed": seed, **stored["record"]})
+    table = None if allocation is None else allocation.table.assign(method=method, target=float(target))
+    return BudgetRun("equal_budget" if control else "pruned", method, float(target), seed, records,
+                     previous / "model.pt", table, torch.tensor(stored["pred"]))
+
+
+def scratch_run(s: Session, baseline: nn.Module, pruned: BudgetRun, *, base: dict | None = None) -> BudgetRun:
+    """The pruned architecture of `pruned` trained from random weights for the baseline's epochs plus the
+    budget's fine-tune epochs, with the baseline's recipe (cached, resumable)."""
+    p = s.profile
+    base = base or _base_predictions(s, baseline)
+    base_cost = model_summary(baseline)
+    architecture, _ = load_checkpoint(pruned.checkpoint, s.arch)
+    channels = {n: m.out_channels for n, m in architecture.named_modules() if isinstance(m, nn.Conv2d)}
+    cfg = TrainConfig.from_profile(p, s.arch, seed=s.seed, epochs=p.epochs_for(s.arch) + p.budget_epochs)
+    key = {"step": "budget_scratch", **_identity(s, s.seed), "channels": channels, "train": cfg.identity(s.device)}
+
+    def compute(folder: Path) -> None:
+        model = build_model(s.arch, width=p.width)
+        prune_to_channels(model, channels)  # the architecture only: every weight is drawn afresh below
+        torch.manual_seed(s.seed)
+        reinitialize(model)
+        result = fit(model, s.data, dataclasses.replace(cfg, desc=f"scratch {pruned.target:g}x"), device=s.device,
+                     state_path=folder / "train_state.pt")
+        record = _record(s, model, result, base, base_cost, pruned.target, "macs")
+        save_checkpoint(model, folder / "model.pt", s.arch, p.width, meta={"stage": "scratch", "target": pruned.target})
+        prov = s.provenance({"step": "budget_scratch", "target": pruned.target, "train": cfg.to_dict()})
+        write_table(folder / "history.csv", result.history, prov)
+        write_json(folder / "record.json", {"record": record, "pred": result.test["pred"].tolist(), "provenance": prov})
+        (folder / "train_state.pt").unlink(missing_ok=True)
+
+    folder, _ = s.cache.run("budget_scratch", key, compute)
+    stored = read_json(folder / "record.json")
+    record = {"kind": "scratch", "method": pruned.method, "target": pruned.target, "metric": "macs", "round": 1, "steps": 1,
+              "finetune_epochs": 0, "total_epochs": cfg.epochs, "seed": s.seed, **stored["record"]}
+    return BudgetRun("scratch", pruned.method, pruned.target, s.seed, [record], folder / "model.pt", None,
+                     torch.tensor(stored["pred"]))
+
+
+def choose_method(runs: list[BudgetRun]) -> str:
+    """The method whose last step has the best VALIDATION accuracy (never test); ties by name."""
+    last = sorted(((-r.records[-1]["final_val_top1"], r.method) for r in runs))
+    return last[0][1]
+
+
+def budget_sweep(s: Session, baseline: nn.Module, scan: pd.DataFrame | None = None) -> BudgetSweep:
+    """The whole curve with its controls, in the order that decides results first: the methods at
+    `budget_select_at`, the other budgets with the chosen method, the equal-budget control, the seed spread,
+    then from scratch. Records the `budget` and `budget_layers` tables."""
+    p = s.profile
+    methods = [m for m in p.budget_methods if m != "sensitivity" or scan is not None]
+    if not methods:
+        raise ValueError("budget_methods names only 'sensitivity', but no sensitivity scan was given")
+    base = _base_predictions(s, baseline)
+    selection = [budget_run(s, baseline, m, p.budget_select_at, scan=scan, base=base) for m in methods]
+    chosen = choose_method(selection)
+    runs = list(selection)
+    runs += [budget_run(s, baseline, chosen, f, scan=scan, base=base) for f in p.budget_factors_for(s.arch)
+             if f != p.budget_select_at]
+    equal = budget_run(s, baseline, "none", 1, base=base)
+    runs.append(equal)
+    runs += [budget_run(s, baseline, chosen, p.budget_select_at, scan=scan, seed=seed, base=base)
+             for seed in p.budget_seeds.get(s.arch, ())]
+    by_target = {r.target: r for r in runs if r.kind == "pruned" and r.method == chosen and r.seed == s.seed}
+    runs += [scratch_run(s, baseline, by_target[f], base=base) for f in p.budget_scratch.get(s.arch, ())]
+    table = _table(s, runs, equal, chosen)
+    layers = pd.concat([r.allocation for r in runs if r.allocation is not None and r.seed == s.seed], ignore_index=True)
+    s.record("budget", table)
+    s.record("budget_layers", layers)
+    return BudgetSweep(table, layers, chosen, runs)
+
+
+def _table(s: Session, runs: list[BudgetRun], equal: BudgetRun, chosen: str) -> pd.DataFrame:
+    labels = s.data.test.labels
+    rows = []
+    for r in runs:
+        for record in r.records:
+            row = dict(record)
+            if record is r.records[-1]:  # the last step is the model of the budget: pair it with the control
+                vs = paired_difference(r.predictions, equal.predictions, labels)
+                row.update(vs_equal_delta=vs["paired_delta"], vs_equal_ci95=vs["paired_ci95"], vs_equal_p=vs["mcnemar_p"])
+            row["selected"] = r.kind == "pruned" and r.method == chosen
+            rows.append(row)
+    return pd.DataFrame(rows, columns=COLUMNS)

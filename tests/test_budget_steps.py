@@ -1,0 +1,94 @@
+"""The budget steps (compress/steps/budget.py): the sweep's table and controls, selection on validation,
+keys that name only what the steps read, the CLI's `prune --macs` and `budget`."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from compress import steps
+from compress.cli import main
+from compress.steps.budget import BudgetRun, choose_method
+
+
+@pytest.fixture(scope="module")
+def sweep(tiny_data, tmp_path_factory):
+    s = steps.Session.create("resnet18", "smoke", data=tiny_data, cache_root=tmp_path_factory.mktemp("cache"),
+                             results_dir=tmp_path_factory.mktemp("results"))
+    baseline = steps.train_baseline(s)
+    scan = steps.sensitivity(s, baseline)
+    return s, baseline, scan, steps.budget_sweep(s, baseline, scan)
+
+
+def test_sweep_has_every_budget_method_and_control(sweep):
+    s, _, _, result = sweep
+    t = result.table
+    p = s.profile
+    pruned = t[t.kind == "pruned"]
+    assert set(pruned[pruned.target == p.budget_select_at].method) == set(p.budget_methods)
+    assert set(pruned[pruned.method == result.chosen].target) == set(p.budget_factors_for("resnet18"))
+    equal = t[t.kind == "equal_budget"]
+    assert len(equal) == p.budget_steps and (equal.mac_reduction == 1).all()
+    assert set(t[t.kind == "scratch"].target) == set(p.budget_scratch["resnet18"])
+    assert set(pruned.seed) == {s.seed, *p.budget_seeds["resnet18"]}
+    assert (pruned.target_error <= 0.01).all()
+    last = t.groupby(["kind", "method", "target", "seed"]).tail(1)
+    assert last.vs_equal_delta.notna().all() and last.paired_ci95.notna().all()
+    assert (t[t.kind == "equal_budget"].vs_equal_delta.dropna() == 0).all()
+    assert set(result.layers.method) <= set(p.budget_methods)
+
+
+def test_rerun_is_cached(sweep, monkeypatch):
+    s, baseline, scan, first = sweep
+    monkeypatch.setattr("compress.steps.budget.fit", lambda *a, **k: (_ for _ in ()).throw(AssertionError("refit")))
+    again = steps.budget_sweep(s, baseline, scan)
+    pd.testing.assert_frame_equal(first.table, again.table)
+
+
+def test_budget_keys_change_only_with_what_they_read(sweep, monkeypatch):
+    s, baseline, scan, _ = sweep
+    monkeypatch.setattr("compress.steps.budget.fit", lambda *a, **k: (_ for _ in ()).throw(AssertionError("refit")))
+    # a field the budget steps do not read: nothing reruns
+    other = steps.Session(s.arch, s.profile.replace(latency_runs=7, prune_rounds=5), s.data, s.device, s.seed, s.cache,
+                          s.results_dir)
+    steps.budget_run(other, baseline, "uniform", s.profile.budget_select_at, scan=scan)
+    # one they read: the budget steps rerun
+    changed = steps.Session(s.arch, s.profile.replace(budget_epochs=2), s.data, s.device, s.seed, s.cache, s.results_dir)
+    with pytest.raises(AssertionError, match="refit"):
+        steps.budget_run(changed, baseline, "uniform", s.profile.budget_select_at, scan=scan)
+
+
+def test_budget_fields_leave_the_other_steps_keys_alone(tiny_data):
+    s = steps.Session.create("resnet18", "smoke", data=tiny_data)
+    t = steps.Session.create("resnet18", "smoke", data=tiny_data, budget_epochs=3, budget_factors=(2, 4, 8),
+                             budget_seeds={}, arch_budget_factors={"vgg16": (3,)})
+    assert s.key(step="x") == t.key(step="x")
+
+
+def _run(method, val, test):
+    return BudgetRun("pruned", method, 8.0, 0, [{"final_val_top1": val, "test_top1": test}], None)
+
+
+def test_method_is_chosen_on_validation_never_test():
+    runs = [_run("global", 80.0, 70.0), _run("uniform", 79.0, 90.0), _run("sensitivity", 80.0, 60.0)]
+    assert choose_method(runs) == "global"  # best validation; tie broken by name, the test column ignored
+
+
+def test_cli_prune_to_a_budget(tiny_data, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COMPRESS_DATA", "synthetic")
+    assert main(["train", "--arch", "vgg16_bn", "--profile", "smoke", "--results", str(tmp_path)]) == 0
+    assert main(["prune", "--arch", "vgg16_bn", "--profile", "smoke", "--macs", "3x", "--results", str(tmp_path)]) == 0
+    table = pd.read_csv(tmp_path / "vgg16_bn" / "budget.csv", comment="#")
+    assert table.mac_reduction.iloc[-1] == pytest.approx(3, rel=0.01)
+    assert (tmp_path / "vgg16_bn" / "budget_layers.csv").is_file()
+    capsys.readouterr()
+    assert main(["prune", "--arch", "vgg16_bn", "--profile", "smoke", "--macs", "5000x", "--results", str(tmp_path)]) == 1
+    assert "error: 5000x fewer macs is unreachable" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value, message", [("0.5x", "below 1x"), ("1x", "above 1x"), ("lots", "factor such as 4x")])
+def test_cli_refuses_bad_budgets(value, message, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["prune", "--arch", "vgg16", "--profile", "smoke", "--macs", value])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: argument --macs") and message in err and err.count("\n") == 1
