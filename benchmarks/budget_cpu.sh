@@ -2,19 +2,13 @@
 # The `cpu` profile's budget sweep (accuracy vs MACs, 2x-32x, with its controls) for each architecture, one
 # after another, built to run detached for hours and survive the end of a session:
 #   setsid nohup benchmarks/budget_cpu.sh resnet18 vgg16_bn vgg16 > runs/budget.log 2>&1 &
-# Like reproduce_cpu.sh it runs from a clean git worktree of COMMIT (default HEAD), so every table records a
-# clean commit, and shares the step cache ($COMPRESS_CACHE, default the main checkout's data/cache/steps):
-# started again it resumes (finished steps are read back, a fine-tune continues from its last saved epoch).
-# An architecture without a cached baseline trains it first. Tables go to runs/budget/results/<arch>/.
+# Like reproduce_cpu.sh it runs from a clean worktree of COMMIT (default HEAD) and shares the step cache
+# (clean_worktree.sh): started again it resumes (finished steps are read back, a fine-tune continues from its
+# last saved epoch). An architecture without a cached baseline trains it first. Tables go to
+# runs/budget/results/<arch>/.
 set -euo pipefail
-repo=$(cd "$(dirname "$0")/.." && pwd)
-commit=$(git -C "$repo" rev-parse --short "${COMMIT:-HEAD}")
-worktree="$repo/runs/worktree-$commit"
-[ -d "$worktree" ] || git -C "$repo" worktree add --detach "$worktree" "$commit"
-export PYTHONPATH="$worktree" COMPRESS_CACHE="${COMPRESS_CACHE:-$repo/data/cache/steps}"
+source "$(dirname "$0")/clean_worktree.sh"
 export COMPRESS_DATA="${COMPRESS_DATA:-$repo/../shared/cifar10-jpeg.tar.gz}" PYTHONUNBUFFERED=1
-python="${PYTHON:-$repo/.venv/bin/python}"
-cd "$worktree"
 archs=("$@")
 [ ${#archs[@]} -gt 0 ] || archs=(resnet18 vgg16_bn vgg16)
 for arch in "${archs[@]}"; do

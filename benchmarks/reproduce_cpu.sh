@@ -9,13 +9,7 @@
 # notebook are copied back into the main checkout (results/<arch>/, assets/<arch>_*.png,
 # notebooks/<arch>.ipynb), ready to commit there.
 set -euo pipefail
-repo=$(cd "$(dirname "$0")/.." && pwd)
-commit=$(git -C "$repo" rev-parse --short "${COMMIT:-HEAD}")
-worktree="$repo/runs/worktree-$commit"
-[ -d "$worktree" ] || git -C "$repo" worktree add --detach "$worktree" "$commit"
-export PYTHONPATH="$worktree" COMPRESS_CACHE="${COMPRESS_CACHE:-$repo/data/cache/steps}"
-python="${PYTHON:-$repo/.venv/bin/python}"
-cd "$worktree"
+source "$(dirname "$0")/clean_worktree.sh"
 archs=("$@")
 [ ${#archs[@]} -gt 0 ] || archs=(vgg16 resnet18 vgg16_bn)
 for arch in "${archs[@]}"; do

@@ -95,19 +95,9 @@ class CostModel:
     def __init__(self, pruner: ChannelPruner, example_inputs: torch.Tensor):
         self.sets = {s: pruner.channels(s) for s in pruner.sets}
         model = pruner.model
-        positions: dict[nn.Module, int] = {}
-        hooks = [m.register_forward_hook(lambda mod, _i, out: positions.__setitem__(mod, out[0].numel() // (
-            mod.out_channels if isinstance(mod, nn.Conv2d) else mod.out_features)))
-            for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-        was_training = model.training
-        try:
-            model.eval()
-            with torch.no_grad():
-                model(example_inputs[:1])
-        finally:
-            model.train(was_training)
-            for h in hooks:
-                h.remove()
+        positions: dict[nn.Module, int] = {}  # output positions per image: a conv's pixels, a linear layer's 1
+        _observe(model, example_inputs, (nn.Conv2d, nn.Linear), lambda _n, mod, out: positions.__setitem__(
+            mod, out[0].numel() // (mod.out_channels if isinstance(mod, nn.Conv2d) else mod.out_features)))
         self.layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear, nn.modules.batchnorm._NormBase))
                        and any(p is not None for p in (getattr(m, "weight", None), getattr(m, "bias", None)))]
         self.positions = [positions.get(m, 0) for m in self.layers]
@@ -415,10 +405,18 @@ def _measure(search: _Search, method: str, target: Target, keep: dict[str, int],
 
 
 def _layer_macs(model: nn.Module, example: torch.Tensor) -> dict[str, int]:
+    """Each conv's MACs for one image, by name (the rule of `metrics.count_macs`)."""
     found = {}
-    hooks = [m.register_forward_hook(lambda mod, _i, out, n=n: found.__setitem__(
+    _observe(model, example, (nn.Conv2d,), lambda n, mod, out: found.__setitem__(
         n, out[0].numel() * (mod.in_channels // mod.groups) * mod.kernel_size[0] * mod.kernel_size[1]))
-        for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    return found
+
+
+def _observe(model: nn.Module, example: torch.Tensor, kinds: tuple, record) -> None:
+    """One eval-mode, no-grad forward pass of one image of `example`, calling `record(name, module, output)`
+    for every module of `kinds`; the model's mode and hooks are as before afterwards."""
+    hooks = [m.register_forward_hook(lambda mod, _i, out, n=n: record(n, mod, out))
+             for n, m in model.named_modules() if isinstance(m, kinds)]
     was_training = model.training
     try:
         model.eval()
@@ -428,7 +426,6 @@ def _layer_macs(model: nn.Module, example: torch.Tensor) -> dict[str, int]:
         model.train(was_training)
         for h in hooks:
             h.remove()
-    return found
 
 
 def prune_to_budget(model: nn.Module, target, method: str = "global", **options) -> tuple[nn.Module, Allocation]:

@@ -28,7 +28,6 @@ from torch import nn
 
 from .. import budget as budget_alg
 from ..checkpoint import load_checkpoint, save_checkpoint
-from ..data import calibration_batches
 from ..iterative import prune_step
 from ..metrics import model_summary
 from ..models import build_model, reinitialize
@@ -36,6 +35,7 @@ from ..paired import COLUMNS as PAIRED, paired_difference
 from ..pruning import has_batchnorm, prune_to_channels
 from ..store import fingerprint, read_json, write_json, write_table
 from ..train import TrainConfig, evaluate, fit
+from .pruning import rescale_inputs
 from .session import Session
 
 KEY_VERSION = 1  # raise when the budget steps' algorithm changes: their cached results are then recomputed
@@ -131,8 +131,8 @@ def budget_run(s: Session, baseline: nn.Module, method: str, target: float, *, s
         def compute(folder: Path, k=k, channels=channels, previous=previous) -> None:
             model = (load_checkpoint(previous / "model.pt", s.arch)[0] if previous is not None
                      else copy.deepcopy(baseline)).to(s.device)
-            inputs = calibration_batches(s.data.train, 1, 256, seed=seed + k)[0].to(s.device) if rescale else None
-            prune_step(model, channels, criterion=CRITERION, seed=seed + k, rescale_inputs=inputs)
+            prune_step(model, channels, criterion=CRITERION, seed=seed + k,
+                       rescale_inputs=rescale_inputs(s, seed + k) if rescale else None)
             run_cfg = dataclasses.replace(cfg, desc=f"{method} {target:g}x step {k}/{p.budget_steps}")
             result = fit(model, s.data, run_cfg, device=s.device, state_path=folder / "train_state.pt")
             record = _record(s, model, result, base, base_cost, target, metric)

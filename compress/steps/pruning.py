@@ -15,8 +15,8 @@ from ..metrics import model_summary
 from ..models import conv_layers
 from ..paired import COLUMNS as PAIRED, paired_difference
 from ..data import calibration_batches
-from ..pruning import (ChannelPruner, arch_of, check_criterion, has_batchnorm, match_activation_scale, prune,
-                        prune_to_channels)
+from ..iterative import prune_step
+from ..pruning import ChannelPruner, arch_of, check_criterion, has_batchnorm, match_activation_scale, prune
 from ..ratios import channel_targets, default_configs, expand, round_ratios, select_config
 from ..store import fingerprint, read_json, write_json, write_table
 from ..train import TrainConfig, evaluate, fit
@@ -132,10 +132,8 @@ def prune_rounds(s: Session, baseline: nn.Module, configs: dict, rounds: int | N
             def compute(folder: Path, k=k, targets=targets, previous=previous, name=name, cfg=cfg) -> None:
                 model = (load_checkpoint(previous / "model.pt", arch)[0] if previous is not None
                          else copy.deepcopy(baseline)).to(s.device)
-                reference = copy.deepcopy(model) if rescale else None
-                prune_to_channels(model, targets, criterion=criterion, data_for_taylor=data_for_taylor, seed=s.seed + k)
-                if rescale:
-                    _rescale(s, model, reference, seed=s.seed + k)
+                prune_step(model, targets, criterion=criterion, data_for_taylor=data_for_taylor, seed=s.seed + k,
+                           rescale_inputs=rescale_inputs(s, s.seed + k) if rescale else None)
                 run_cfg = TrainConfig(**{**cfg.to_dict(), "desc": f"{name} round {k}/{rounds}"})
                 result = fit(model, s.data, run_cfg, teacher=teacher, device=s.device, state_path=folder / "train_state.pt")
                 summary = result.summary()
@@ -208,10 +206,14 @@ def distillation_effect(s: Session, baseline: nn.Module, result: PruneResult, co
     return s.record("distillation", table)
 
 
+def rescale_inputs(s: Session, seed: int):
+    """256 training images on which a model without BN gets each layer's activation scale back after pruning."""
+    return calibration_batches(s.data.train, 1, 256, seed=seed)[0].to(s.device)
+
+
 def _rescale(s: Session, model: nn.Module, reference: nn.Module, seed: int) -> None:
     """Restore each layer's activation scale after pruning a model without BN, on 256 training images."""
-    inputs = calibration_batches(s.data.train, 1, 256, seed=seed)[0].to(s.device)
-    match_activation_scale(model, reference, inputs)
+    match_activation_scale(model, reference, rescale_inputs(s, seed))
 
 
 def _quiet(s: Session) -> Session:
