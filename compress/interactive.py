@@ -22,6 +22,7 @@ import pandas as pd
 from torch import nn
 
 from . import metrics
+from .budget import allocate
 from .pruning import expand_ratios, prune
 from .ratios import RESNET18_BLOCKS, RESNET18_STAGE_STREAMS, max_ratio, ratios_from_sensitivity
 
@@ -45,6 +46,12 @@ def seed_ratios(arch: str, model: nn.Module, scan: pd.DataFrame | None, max_drop
         return {c: 0.0 for c in convs}
     derived = ratios_from_sensitivity(scan, max_drop)
     return {c: float(derived.get(c, 0.0)) for c in convs}
+
+
+def slider_ratios_for_target(arch: str, model: nn.Module, target, method: str = "global") -> dict[str, float]:
+    """Each slider's conv ratio for a MAC target (`4x`, `25M`): the allocation `budget.allocate` finds."""
+    ratios = allocate(model, target, method).ratios()
+    return {conv: round(ratios[conv], 6) for conv in slider_layers(arch, model).values()}
 
 
 # ----------------------------------------------------------------------------- the keep-one-filter bound
@@ -238,7 +245,12 @@ def ratio_panel(session, baseline: nn.Module, *, scan: pd.DataFrame | None = Non
     button = W.Button(description="Fine-tune & evaluate", button_style="primary", icon="play",
                       tooltip="prune a copy with these ratios, fine-tune with the session's profile, evaluate",
                       layout=W.Layout(width="210px", min_width="210px"))
-    side = W.VBox([summary, button, seeded], layout=W.Layout(flex="1 1 auto", min_width="0"))
+    target = W.Text(value="4x", description="MAC target", placeholder="4x or 25M", style={"description_width": "80px"},
+                    layout=W.Layout(width="210px"))
+    fill = W.Button(description="Fill sliders", icon="bullseye", layout=W.Layout(width="210px", min_width="210px"),
+                    tooltip="set the sliders to the allocation budget.allocate finds for this target (global method)")
+    fill_note = W.HTML()
+    side = W.VBox([summary, button, seeded, target, fill, fill_note], layout=W.Layout(flex="1 1 auto", min_width="0"))
     chart = W.Image(format="png", layout=W.Layout(max_width="100%"))
     chart_note = W.HTML()
     result, log = W.HTML(), W.Output()
@@ -298,12 +310,32 @@ def ratio_panel(session, baseline: nn.Module, *, scan: pd.DataFrame | None = Non
                 result.value = _red(f"fine-tune failed: {_one_line(e)}")
         button.disabled = state["error"] is not None
 
+    def fill_from_target(_=None):
+        """The sliders take the allocation for the typed target; a bad target is one red line, sliders untouched."""
+        try:
+            ratios_for = slider_ratios_for_target(arch, baseline, target.value)
+        except Exception as e:
+            fill_note.value = _red(f"no allocation: {_one_line(e)}")
+            return
+        for s in sliders.values():
+            s.unobserve(refresh, names="value")
+        try:
+            for label, s in sliders.items():
+                s.value = min(ratios_for[labels[label]], s.max)
+        finally:
+            for s in sliders.values():
+                s.observe(refresh, names="value")
+        fill_note.value = f"<small style='color:#666'>sliders set for {html.escape(target.value.strip())} fewer MACs</small>"
+        refresh()
+
     for s in sliders.values():
         s.observe(refresh, names="value")
     button.on_click(train)
+    fill.on_click(fill_from_target)
     refresh()
     panel = W.VBox([W.HBox([slider_box, side]), chart, chart_note, result, log])
     for name, value in dict(refresh=refresh, ratios=ratios, sliders=sliders, notes=notes, summary=summary,
+                            target=target, fill=fill, fill_note=fill_note, fill_from_target=fill_from_target,
                             button=button, chart=chart, result=result, train_log=log,
                             slider_box=slider_box).items():
         setattr(panel, name, value)  # for tests and for driving the panel from code

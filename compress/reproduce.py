@@ -114,7 +114,8 @@ def plan(arch: str, profile: Profile, speed: Speed, data_sizes: tuple[int, int, 
         ("sensitivity", SETS[arch] * (len(p.sensitivity_ratios) - 1) * (p.sensitivity_eval_size or v) / speed.eval),
         ("prune rounds", configs * p.prune_rounds * (p.finetune_epochs * finetune_epoch + t / speed.eval)
          + sum(e - p.finetune_epochs for e in p.last_round_epochs.values()) * finetune_epoch),
-        ("distillation comparison", p.prune_rounds * p.finetune_epochs * (finetune_epoch - teacher)),
+        ("distillation comparison", p.distill_comparison * p.prune_rounds * p.finetune_epochs * (finetune_epoch - teacher)),
+        ("budget sweep", budget_seconds(arch, p, speed, data_sizes)),
         ("sparse", p.sparse_epochs * (n / speed.train + teacher + v / speed.eval)),
         ("fixed point", 3 * len(p.fixed_point_bits) * 2 * t / speed.eval),
         ("INT8 + QAT", qat * p.qat_epochs * 2 * q / speed.train + (6 + 2 * pt2e) * t / speed.eval
@@ -123,6 +124,23 @@ def plan(arch: str, profile: Profile, speed: Speed, data_sizes: tuple[int, int, 
                                                             + 60 * pt2e) + (8 + 2 * pt2e) * t / speed.eval),
     ]
     return [{"step": name, "seconds": seconds} for name, seconds in rows]
+
+
+def budget_seconds(arch: str, p: Profile, speed: Speed, data_sizes: tuple[int, int, int]) -> float:
+    """The budget sweep (`steps.budget_sweep`): per run, `budget_epochs` fine-tune epochs of a model whose
+    training costs about 1/sqrt(factor) of the baseline's per image on a CPU (per-op overheads keep small
+    models from getting proportionally faster; floor 0.15), plus the from-scratch runs."""
+    n, v, t = data_sizes
+
+    def cost(f: float) -> float:  # one epoch at `f`x fewer MACs
+        return max(f ** -0.5, 0.15) * n / speed.train + v / speed.eval
+
+    factors = p.budget_factors_for(arch)
+    runs = ([p.budget_select_at] * len(p.budget_methods) + [f for f in factors if f != p.budget_select_at]
+            + [1.0] + [p.budget_select_at] * len(p.budget_seeds.get(arch, ())))
+    finetunes = sum(p.budget_epochs * cost(f) + p.budget_steps * t / speed.eval for f in runs)
+    scratch = sum((p.epochs_for(arch) + p.budget_epochs) * cost(f) for f in p.budget_scratch.get(arch, ()))
+    return finetunes + scratch
 
 
 def baseline_progress(arch: str, profile: Profile, data, seed: int, device) -> float:

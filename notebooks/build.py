@@ -1,6 +1,7 @@
 """Writes the three architecture notebooks from one template, so they never drift apart.
 
-    python notebooks/build.py          # rewrite notebooks/{resnet18,vgg16,vgg16_bn}.ipynb (no outputs)
+    python notebooks/build.py                  # rewrite notebooks/{resnet18,vgg16,vgg16_bn}.ipynb (no outputs)
+    python notebooks/build.py --keep-outputs   # the same, keeping the published outputs of unchanged cells
 
 The notebooks hold no logic: every cell calls `compress`. Committed notebooks carry no outputs (the
 figures a reader should see are the README's, regenerated from committed results tables);
@@ -36,7 +37,7 @@ PROFILE = None  # "smoke" (seconds), "quick" (CPU minutes), "cpu" (CPU hours) or
 DATA = None  # None: $COMPRESS_DATA, else "torchvision"; or a path to an image-folder tree / .tar.gz
 SEED = 0
 RESULTS_DIR = None  # where the results tables go; None: runs/<profile>/results""", metadata={"tags": ["parameters"]}),
-        new_code_cell("""from compress import interactive, steps
+        new_code_cell("""from compress import budget, interactive, steps
 from compress.report import plots
 
 s = steps.Session.create(ARCH, PROFILE, source=DATA, seed=SEED, results_dir=RESULTS_DIR)
@@ -70,12 +71,29 @@ plots.pruning_rounds(pruned.rounds, f"{ARCH}: iterative pruning");"""),
 plots.channels_per_layer(pruned.channels, pruned.best);"""),
         new_markdown_cell("""### Does distillation help?
 The chosen configuration pruned again with the same ratios and rounds, but fine-tuned without the
-unpruned baseline as teacher (or with it, where the profile turned distillation off)."""),
-        new_code_cell("""steps.show(steps.distillation_effect(s, baseline, pruned))"""),
+unpruned baseline as teacher (or with it, where the profile turned distillation off). The `cpu` profile
+skips it (`distill_comparison`): it found no effect on any architecture."""),
+        new_code_cell("""if s.profile.distill_comparison:
+    steps.show(steps.distillation_effect(s, baseline, pruned))"""),
+        new_markdown_cell("""## 3b. Pruning to a budget
+"Give me 4x fewer MACs": `budget.allocate` finds the channels each layer keeps for a target (within 1%),
+by one of three rules: `global` (importance ranked across layers), `sensitivity` (the scan above: least
+sensitive layers first) and `uniform` (one ratio everywhere). The sweep reaches each budget in a few
+prune + fine-tune steps; the method is chosen on validation at one budget, and two controls keep the
+comparison honest: the baseline fine-tuned just as long (equal budget) and the pruned architecture
+trained from scratch."""),
+        new_code_cell("""allocation = budget.allocate(baseline, "4x", "global")
+print(f"4x fewer MACs: {allocation.mac_reduction:.2f}x, {allocation.param_reduction:.2f}x fewer parameters")
+steps.show(allocation.table)"""),
+        new_code_cell("""curve = steps.budget_sweep(s, baseline, scan)
+print(f"allocation method (validation accuracy at {s.profile.budget_select_at:g}x): {curve.chosen}")
+steps.show(curve.table)
+plots.budget_curve(curve.table, float(s.tables["baseline"].test_top1.iloc[0]), f"{ARCH}: pruning to a MAC budget");"""),
         new_markdown_cell("""### Tune the ratios yourself
 Move the sliders (seeded from the sensitivity scan): params, MACs, size and channels per layer update
-at once, without training. The button fine-tunes and evaluates the chosen ratios with this profile.
-Without widgets, pass a plain dict to `interactive.preview`."""),
+at once, without training. A MAC target (e.g. `4x`) and its button fill the sliders with the allocation
+`budget.allocate` finds for it, to tweak from there. The fine-tune button fine-tunes and evaluates the
+chosen ratios with this profile. Without widgets, pass a plain dict to `interactive.preview`."""),
         new_code_cell("""interactive.ratio_panel(s, baseline, scan=scan)"""),
         new_code_cell("""interactive.preview(baseline, ARCH, interactive.seed_ratios(ARCH, baseline, scan, max_drop=2.0))"""),
         new_markdown_cell("""## 4. Quantization
@@ -115,11 +133,36 @@ def build(arch: str) -> nbformat.NotebookNode:
     return nb
 
 
-def main(out_dir: Path = HERE) -> None:
+def refresh(path: Path, arch: str) -> nbformat.NotebookNode:
+    """The template's cells, each keeping the outputs an executed notebook at `path` holds for the very same
+    source (a cell that changed, or is new, has none until the next published run). Drops papermill's
+    injected-parameters cell and its machine-specific paths, so the published file runs anywhere."""
+    old = nbformat.read(path, as_version=4)
+    executed = {}
+    for cell in old.cells:
+        if cell.cell_type == "code" and "injected-parameters" not in cell.get("metadata", {}).get("tags", []):
+            executed.setdefault(cell.source, cell)
+    nb = build(arch)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and cell.source in executed:
+            cell.outputs = executed[cell.source].get("outputs", [])
+            cell.execution_count = executed[cell.source].get("execution_count")
+    papermill = dict(old.metadata.get("papermill", {}))
+    for key in ("input_path", "output_path", "cwd"):
+        papermill.pop(key, None)
+    if papermill:
+        nb.metadata["papermill"] = papermill
+    return nb
+
+
+def main(out_dir: Path = HERE, keep_outputs: bool = False) -> None:
     for arch in TITLES:
-        nbformat.write(build(arch), out_dir / f"{arch}.ipynb")
-        print(f"wrote {out_dir / f'{arch}.ipynb'}")
+        path = out_dir / f"{arch}.ipynb"
+        nb = refresh(path, arch) if keep_outputs and path.is_file() else build(arch)
+        nbformat.write(nb, path)
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE)
+    args = [a for a in sys.argv[1:] if a != "--keep-outputs"]
+    main(Path(args[0]) if args else HERE, keep_outputs="--keep-outputs" in sys.argv[1:])

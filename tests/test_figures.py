@@ -25,6 +25,11 @@ def _fake_results(root, arch="resnet18"):
                               "runtime": ["torch"] * 4 + ["inductor"] * 2,  # fp32 twice: two runtimes
                               "top1": [60, 60, 59.8, 59.8, 60, 59.9], "size_mb": [44, 44, 11, 11, 44, 11],
                               "threads": [1, 2, 1, 2, 1, 1], "latency_ms": [20, 12, 6, 4, 11, 3]}),
+        "budget": pd.DataFrame({"kind": ["pruned"] * 4 + ["equal_budget", "scratch"],
+                                "method": ["global", "global", "uniform", "global", "none", "global"],
+                                "target": [2.0, 8.0, 8.0, 8.0, 1.0, 8.0], "round": [1] * 6, "seed": [0, 0, 0, 1, 0, 0],
+                                "macs": [500, 125, 126, 125, 1000, 125], "test_top1": [59.5, 57, 56, 57.2, 60.3, 55],
+                                "paired_ci95": [0.3, 0.5, 0.5, 0.5, 0.2, 0.6]}),
         "models": pd.DataFrame({"model": ["baseline", "pruned:a"], "kind": ["baseline (FP32)", "pruned (FP32)"],
                                 "top1": [60, 58], "params": [100, 10], "macs": [1000, 80], "size_mb": [1, 0.1],
                                 "gzip_mb": [0.9, 0.09], "latency_ms": [20, 3], "runtime": ["torch", "torch"]}),

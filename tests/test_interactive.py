@@ -207,3 +207,24 @@ def test_preview_displays_in_a_few_lines_never_the_model():
     assert "<table" in page and "fewer" in page and "smaller" in page
     for shown in (text, page):
         assert "Conv2d" not in shown and "Sequential" not in shown and "BatchNorm" not in shown
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "vgg16_bn"])
+def test_mac_target_fills_the_sliders_with_its_allocation(arch):
+    panel = _panel(arch)
+    panel.target.value = "3x"
+    panel.fill_from_target()
+    base = metrics.count_macs(build_model(arch, width=0.125))
+    previewed = interactive.preview(build_model(arch, width=0.125), arch, panel.ratios())
+    assert base / previewed["macs"] == pytest.approx(3, rel=0.02)
+    assert "sliders set for 3x" in panel.fill_note.value
+    assert not panel.button.disabled
+
+
+def test_a_bad_mac_target_is_one_red_line_and_leaves_the_sliders():
+    panel = _panel("vgg16")
+    before = panel.ratios()
+    panel.target.value = "half"
+    panel.fill_from_target()
+    assert "no allocation" in panel.fill_note.value and "#b00" in panel.fill_note.value
+    assert panel.ratios() == before

@@ -34,6 +34,9 @@ FIGURES = {
     "training": (("history",), lambda t, a: plots.training_curves(t["history"], f"{a}: baseline training")),
     "l1": (("l1",), lambda t, a: plots.l1_ranking(t["l1"], f"{a}: filters ranked by L1 norm")),
     "sensitivity": (("sensitivity",), lambda t, a: plots.sensitivity(t["sensitivity"], f"{a}: sensitivity of each conv layer")),
+    "budget": (("budget",), lambda t, a: plots.budget_curve(
+        t["budget"], float(t["baseline"].test_top1.iloc[0]) if "baseline" in t else None,
+        f"{a}: pruning to a MAC budget")),
     "pruning": (("pruning",), lambda t, a: plots.pruning_rounds(t["pruning"], f"{a}: iterative pruning")),
     "channels": (("pruning", "channels"), lambda t, a: plots.channels_per_layer(t["channels"], selected_config(t))),
     "fixed_point": (("fixed_point",), lambda t, a: plots.fixed_point(t["fixed_point"], f"{a}: fixed-point accuracy by bits")),
@@ -47,6 +50,9 @@ README_FIGURES = (
     ("Baseline training (loss, and train / validation accuracy by epoch):", ("training",)),
     ("Filters ranked by L1 norm per layer (steep curves: layers with many weak filters), and each conv pruned "
      "alone on a validation subset (flat curves can be pruned hard):", ("l1", "sensitivity")),
+    ("Pruning to a MAC budget: test accuracy of each budget's model against its MACs, per allocation method, "
+     "with the equal-budget and from-scratch controls (error bars: paired 95% interval against the baseline):",
+     ("budget",)),
     ("Iterative pruning: params, MACs, size and accuracy per round for each configuration, and the filters kept "
      "per layer in the configuration carried forward:", ("pruning", "channels")),
     ("Quantization: accuracy by fixed-point bit width and format; FP32 against INT8 in size, accuracy and batch-1 "

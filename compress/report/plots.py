@@ -212,3 +212,55 @@ def pareto(models: pd.DataFrame, x: str = "macs", title: str | None = None) -> p
     ax.grid(alpha=0.3, which="both")
     _legend(ax)
     return fig
+
+
+BUDGET_STYLE = {"global": ("o", "tab:blue"), "sensitivity": ("s", "tab:orange"), "uniform": ("^", "tab:purple")}
+
+
+def budget_curve(table: pd.DataFrame, baseline_top1: float | None = None,
+                 title: str = "Pruning to a budget: accuracy vs MACs") -> plt.Figure:
+    """Test top-1 of each budget's final model against its MACs (log scale), one line per allocation method,
+    the seed repeats as open markers, the controls (equal-budget baseline, pruned architecture trained from
+    scratch) as their own markers, and the baseline as a line. Error bars: the paired 95% interval against
+    the baseline, placed on the point."""
+    last = table[table["round"] == table.groupby(["kind", "method", "target", "seed"])["round"].transform("max")]
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    main_seed = last.seed.min()
+    pruned = last[last.kind == "pruned"]
+    for method, d in pruned.groupby("method", sort=True):
+        line = d[d.seed == main_seed].sort_values("macs")
+        marker, color = BUDGET_STYLE.get(method, ("o", "0.3"))
+        ax.errorbar(line.macs / 1e6, line.test_top1, yerr=line.paired_ci95, marker=marker, color=color,
+                    capsize=2, lw=1.2, ms=5, label=f"pruned + fine-tuned ({method})")
+        repeats = d[d.seed != main_seed]
+        if len(repeats):
+            ax.scatter(repeats.macs / 1e6, repeats.test_top1, facecolors="none", edgecolors=color, s=30, zorder=3,
+                       label=f"{method}, other fine-tune seeds")
+    scratch = last[last.kind == "scratch"]
+    if len(scratch):
+        ax.errorbar(scratch.macs / 1e6, scratch.test_top1, yerr=scratch.paired_ci95, fmt="D", color="tab:red",
+                    capsize=2, ms=5, label="same architecture, trained from scratch")
+    equal = last[last.kind == "equal_budget"]
+    if len(equal):
+        ax.errorbar(equal.macs / 1e6, equal.test_top1, yerr=equal.paired_ci95, fmt="*", color="tab:green", ms=10,
+                    capsize=2, label="baseline fine-tuned as long (equal budget)")
+    if baseline_top1 is not None and np.isfinite(baseline_top1):
+        ax.axhline(baseline_top1, color="0.5", ls="--", lw=1, label=f"baseline {baseline_top1:.2f}%")
+    ax.set_xscale("log")
+    ticks = sorted(set(np.round(last.macs / 1e6, 1)))
+    ax.set_xticks(ticks)
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:.0f}" if v >= 10 else f"{v:.1f}"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.tick_params(axis="x", labelrotation=45, labelsize=7)
+    ax.set(xlabel="MACs per 32x32 image (millions, log scale)", ylabel="test top-1 (%), final epoch", title=title)
+    if len(equal):  # the same axis read as "times fewer MACs than the unpruned model"
+        base = float(equal.macs.iloc[0]) / 1e6
+        top = ax.secondary_xaxis("top", functions=(lambda m: base / np.maximum(m, 1e-9), lambda f: base / np.maximum(f, 1e-9)))
+        top.set_xlabel("times fewer MACs than the baseline")
+        top.set_xticks(sorted({1.0, *last.target.astype(float)}))
+        top.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}x"))
+        top.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        top.tick_params(axis="x", labelsize=7)
+    ax.grid(alpha=0.3, which="both")
+    _legend(ax, loc="lower right")
+    return fig

@@ -6,8 +6,8 @@ from pathlib import Path
 from ..store import read_table
 
 # table names written by steps.save_results, read by the figures, the summary and the targets
-TABLES = ("baseline", "history", "l1", "sensitivity", "pruning", "channels", "sparse", "fixed_point", "int8",
-          "pruned_int8", "combined", "distillation", "models", "timings")
+TABLES = ("baseline", "history", "l1", "sensitivity", "pruning", "channels", "budget", "budget_layers", "sparse",
+          "fixed_point", "int8", "pruned_int8", "combined", "distillation", "models", "timings")
 
 
 def load_tables(results_dir: str | Path, arch: str, with_provenance: bool = False):
