@@ -350,7 +350,8 @@ def cmd_quantize(args) -> None:
 
 # ----------------------------------------------------------------------------- figures / reproduce
 def add_figures(sub) -> None:
-    p = sub.add_parser("figures", help="draw every figure and the summary from a results folder")
+    p = sub.add_parser("figures", help="draw every figure and the summary from a results folder (no arguments: "
+                                       "redraws the committed results/, assets/ and the README's generated blocks)")
     p.add_argument("--results", type=Path, default=REPO_ROOT / "results")
     p.add_argument("--assets", type=Path, default=None, help="where the figures go (default: assets/ for results/, "
                                                              "else <results>/../assets)")

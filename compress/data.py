@@ -94,6 +94,19 @@ def resolve_source(source: str | os.PathLike | None = None) -> str:
     return str(source or os.environ.get(ENV_VAR) or "torchvision")
 
 
+def locate(src: str | os.PathLike) -> Path:
+    """An image-folder source as a path. A relative path means the same everywhere: from the current directory
+    if it is there, else from the repository root, so the README's `../shared/...` works from the repository,
+    from `notebooks/` (where a Jupyter kernel runs) and from any other directory."""
+    path = Path(src).expanduser()
+    for candidate in [path] if path.is_absolute() else [path, REPO_ROOT / path]:
+        if candidate.exists():
+            return candidate
+    looked = "" if path.is_absolute() else f" (looked in {Path.cwd()} and in the repository root {REPO_ROOT})"
+    raise DataError(f"no CIFAR-10 at {path}{looked}: point ${ENV_VAR} (or the data argument) at an image-folder tree or "
+                    f".tar.gz with train/<class>/ and test/<class>/, or use 'torchvision' for the official download")
+
+
 def load_arrays(source: str | os.PathLike | None = None, cache_dir: str | Path | None = None) -> dict:
     """Raw arrays {x_train, y_train, x_test, y_test (uint8 NHWC / int64), source}, from the cache if present."""
     src = resolve_source(source)
@@ -103,10 +116,7 @@ def load_arrays(source: str | os.PathLike | None = None, cache_dir: str | Path |
     if src in ("torchvision", "official"):
         key, label = "torchvision", "official CIFAR-10 (torchvision)"
     else:
-        path = Path(src).expanduser()
-        if not path.exists():
-            raise DataError(f"no CIFAR-10 at {path}: point ${ENV_VAR} (or the data argument) at an image-folder tree or "
-                            f".tar.gz with train/<class>/ and test/<class>/, or use 'torchvision' for the official download")
+        path = locate(src)
         st = path.stat()
         key = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
         label = f"image folder {path.name} (JPEG CIFAR-10 copy)" if "jpeg" in path.name.lower() else f"image folder {path.name}"
@@ -119,7 +129,7 @@ def load_arrays(source: str | os.PathLike | None = None, cache_dir: str | Path |
             return arrays
         except Exception:  # a corrupt cache is rebuilt, never trusted
             cache.unlink(missing_ok=True)
-    arrays = _read_torchvision() if key == "torchvision" else _read_image_folder(Path(src).expanduser())
+    arrays = _read_torchvision() if key == "torchvision" else _read_image_folder(path)
     _validate(arrays, src)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
@@ -158,7 +168,9 @@ def _image_files(path: Path):
                 if member.isfile() and m and member.name.lower().endswith(IMAGE_EXT):
                     yield m.group(1), m.group(2), member.name, tar.extractfile(member).read()
     except (tarfile.TarError, OSError, EOFError) as e:
-        raise DataError(f"cannot read archive {path}: {e}. Is it a complete .tar.gz of train/<class>/ and test/<class>/?") from e
+        reason = " ".join(str(e).split()).rstrip(":")  # tarfile's messages span lines and end in a colon
+        raise DataError(f"cannot read archive {path} ({reason}); is it a complete .tar.gz of train/<class>/ and "
+                        f"test/<class>/?") from e
 
 
 def _decode(item) -> np.ndarray:
@@ -169,7 +181,8 @@ def _decode(item) -> np.ndarray:
         with Image.open(io.BytesIO(blob)) as im:
             return np.asarray(im.convert("RGB"), dtype=np.uint8)
     except Exception as e:
-        raise DataError(f"unreadable image {name}: {e}") from e
+        reason = re.sub(r"<_io\.BytesIO object at 0x[0-9a-f]+>", "(its bytes)", " ".join(str(e).split()))
+        raise DataError(f"unreadable image {name}: {reason}") from e
 
 
 def _read_image_folder(path: Path) -> dict:

@@ -166,8 +166,10 @@ def baseline_progress(arch: str, profile: Profile, data, seed: int, device) -> f
 def print_plan(profile: Profile, archs, data, seed: int, device: torch.device) -> dict[str, float]:
     """Print each notebook's steps and estimate; returns the estimated seconds per architecture."""
     sizes = (len(data.train), len(data.val), len(data.test))
-    print(f"plan: profile {profile.name} (width {profile.width}) on {data.summary()}; device {device} "
-          f"({torch.get_num_threads()} CPU threads)", flush=True)
+    from .store import device_name
+
+    print(f"plan: profile {profile.name} (width {profile.width}) on {data.summary()}; device "
+          f"{device_name(device)}", flush=True)
     totals = {}
     for arch in archs:
         speed = measure_speed(arch, profile, device)

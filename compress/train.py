@@ -271,6 +271,28 @@ def _load_state(path: Path, identity: dict) -> dict | None:
     return state
 
 
+class Heartbeat:
+    """A plain progress line at least every `every` seconds (images, img/s, time left), because a log file shows
+    tqdm's bar as one line that never ends and the first per-epoch line of a CPU run can be half an hour away."""
+
+    def __init__(self, desc: str, total: int, start: int, enabled: bool = True, every: float = 60.0):
+        self.desc, self.total, self.start, self.enabled, self.every = desc, total, start, enabled, every
+        self.t0 = self.last = time.perf_counter()
+
+    def step(self, step: int, epoch: int, epochs: int, seen: int, images: int, epoch_seconds: float) -> None:
+        now = time.perf_counter()
+        if not self.enabled or now - self.last < self.every or step <= self.start:
+            return
+        self.last = now
+        per_step = (now - self.t0) / (step - self.start)
+        print(f"[{self.desc}] epoch {epoch + 1}/{epochs}: {seen}/{images} images, {seen / max(epoch_seconds, 1e-9):.0f} "
+              f"img/s, about {_minutes(per_step * (self.total - step))} of training left", flush=True)
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min"
+
+
 def fit(model: nn.Module, data: CifarData, cfg: TrainConfig, *, teacher: nn.Module | None = None, device=None,
         step_hook: Callable[[nn.Module, int, int], None] | None = None,
         epoch_hook: Callable[[nn.Module, int, int], None] | None = None,
@@ -321,6 +343,7 @@ def _fit(model, data, cfg, teacher, device, precision, channels_last, step_hook,
 
     wall_t0 = time.perf_counter()
     bar = tqdm(total=total, initial=step, desc=cfg.desc, disable=not cfg.progress, leave=False, mininterval=5)
+    line = Heartbeat(cfg.desc, total, step, enabled=cfg.progress)
     for epoch in range(start, cfg.epochs):
         if epoch_hook is not None:
             epoch_hook(model, epoch, cfg.epochs)
@@ -351,6 +374,7 @@ def _fit(model, data, cfg, teacher, device, precision, channels_last, step_hook,
             correct += (logits.detach().argmax(1) == y).sum()
             seen += len(y)
             bar.update(1)
+            line.step(step, epoch, cfg.epochs, seen, len(data.train), time.perf_counter() - t0)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         seconds = time.perf_counter() - t0

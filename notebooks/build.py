@@ -147,9 +147,9 @@ def refresh(path: Path, arch: str) -> nbformat.NotebookNode:
         if cell.cell_type == "code" and cell.source in executed:
             cell.outputs = executed[cell.source].get("outputs", [])
             cell.execution_count = executed[cell.source].get("execution_count")
-    papermill = dict(old.metadata.get("papermill", {}))
-    for key in ("input_path", "output_path", "cwd"):
-        papermill.pop(key, None)
+    # when and how long the published run took; its parameters and paths were the publishing machine's
+    papermill = {k: v for k, v in old.metadata.get("papermill", {}).items()
+                 if k in ("duration", "start_time", "end_time", "exception", "version")}
     if papermill:
         nb.metadata["papermill"] = papermill
     return nb

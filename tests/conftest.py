@@ -38,8 +38,34 @@ def tiny_data():
 
 @pytest.fixture(autouse=True)
 def _isolated_step_cache(tmp_path, monkeypatch):
-    """Pipeline steps cache into a per-test folder, never into the user's data/cache."""
+    """Pipeline steps cache into a per-test folder, never into the user's data/cache, and a session's default
+    results folder is per test too, never the checkout's runs/<profile>/results."""
     monkeypatch.setenv("COMPRESS_CACHE", str(tmp_path / "steps"))
+    monkeypatch.setattr("compress.steps.session.default_results_dir", lambda profile: tmp_path / "runs" / profile / "results")
+
+
+# what a user's checkout holds and no test may write: published results, figures, notebooks, default run folders
+WATCHED = ("results", "assets", "notebooks", "README.md", *(f"runs/{p}" for p in ("smoke", "quick", "cpu", "full")))
+
+
+def _files() -> dict:
+    out = {}
+    for name in WATCHED:
+        path = REPO / name
+        for f in (path.rglob("*") if path.is_dir() else [path]):
+            if f.is_file() and "__pycache__" not in f.parts:
+                out[f] = f.stat().st_mtime_ns
+    return out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _checkout_left_alone():
+    """The suite fails if any test wrote into the checkout (tests write under temporary folders only)."""
+    before = _files()
+    yield
+    after = _files()
+    changed = sorted(str(f.relative_to(REPO)) for f in set(before) | set(after) if before.get(f) != after.get(f))
+    assert not changed, f"tests wrote into the checkout: {changed[:10]}"
 
 
 def tiny_model(arch: str, width: float = 0.125, seed: int = 0):

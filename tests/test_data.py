@@ -1,4 +1,5 @@
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -141,3 +142,26 @@ def test_real_data_loads(real_source):
     data = D.load_cifar10(real_source, train_size=1000, val_size=500, test_size=500)
     assert data.train.images.shape == (1000, 3, 32, 32) and data.train.images.dtype == torch.uint8
     assert torch.bincount(data.test.labels).tolist() == [50] * 10
+
+
+def test_a_relative_path_means_the_same_from_any_directory(tmp_path, monkeypatch):
+    from compress.data import DataError, locate
+    from compress.store import REPO_ROOT
+
+    monkeypatch.chdir(tmp_path)  # e.g. notebooks/, where a Jupyter kernel runs
+    assert locate("README.md") == REPO_ROOT / "README.md"  # not here: found from the repository root
+    (tmp_path / "README.md").write_text("here")
+    assert locate("README.md") == Path("README.md")  # here first
+    with pytest.raises(DataError, match=r"no CIFAR-10 at nowhere.tar.gz \(looked in .* and in the repository root"):
+        locate("nowhere.tar.gz")
+
+
+def test_a_file_that_is_no_archive_is_one_clean_line(tmp_path):
+    from compress.data import DataError, load_arrays
+
+    bad = tmp_path / "notes.tar.gz"
+    bad.write_text("not an archive")
+    with pytest.raises(DataError) as e:
+        load_arrays(str(bad), cache_dir=tmp_path / "cache")
+    message = str(e.value)
+    assert "\n" not in message and ":)" not in message and message.endswith("test/<class>/?")

@@ -144,3 +144,15 @@ def test_pareto_styles_keep_every_kind_apart():
     styles = [pareto_style(k) for k in kinds]
     assert len(set(styles)) == len(kinds)
     assert pareto_style("pruned (INT8, onnxruntime)")[1] == "s" and pareto_style("baseline (FP32)")[1] == "o"
+
+
+def test_a_summary_never_mixes_data_sets(tmp_path):
+    import pytest
+
+    _fake_results(tmp_path / "results", "resnet18")
+    models = pd.DataFrame({"model": ["baseline"], "kind": ["baseline (FP32)"], "top1": [60], "params": [100],
+                           "macs": [1000], "size_mb": [1], "gzip_mb": [0.9], "latency_ms": [20], "runtime": ["torch"]})
+    write_table(tmp_path / "results" / "vgg16" / "models.csv", models,
+                provenance({}, seed=0, data_source="image folder cifar10-jpeg.tar.gz (JPEG CIFAR-10 copy)", device="cpu"))
+    with pytest.raises(ValueError, match="mixes data sets .*resnet18: synthetic; vgg16: image folder"):
+        figures.make_figures(tmp_path / "results", tmp_path / "assets", verbose=False)

@@ -27,6 +27,19 @@ def test_committed_notebook_matches_template(arch):
 
 
 @pytest.mark.parametrize("arch", ARCHS)
+def test_committed_notebook_says_nothing_machine_specific(arch):
+    """$COMPRESS_PROFILE decides a committed notebook's profile: no injected cell overrides the parameters,
+    and no path of the machine that published it is left in it."""
+    nb = json.loads((REPO / "notebooks" / f"{arch}.ipynb").read_text())
+    tags = [t for c in nb["cells"] for t in c.get("metadata", {}).get("tags", [])]
+    assert "injected-parameters" not in tags
+    (params,) = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert "PROFILE = None" in "".join(params["source"])
+    assert set(nb["metadata"].get("papermill", {})) <= {"duration", "start_time", "end_time", "exception", "version"}
+    assert "/work/" not in json.dumps(nb["metadata"])
+
+
+@pytest.mark.parametrize("arch", ARCHS)
 def test_notebook_runs_in_smoke_profile(arch, tmp_path):
     from compress.report.tables import load_tables
     from compress.reproduce import run_notebook

@@ -175,3 +175,15 @@ def test_evaluate_with_flip_scores_the_mean_of_an_image_and_its_mirror(tiny_data
     # mirrored, left and right swap: averaged, all ten logits are equal, whatever the image and its label
     assert flipped["loss"] == pytest.approx(torch.log(torch.tensor(10.0)).item(), abs=1e-4)
     assert plain["loss"] > flipped["loss"] + 0.1  # unmirrored, the halves differ: half the classes lose
+
+
+def test_heartbeat_prints_a_plain_line_with_rate_and_time_left(capsys):
+    from compress.train import Heartbeat
+
+    beat = Heartbeat("fine-tune", total=100, start=0, every=0.0)
+    beat.step(10, epoch=0, epochs=2, seen=1280, images=6400, epoch_seconds=2.0)
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("[fine-tune] epoch 1/2: 1280/6400 images, 640 img/s, about ") and line.endswith("of training left")
+    quiet = Heartbeat("x", total=100, start=0, every=3600.0)
+    quiet.step(10, 0, 2, 1280, 6400, 2.0)
+    assert capsys.readouterr().out == ""

@@ -24,8 +24,22 @@ def headline(results_dir: Path, arch: str) -> pd.DataFrame:
     return m
 
 
+def check_one_source(results_dir: Path, archs=ARCHS) -> None:
+    """One summary holds numbers of one data set: architectures whose `models.csv` came from different data
+    (a synthetic smoke run beside JPEG results, say) are an error, not one table."""
+    sources = {}
+    for arch in archs:
+        path = Path(results_dir) / arch / "models.csv"
+        if path.is_file():
+            sources[arch] = str(read_table(path)[1].get("data_source"))
+    if len(set(sources.values())) > 1:
+        detail = "; ".join(f"{a}: {src}" for a, src in sources.items())
+        raise ValueError(f"{results_dir} mixes data sets ({detail}): draw each into its own results folder")
+
+
 def summary_markdown(results_dir: Path, archs=ARCHS, heading: str = "###") -> str:
     """Markdown tables of every model per architecture, from `models.csv` (what the README shows)."""
+    check_one_source(results_dir, archs)
     out = []
     for arch in archs:
         h = headline(results_dir, arch)
