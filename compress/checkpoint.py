@@ -34,11 +34,13 @@ def save_checkpoint(model: nn.Module, path: str | Path, arch: str, width: float 
 
 
 def load_checkpoint(path: str | Path, arch: str | None = None, map_location: str = "cpu", *,
-                    width: float | None = None) -> tuple[nn.Module, dict]:
+                    width: float | None = None, stages: tuple[str, ...] | None = None) -> tuple[nn.Module, dict]:
     """The model (in its stored, possibly pruned, shapes) and the checkpoint's metadata.
 
     `arch` and `width`, if given, must match what is stored: loading a VGG16 file as a ResNet18, or a
-    smoke-profile (width 0.125) model into a full-width run, is an error.
+    smoke-profile (width 0.125) model into a full-width run, is an error. So is a checkpoint whose recorded
+    `stage` (baseline, pruned, sparse, scratch) is not among `stages`, when given: a pruned model passed where
+    a baseline belongs would be tabled as the baseline. A checkpoint that records no stage is accepted.
     """
     path = Path(path)
     if not path.is_file():
@@ -57,6 +59,10 @@ def load_checkpoint(path: str | Path, arch: str | None = None, map_location: str
     if width is not None and abs(float(payload["width"]) - width) > 1e-9:
         raise ValueError(f"{path} holds a width-{payload['width']:g} {stored} model, but this run uses width {width:g} "
                          f"(a checkpoint from another profile?)")
+    stage = (payload.get("meta") or {}).get("stage")
+    if stages is not None and stage is not None and stage not in stages:
+        raise ValueError(f"{path} holds a {stage} model (its recorded stage), but this takes a "
+                         f"{' or '.join(stages)} checkpoint")
     model = build_model(stored, width=payload["width"])
     state = payload["state_dict"]
     resize_to_state_dict(model, state)

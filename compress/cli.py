@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -44,6 +45,34 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
     return value
+
+
+SEED_MAX = 2**32 - 1  # numpy's generators take seeds below 2**32
+MAX_ROUNDS = 20
+
+
+def seed_value(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to {SEED_MAX}, got {text!r}") from None
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to {SEED_MAX}, got {value}")
+    return value
+
+
+def rounds_value(text: str) -> int:
+    value = positive_int(text)
+    if value > MAX_ROUNDS:
+        raise argparse.ArgumentTypeError(f"at most {MAX_ROUNDS} rounds (each prunes 1/N of the target and fine-tunes: "
+                                         f"more rounds prune nothing new), got {value}")
+    return value
+
+
+def folder_path(text: str) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a folder, got an empty path")
+    return Path(text)
 
 
 def ratio_list(text: str) -> list[float]:
@@ -84,9 +113,10 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", choices=sorted(PROFILES), default=None,
                    help="run size (default: $COMPRESS_PROFILE, else full on a GPU and quick on a CPU)")
     p.add_argument("--data", default=None, help="'torchvision', or an image-folder tree / .tar.gz (default: $COMPRESS_DATA)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_value, default=0)
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
-    p.add_argument("--results", type=Path, default=None, help="tables go to <results>/<arch>/ (default: runs/<profile>/results)")
+    p.add_argument("--results", type=folder_path, default=None,
+                   help="tables go to <results>/<arch>/ (default: runs/<profile>/results)")
 
 
 def _baseline_option(p: argparse.ArgumentParser) -> None:
@@ -94,15 +124,19 @@ def _baseline_option(p: argparse.ArgumentParser) -> None:
                    help="a baseline checkpoint (default: the cached baseline of `train` with the same profile and seed)")
 
 
-def _check_checkpoints(args, *paths) -> None:
-    """Fail on a wrong or unreadable checkpoint before the data is loaded (cheap checks first)."""
+BASELINE, PRUNED, SPARSE = ("baseline",), ("pruned", "scratch"), ("sparse",)  # what each checkpoint option takes
+
+
+def _check_checkpoints(args, *paths_and_stages) -> None:
+    """Fail on a wrong or unreadable checkpoint before the data is loaded (cheap checks first): each
+    (path, stages) pair must hold a model of this architecture, width and stage."""
     from .checkpoint import load_checkpoint
     from .profiles import get_profile
 
     width = get_profile(args.profile or default_profile_name()).width
-    for path in paths:
+    for path, stages in paths_and_stages:
         if path is not None:
-            load_checkpoint(path, args.arch, width=width)
+            load_checkpoint(path, args.arch, width=width, stages=stages)
 
 
 def _session(args, **profile_overrides):
@@ -116,7 +150,7 @@ def _baseline(args, s):
     from . import steps
 
     if args.checkpoint is not None:
-        return steps.load_model(s, args.checkpoint)
+        return steps.load_model(s, args.checkpoint, BASELINE)
     return steps.train_baseline(s, train=False)
 
 
@@ -177,7 +211,7 @@ def add_sensitivity(sub) -> None:
 def cmd_sensitivity(args) -> None:
     from . import steps
 
-    _check_checkpoints(args, args.checkpoint)
+    _check_checkpoints(args, (args.checkpoint, BASELINE))
     s = _session(args)
     model = _baseline(args, s)
     layers = [t.strip() for t in args.layers.split(",") if t.strip()] if args.layers else None
@@ -197,7 +231,8 @@ def add_prune(sub) -> None:
     p.add_argument("--configs", default=None, help="comma-separated configuration names (default: all, "
                                                    "`sensitivity` included; none when --ratios is given)")
     p.add_argument("--ratios", type=ratios_json, default=None, help="a custom configuration as JSON: a float, a list or {conv: ratio}")
-    p.add_argument("--rounds", type=positive_int, default=None, help="pruning rounds (default: the profile's)")
+    p.add_argument("--rounds", type=rounds_value, default=None, help=f"pruning rounds, at most {MAX_ROUNDS} "
+                                                                        "(default: the profile's)")
     p.add_argument("--distill", action=argparse.BooleanOptionalAction, default=None,
                    help="distil from the baseline while fine-tuning (default: the profile's)")
     p.add_argument("--round-to", type=positive_int, default=None, help="keep a multiple of this many channels per layer")
@@ -219,12 +254,14 @@ def cmd_prune(args) -> None:
     from . import steps
     from .ratios import DEFAULT_CONFIGS
 
+    if args.ratios is not None and not _prunes_something(args.ratios):
+        raise ValueError(f"--ratios {json.dumps(args.ratios)} prunes nothing: give at least one ratio above 0")
     known = [*DEFAULT_CONFIGS[args.arch], "sensitivity"]
     names = [t.strip() for t in args.configs.split(",") if t.strip()] if args.configs else ([] if args.ratios is not None else known)
     unknown = [n for n in names if n not in known]
     if unknown:
         raise ValueError(f"unknown configuration(s) {unknown}; choose from {known}")
-    _check_checkpoints(args, args.checkpoint)
+    _check_checkpoints(args, (args.checkpoint, BASELINE))
     s = _session(args)
     baseline = _baseline(args, s)
     scan = steps.sensitivity(s, baseline) if "sensitivity" in names else None
@@ -245,6 +282,14 @@ def cmd_prune(args) -> None:
     steps.save_results(s)
 
 
+def _prunes_something(ratios) -> bool:
+    if isinstance(ratios, dict):
+        return any(_prunes_something(v) for v in ratios.values())
+    if isinstance(ratios, list):
+        return any(_prunes_something(v) for v in ratios)
+    return not isinstance(ratios, bool) and isinstance(ratios, (int, float)) and ratios != 0
+
+
 def _prune_to_budget(args) -> None:
     import pandas as pd
 
@@ -254,7 +299,7 @@ def _prune_to_budget(args) -> None:
     if args.configs or args.ratios is not None:
         raise ValueError("--macs / --params prune to a budget: leave out --configs and --ratios")
     metric, text = ("macs", args.macs) if args.macs is not None else ("params", args.params)
-    _check_checkpoints(args, args.checkpoint)
+    _check_checkpoints(args, (args.checkpoint, BASELINE))
     s = _session(args)
     baseline = _baseline(args, s)
     base = {"macs": count_macs(baseline), "params": count_params(baseline)}[metric]
@@ -334,11 +379,11 @@ def cmd_quantize(args) -> None:
 
     if args.sparse and not args.pruned:
         raise ValueError("--sparse adds rows to the pruned + INT8 table: pass --pruned too")
-    _check_checkpoints(args, args.checkpoint, args.pruned, args.sparse)
+    _check_checkpoints(args, (args.checkpoint, BASELINE), (args.pruned, PRUNED), (args.sparse, SPARSE))
     s = _session(args)
     model = _baseline(args, s)
-    pruned = steps.load_model(s, args.pruned) if args.pruned else None  # checked before any work
-    sparse = steps.load_model(s, args.sparse) if args.sparse else None
+    pruned = steps.load_model(s, args.pruned, PRUNED) if args.pruned else None  # checked before any work
+    sparse = steps.load_model(s, args.sparse, SPARSE) if args.sparse else None
     print(f"quantizing the {args.arch} baseline on {s.data.summary()} [{s.device}]", flush=True)
     opts = {"backend": args.backend, "qat": not args.no_qat, "onnx": not args.no_onnx}
     for table in (steps.fixed_point(s, model, args.bits, tuple(args.methods)), steps.int8(s, model, **opts)):
@@ -352,7 +397,7 @@ def cmd_quantize(args) -> None:
 def add_figures(sub) -> None:
     p = sub.add_parser("figures", help="draw every figure and the summary from a results folder (no arguments: "
                                        "redraws the committed results/, assets/ and the README's generated blocks)")
-    p.add_argument("--results", type=Path, default=REPO_ROOT / "results")
+    p.add_argument("--results", type=folder_path, default=REPO_ROOT / "results")
     p.add_argument("--assets", type=Path, default=None, help="where the figures go (default: assets/ for results/, "
                                                              "else <results>/../assets)")
     p.add_argument("--arch", choices=ARCHS, nargs="*", default=list(ARCHS))
@@ -378,7 +423,7 @@ def add_reproduce(sub) -> None:
                    help="run size (default: $COMPRESS_PROFILE, else full on a GPU and quick on a CPU)")
     p.add_argument("--arch", choices=ARCHS, nargs="*", default=list(ARCHS))
     p.add_argument("--data", default=None, help="data source passed to the notebooks (default: $COMPRESS_DATA)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_value, default=0)
     p.add_argument("--publish", action="store_true",
                    help="write the committed results/, assets/ and executed notebooks (what the README shows)")
     p.add_argument("--engine", choices=("papermill", "inprocess"), default="papermill",
@@ -413,11 +458,15 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     show_traceback = "--traceback" in argv or bool(os.environ.get(TRACEBACK_ENV))
     args = build_parser().parse_args([a for a in argv if a != "--traceback"])  # accepted anywhere on the line
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         args.func(args)
     except KeyboardInterrupt:
         print("error: interrupted; finished steps are cached, so the same command resumes", file=sys.stderr)
         return 130
+    except Terminated:
+        print("error: terminated (SIGTERM); finished steps are cached, so the same command resumes", file=sys.stderr)
+        return 143
     except Exception as e:  # every failure becomes one line unless a traceback is asked for
         if show_traceback:
             raise
@@ -425,4 +474,14 @@ def main(argv: list[str] | None = None) -> int:
         hint = "" if isinstance(e, (ValueError, LookupError, OSError, RuntimeError)) else " (rerun with --traceback for details)"
         print(f"error: {message}{hint}", file=sys.stderr)
         return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the process is, so it ends like Ctrl-C: one line, the cache as it was."""
+
+
+def _terminated(_signum, _frame):
+    raise Terminated()

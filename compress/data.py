@@ -214,6 +214,10 @@ def _validate(arrays: dict, src: str) -> None:
             raise DataError(f"{src}: {split} images have shape {x.shape} {x.dtype}; expected (N, 32, 32, 3) uint8")
         if len(x) != len(y) or set(np.unique(y)) - set(range(10)):
             raise DataError(f"{src}: {split} labels do not match the images or fall outside 0..9")
+        missing = sorted(set(range(10)) - set(np.unique(y).tolist()))
+        if missing:  # a split without a class would score (and stratify) as if it were CIFAR-10
+            raise DataError(f"{src}: the {split} split has no images of class(es) "
+                            f"{', '.join(CLASSES[c] for c in missing)}; every split needs all 10")
 
 
 # ----------------------------------------------------------------------------- splits

@@ -7,6 +7,7 @@ into place, so an interrupted run never leaves a half-written result that a late
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import io
@@ -205,24 +206,47 @@ def progress_path(state_path: str | Path) -> Path:
     return state_path.with_name(state_path.stem + PROGRESS_SUFFIX)
 
 
-def saved_seconds(folder: Path) -> float:
-    """The seconds of work that earlier, interrupted attempts saved in `folder` (their progress files)."""
+def saved_seconds(folder: Path, field: str = "seconds") -> float:
+    """The seconds of work that earlier, interrupted attempts saved in `folder` (their progress files);
+    `field="carried"`: the part of it the last attempt actually resumed from (a discarded state carries 0)."""
     total = 0.0
     for path in sorted(folder.glob("*" + PROGRESS_SUFFIX)):
         try:
-            total += float(read_json(path)["seconds"])
+            record = read_json(path)
+            total += float(record[field] if field in record else record["seconds"])
         except (OSError, ValueError, KeyError, TypeError):  # a torn file costs its seconds in the total, nothing else
             print(f"warning: ignoring unreadable progress file {path}", flush=True)
     return total
+
+
+DONE = "done.json"
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def folder_digests(folder: Path) -> dict[str, str]:
+    """sha256 of every file a step left in `folder` (but `done.json`), by path relative to it."""
+    return {f.relative_to(folder).as_posix(): file_digest(f) for f in sorted(folder.rglob("*"))
+            if f.is_file() and f.name != DONE}
 
 
 class StepCache:
     """Finished pipeline steps on disk, keyed by their configuration.
 
     A step's folder `<root>/<name>-<hash>/` holds what the step wrote plus `done.json`, written last and
-    atomically: a folder without it (an interrupted run) is ignored and recomputed, never trusted. Work saved
-    to resume from declares what it cost in a progress file (`progress_path`), so a step finished over
-    several attempts records its whole compute time, not only its last attempt's.
+    atomically with a sha256 of every other file: a folder without it (an interrupted run) is resumed or
+    recomputed, never trusted, and a finished one is used only while its files are the ones it finished with
+    (a damaged, swapped or truncated entry, or an unreadable `done.json`, is moved aside with one warning line
+    and the step computed again). One process computes a step at a time: a second waits on the step's lock
+    (`fcntl.flock`, released by the kernel if its holder dies), then finds the result. Work saved to resume
+    from declares what it cost in a progress file (`progress_path`), so a step finished over several attempts
+    records its whole compute time, not only its last attempt's.
     """
 
     def __init__(self, root: str | Path):
@@ -233,7 +257,45 @@ class StepCache:
         return self.root / f"{name}-{config_key(config)}"
 
     def is_done(self, name: str, config: dict) -> bool:
-        return (self.folder(name, config) / "done.json").is_file()
+        """Whether the step finished and its files are intact (a damaged entry is set aside: not done)."""
+        folder = self.folder(name, config)
+        done = folder / DONE
+        if not done.is_file():
+            return False
+        try:
+            record = read_json(done)
+            expected = record["files"] if isinstance(record, dict) and "files" in record else None
+        except (OSError, ValueError):
+            return self._set_aside(folder, "has an unreadable done.json")
+        found = folder_digests(folder)
+        if expected is None:  # finished before content hashes were recorded: record them now, trusted once
+            write_json(done, {**record, "files": found})
+            return True
+        if found != expected:
+            differ = sorted(n for n in set(found) | set(expected) if found.get(n) != expected.get(n))
+            return self._set_aside(folder, f"no longer holds the files it finished with ({', '.join(differ[:3])})")
+        return True
+
+    @staticmethod
+    def _set_aside(folder: Path, why: str) -> bool:
+        target = folder.with_name(f"{folder.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
+        os.replace(folder, target)
+        print(f"warning: cached step {folder.name} {why}: moved to {target.name}, computing it again", flush=True)
+        return False
+
+    @contextlib.contextmanager
+    def lock(self, folder: Path):
+        """Hold the step's lock (a file beside its folder) for as long as the block runs."""
+        import fcntl
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(folder.with_name(folder.name + ".lock"), "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                print(f"waiting: another process is computing {folder.name}", flush=True)
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
 
     def run(self, name: str, config: dict, compute: Callable[[Path], Any]) -> tuple[Path, bool]:
         """Run `compute(folder)` unless this (name, config) already finished; returns (folder, was_cached).
@@ -243,21 +305,24 @@ class StepCache:
         nothing leaves no folder behind.
         """
         folder = self.folder(name, config)
-        if self.is_done(name, config):
-            seconds = read_json(folder / "done.json").get("seconds")
-            self.log.append({"step": name, "folder": folder.name, "cached": True, "seconds": seconds})
-            return folder, True
-        folder.mkdir(parents=True, exist_ok=True)
-        earlier = saved_seconds(folder)
-        t0 = time.perf_counter()
-        try:
-            compute(folder)
-        except BaseException:
-            if not any(folder.iterdir()):  # nothing worth resuming from: leave no empty folder behind
-                folder.rmdir()
-            raise
-        seconds = time.perf_counter() - t0 + earlier
-        write_json(folder / "done.json", {"name": name, "config": config, "finished": time.time(), "seconds": seconds,
-                                          "earlier_attempts_seconds": earlier})
+        with self.lock(folder):
+            if self.is_done(name, config):
+                seconds = read_json(folder / DONE).get("seconds")
+                self.log.append({"step": name, "folder": folder.name, "cached": True, "seconds": seconds})
+                return folder, True
+            folder.mkdir(parents=True, exist_ok=True)
+            earlier = saved_seconds(folder)
+            t0 = time.perf_counter()
+            try:
+                compute(folder)
+            except BaseException:
+                if not any(folder.iterdir()):  # nothing worth resuming from: leave no empty folder behind
+                    folder.rmdir()
+                raise
+            # the earlier attempts' work this attempt resumed from (a training step restarted afresh resumed none)
+            earlier = saved_seconds(folder, "carried") if any(folder.glob("*" + PROGRESS_SUFFIX)) else earlier
+            seconds = time.perf_counter() - t0 + earlier
+            write_json(folder / DONE, {"name": name, "config": config, "finished": time.time(), "seconds": seconds,
+                                       "earlier_attempts_seconds": earlier, "files": folder_digests(folder)})
         self.log.append({"step": name, "folder": folder.name, "cached": False, "seconds": seconds})
         return folder, False

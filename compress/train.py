@@ -341,6 +341,8 @@ def _fit(model, data, cfg, teacher, device, precision, channels_last, step_hook,
         if cfg.progress:
             print(f"[{cfg.desc}] resuming after epoch {start}/{cfg.epochs} from {state_path}", flush=True)
 
+    if state_path is not None:  # what this run carries from earlier attempts: none when it starts afresh
+        write_json(progress_path(state_path), {"seconds": wall, "carried": wall, "epoch": start, "epochs": cfg.epochs})
     wall_t0 = time.perf_counter()
     bar = tqdm(total=total, initial=step, desc=cfg.desc, disable=not cfg.progress, leave=False, mininterval=5)
     line = Heartbeat(cfg.desc, total, step, enabled=cfg.progress)
@@ -394,7 +396,8 @@ def _fit(model, data, cfg, teacher, device, precision, channels_last, step_hook,
                                      "train_seconds": train_time, "images": images,
                                      "wall_seconds": wall_now})
             # what the saved epochs cost, for the step cache to count when a later attempt resumes from them
-            write_json(progress_path(state_path), {"seconds": wall_now, "epoch": epoch + 1, "epochs": cfg.epochs})
+            write_json(progress_path(state_path), {"seconds": wall_now, "carried": wall, "epoch": epoch + 1,
+                                                   "epochs": cfg.epochs})
         if cfg.progress:
             r = rows[-1]
             bar.write(f"[{cfg.desc}] epoch {epoch + 1}/{cfg.epochs}  loss {r['train_loss']:.3f}  train {r['train_top1']:.2f}%  "

@@ -169,3 +169,47 @@ def test_train_precision_is_a_profile_override(synthetic, tmp_path):
     assert main(["train", "--arch", "vgg16_bn", *SMOKE, "--precision", "fp32", "--results", str(tmp_path)]) == 0
     history = read_table(tmp_path / "vgg16_bn" / "history.csv")[1]
     assert history["config"]["profile"]["precision"] == "fp32"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--seed", str(2**64)], "argument --seed: expected a whole number from 0 to 4294967295"),
+    (["train", "--seed", "-1"], "argument --seed: expected a whole number from 0 to 4294967295, got -1"),
+    (["train", "--results", ""], "argument --results: expected a folder, got an empty path"),
+    (["prune", "--rounds", "1000"], "argument --rounds: at most 20 rounds"),
+])
+def test_out_of_range_options_name_themselves(argv, message, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2 and capsys.readouterr().err.startswith(f"error: {message}")
+
+
+@pytest.mark.parametrize("ratios", ["0", "{}", "[0, 0, 0, 0, 0, 0, 0, 0]", '{"layer1.0.conv1": 0}'])
+def test_ratios_that_prune_nothing_are_refused(ratios, capsys):
+    assert main(["prune", "--profile", "smoke", "--ratios", ratios]) == 1
+    assert "prunes nothing" in capsys.readouterr().err
+
+
+def test_a_pruned_checkpoint_is_no_baseline(tmp_path, capsys):
+    path = tmp_path / "pruned.pt"
+    save_checkpoint(build_model("resnet18", width=0.125), path, "resnet18", 0.125, meta={"stage": "pruned"})
+    assert main(["sensitivity", "--profile", "smoke", "--checkpoint", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "holds a pruned model (its recorded stage), but this takes a baseline checkpoint" in err
+
+
+def test_sigterm_ends_with_one_line_and_143(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**__import__("os").environ, "COMPRESS_CACHE": str(tmp_path / "cache"), "COMPRESS_DATA": "synthetic"}
+    proc = subprocess.Popen([sys.executable, "-m", "compress", "train", "--profile", "quick", "--arch", "vgg16",
+                             "--results", str(tmp_path / "r")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    time.sleep(8)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143
+    assert err.rstrip().endswith("error: terminated (SIGTERM); finished steps are cached, so the same command resumes")
+    assert "Traceback" not in err

@@ -165,3 +165,13 @@ def test_a_file_that_is_no_archive_is_one_clean_line(tmp_path):
         load_arrays(str(bad), cache_dir=tmp_path / "cache")
     message = str(e.value)
     assert "\n" not in message and ":)" not in message and message.endswith("test/<class>/?")
+
+
+def test_a_test_split_missing_a_class_is_refused_and_caches_nothing(tmp_path):
+    import shutil
+
+    folder = _write_folder(tmp_path)
+    shutil.rmtree(folder / "test" / "truck")
+    with pytest.raises(D.DataError, match="the test split has no images of class\\(es\\) truck"):
+        D.load_arrays(folder, cache_dir=tmp_path / "cache")
+    assert not list((tmp_path / "cache").glob("*.npz")) if (tmp_path / "cache").exists() else True

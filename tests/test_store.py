@@ -119,3 +119,100 @@ def test_atomic_writes_give_files_the_mode_a_plain_open_would(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE(private.stat().st_mode) == 0o600
+
+
+def _step(cache, calls, value="a"):
+    def compute(folder):
+        calls.append(value)
+        (folder / "model.pt").write_bytes(value.encode() * 100)
+        write_json(folder / "result.json", {"value": value})
+    return cache.run("train", {"x": 1}, compute)
+
+
+@pytest.mark.parametrize("damage", ["swap", "truncate", "delete", "done"])
+def test_a_damaged_finished_step_is_set_aside_and_recomputed(tmp_path, capsys, damage):
+    cache, calls = StepCache(tmp_path), []
+    folder, _ = _step(cache, calls)
+    if damage == "swap":  # another valid file in its place
+        (folder / "model.pt").write_bytes(b"b" * 100)
+    elif damage == "truncate":
+        (folder / "model.pt").write_bytes(b"a" * 10)
+    elif damage == "delete":
+        (folder / "result.json").unlink()
+    else:
+        (folder / "done.json").write_text('{"name": "tr')
+    again, cached = _step(cache, calls)
+    assert not cached and calls == ["a", "a"] and again == folder
+    out = capsys.readouterr().out
+    assert f"warning: cached step {folder.name}" in out and "computing it again" in out
+    (aside,) = [p for p in tmp_path.iterdir() if ".damaged-" in p.name]
+    assert aside.is_dir()  # kept for a look, never used
+    assert _step(cache, calls)[1] and calls == ["a", "a"]  # the rebuilt entry is trusted again
+
+
+def test_a_step_finished_before_content_hashes_is_trusted_once_and_hashed(tmp_path):
+    cache, calls = StepCache(tmp_path), []
+    folder, _ = _step(cache, calls)
+    record = json.loads((folder / "done.json").read_text())
+    del record["files"]
+    (folder / "done.json").write_text(json.dumps(record))
+    assert _step(cache, calls)[1]
+    assert "model.pt" in json.loads((folder / "done.json").read_text())["files"]
+
+
+def test_a_second_process_waits_for_the_step_then_finds_it(tmp_path):
+    import subprocess
+    import sys
+    import textwrap
+    import time
+
+    script = textwrap.dedent(f"""
+        import sys, time
+        from compress.store import StepCache
+        def compute(folder):
+            print("computing", flush=True)
+            time.sleep(float(sys.argv[1]))
+            (folder / "out.txt").write_text("done")
+        folder, cached = StepCache({str(tmp_path)!r}).run("slow", {{"x": 1}}, compute)
+        print("cached" if cached else "computed", flush=True)
+    """)
+    first = subprocess.Popen([sys.executable, "-c", script, "4"], stdout=subprocess.PIPE, text=True)
+    assert first.stdout.readline().strip() == "computing"
+    second = subprocess.run([sys.executable, "-c", script, "0"], capture_output=True, text=True, timeout=120)
+    first.wait(timeout=120)
+    assert "waiting: another process is computing slow-" in second.stdout
+    assert second.stdout.strip().endswith("cached") and "computing" not in second.stdout.replace("is computing", "")
+
+
+def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
+    import subprocess
+    import sys
+
+    script = (f"import time\nfrom compress.store import StepCache\n"
+              f"def compute(folder):\n    print('computing', flush=True)\n    time.sleep(SECONDS)\n"
+              f"    (folder / 'out.txt').write_text('done')\n"
+              f"print(StepCache({str(tmp_path)!r}).run('slow', {{'x': 1}}, compute)[1], flush=True)\n")
+    first = subprocess.Popen([sys.executable, "-c", script.replace("SECONDS", "600")], stdout=subprocess.PIPE, text=True)
+    assert first.stdout.readline().strip() == "computing"
+    first.kill()
+    first.wait(timeout=60)
+    second = subprocess.run([sys.executable, "-c", script.replace("SECONDS", "0")], capture_output=True, text=True, timeout=120)
+    assert second.stdout.split() == ["computing", "False"] and "waiting" not in second.stdout
+
+
+def test_a_restarted_training_step_does_not_count_the_discarded_attempt(tmp_path, tiny_data):
+    import torch
+
+    from compress.models import build_model
+    from compress.train import TrainConfig, fit
+
+    cache = StepCache(tmp_path)
+    cfg = TrainConfig(epochs=1, batch_size=128, eval_batch_size=256, progress=False)
+    folder = cache.folder("train", {"x": 1})
+    folder.mkdir(parents=True)
+    torch.save({"format": "another run"}, folder / "train_state.pt")  # a state fit will not resume from
+    write_json(progress_path(folder / "train_state.pt"), {"seconds": 1000.0, "epoch": 3, "epochs": 4})
+    cache.run("train", {"x": 1}, lambda f: fit(build_model("vgg16", width=0.125), tiny_data, cfg,
+                                               state_path=f / "train_state.pt"))
+    done = json.loads((folder / "done.json").read_text())
+    assert done["earlier_attempts_seconds"] == 0 and done["seconds"] < 1000

@@ -67,7 +67,8 @@ def train_baseline(s: Session, *, train: bool = True, **train_overrides) -> nn.M
     return model.to(s.device).eval()
 
 
-def load_model(s: Session, path: str | Path) -> nn.Module:
-    """A checkpoint given by the user, checked against the session: its architecture and profile width."""
-    model, _ = load_checkpoint(path, s.arch, width=s.profile.width)
+def load_model(s: Session, path: str | Path, stages: tuple[str, ...] | None = None) -> nn.Module:
+    """A checkpoint given by the user, checked against the session (its architecture and profile width) and,
+    when given, against the `stages` the caller takes (e.g. only a baseline where a baseline belongs)."""
+    model, _ = load_checkpoint(path, s.arch, width=s.profile.width, stages=stages)
     return model.to(s.device).eval()
