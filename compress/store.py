@@ -220,6 +220,7 @@ def saved_seconds(folder: Path, field: str = "seconds") -> float:
 
 
 DONE = "done.json"
+LOCKS = ".locks"  # the step locks' folder inside the cache root
 
 
 def file_digest(path: Path) -> str:
@@ -285,11 +286,13 @@ class StepCache:
 
     @contextlib.contextmanager
     def lock(self, folder: Path):
-        """Hold the step's lock (a file beside its folder) for as long as the block runs."""
+        """Hold the step's lock for as long as the block runs: a file in `<root>/.locks/`, kept (deleting a lock
+        file another process waits on would let a third one take a fresh lock beside it)."""
         import fcntl
 
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(folder.with_name(folder.name + ".lock"), "a+") as handle:
+        locks = self.root / LOCKS
+        locks.mkdir(parents=True, exist_ok=True)
+        with open(locks / f"{folder.name}.lock", "a+") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

@@ -93,8 +93,14 @@ def prune_rounds(s: Session, baseline: nn.Module, configs: dict, rounds: int | N
     for name, ratios in configs.items():  # validate every configuration before any training
         try:
             expanded[name] = expand(arch, list(base_pruner.convs), base_pruner.sets, ratios)
-            for step in round_ratios(expanded[name], rounds):
-                base_pruner.plan(channel_targets(base_channels, step, round_to), criterion)
+            previous = base_channels
+            schedule = [channel_targets(base_channels, step, round_to) for step in round_ratios(expanded[name], rounds)]
+            for k, targets in enumerate(schedule, 1):
+                base_pruner.plan(targets, criterion)
+                if targets == previous and schedule[-1] != base_channels:  # pruning to do, but not in this round
+                    raise ValueError(f"round {k} of {rounds} prunes nothing (the ratios are too small to split over "
+                                     f"{rounds} rounds at these channel counts); use fewer rounds")
+                previous = targets
         except ValueError as e:
             raise ValueError(f"configuration {name!r}: {e}") from e
     unknown = sorted(set(s.profile.last_round_epochs) - {*default_configs(arch), "sensitivity"})
