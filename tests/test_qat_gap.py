@@ -29,7 +29,8 @@ def test_bad_freeze_point_is_refused(tmp_path):
 
 
 def test_scores_fp32_fake_quantized_converted_and_control(tmp_path):
-    assert run(["-m", "compress", "train", "--arch", "resnet18", "--profile", "smoke"], tmp_path).returncode == 0
+    assert run(["-m", "compress", "train", "--arch", "resnet18", "--profile", "smoke", "--results",
+                str(tmp_path / "results")], tmp_path).returncode == 0
     out = run([str(SCRIPT), "--profile", "smoke", "--control"], tmp_path)
     assert out.returncode == 0, out.stderr
     rows = dict(re.findall(r"^  (FP32 baseline|fake-quantized \(end of QAT\)|converted INT8|FP32 fine-tuned \(control\))"
