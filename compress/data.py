@@ -253,9 +253,17 @@ def make_data(arrays: dict, *, train_size: int | None = None, val_size: int = 50
 
 def load_cifar10(source=None, *, train_size=None, val_size=5000, test_size=None, seed=0, device="cpu",
                  cache_dir=None) -> CifarData:
-    """CIFAR-10 ready for training: see the module docstring for sources."""
-    return make_data(load_arrays(source, cache_dir), train_size=train_size, val_size=val_size,
-                     test_size=test_size, seed=seed, device=device)
+    """CIFAR-10 ready for training: see the module docstring for sources. A set too small for the asked
+    splits is refused and leaves no decoded copy behind (nothing of it is worth keeping)."""
+    cache = Path(cache_dir or DATA_DIR / "cache")
+    before = set(cache.glob("*.npz")) if cache.is_dir() else set()
+    arrays = load_arrays(source, cache_dir)
+    try:
+        return make_data(arrays, train_size=train_size, val_size=val_size, test_size=test_size, seed=seed, device=device)
+    except ValueError:
+        for made in (set(cache.glob("*.npz")) if cache.is_dir() else set()) - before:
+            made.unlink(missing_ok=True)
+        raise
 
 
 def load_for_profile(profile, source=None, seed: int = 0, device="cpu") -> CifarData:

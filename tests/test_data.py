@@ -175,3 +175,10 @@ def test_a_test_split_missing_a_class_is_refused_and_caches_nothing(tmp_path):
     with pytest.raises(D.DataError, match="the test split has no images of class\\(es\\) truck"):
         D.load_arrays(folder, cache_dir=tmp_path / "cache")
     assert not list((tmp_path / "cache").glob("*.npz")) if (tmp_path / "cache").exists() else True
+
+
+def test_a_set_too_small_for_its_splits_leaves_no_decoded_copy(tmp_path):
+    folder = _write_folder(tmp_path, n_per_class=10)  # 100 training images
+    with pytest.raises(ValueError, match="val_size 5000 leaves no training images"):
+        D.load_cifar10(folder, val_size=5000, cache_dir=tmp_path / "cache")
+    assert not list((tmp_path / "cache").glob("*.npz"))
