@@ -354,6 +354,10 @@ def cmd_budget(args) -> None:
     last = sweep.table[sweep.table["round"] == sweep.table.groupby(["kind", "method", "target", "seed"])["round"].transform("max")]
     print(last[cols].round(3).to_string(index=False))
     print(f"allocation method (validation at {prof.budget_select_at:g}x): {sweep.chosen}")
+    print("batch-1 CPU latency, fresh processes (torch eager FP32, onnxruntime FP32 and INT8) ...", flush=True)
+    timed = steps.budget_latency(s, sweep, baseline=baseline, round_to_at=prof.budget_select_at)
+    print(timed[["kind", "target", "round_to", "runtime", "variant", "threads", "latency_ms", "spread",
+                 "flagged"]].round(3).to_string(index=False))
     steps.save_results(s)
 
 

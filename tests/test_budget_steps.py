@@ -92,3 +92,27 @@ def test_cli_refuses_bad_budgets(value, message, capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: argument --macs") and message in err and err.count("\n") == 1
+
+
+def test_budget_latency_times_every_final_model_in_three_runtimes(sweep, monkeypatch):
+    """The step's assembly; the fresh-process timing itself is tests/test_latency.py's (here it would cost
+    30 processes)."""
+    from compress import latency
+
+    def fake_measure(variants, *, threads, processes, warmup, runs):
+        assert all(v.path.is_file() for v in variants) and threads == (1, 2)
+        rows = [{"variant": v.name, "runtime": v.runtime, "threads": t, "latency_ms": 1.0, "min_ms": 1.0,
+                 "max_ms": 1.0, "spread": 0.0, "processes": processes, "runs": runs, "flagged": False}
+                for v in variants for t in threads]
+        return pd.DataFrame(rows, columns=latency.COLUMNS)
+
+    monkeypatch.setattr("compress.latency.measure", fake_measure)
+    s, baseline, _, result = sweep
+    table = steps.budget_latency(s, result, baseline=baseline, round_to_at=s.profile.budget_select_at, processes=1)
+    finals = 1 + len(s.profile.budget_factors_for("resnet18"))  # the equal-budget model and each budget's
+    assert len(table) == (finals + 2) * 3 * 2  # + round_to 1 and 8; torch / onnx fp32 / onnx int8; 1 and 2 threads
+    assert set(zip(table.runtime, table.variant)) == {("torch", "fp32"), ("onnxruntime", "fp32"), ("onnxruntime", "int8")}
+    shapes = table[table.kind == "architecture"]
+    assert set(shapes.round_to) == {1, 8} and (table.int8_size_mb < table.size_mb).all()
+    monkeypatch.setattr("compress.latency.measure", lambda *a, **k: (_ for _ in ()).throw(AssertionError("re-timed")))
+    steps.budget_latency(s, result, baseline=baseline, round_to_at=s.profile.budget_select_at, processes=1)

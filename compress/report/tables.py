@@ -6,7 +6,8 @@ from pathlib import Path
 from ..store import read_table
 
 # table names written by steps.save_results, read by the figures, the summary and the targets
-TABLES = ("baseline", "history", "l1", "sensitivity", "pruning", "channels", "budget", "budget_layers", "sparse",
+TABLES = ("baseline", "history", "l1", "sensitivity", "pruning", "channels", "budget", "budget_layers", "budget_latency",
+          "sparse",
           "fixed_point", "int8", "pruned_int8", "combined", "distillation", "models", "timings")
 
 

@@ -12,7 +12,7 @@ A step's cache key is everything that changes its result (architecture, profile,
 weights), so a rerun reuses finished work, a changed setting recomputes only what depends on it, and an
 interrupted step (no `done.json`) resumes from its saved training state or is recomputed, never trusted.
 """
-from .budget import BudgetRun, BudgetSweep, budget_run, budget_sweep, scratch_run
+from .budget import BudgetRun, BudgetSweep, budget_latency, budget_run, budget_sweep, scratch_run
 from .baseline import baseline_folder, baseline_key, load_model, train_baseline
 from .importance import l1_ranking, sensitivity, taylor_data
 from .pruning import PruneResult, distillation_effect, finetune_ratios, load_pruned, prune_configs, prune_rounds
@@ -24,6 +24,6 @@ __all__ = ["Session", "CACHE_ENV", "step_cache", "default_results_dir", "parse_d
            "baseline_key", "baseline_folder", "train_baseline", "load_model",
            "l1_ranking", "sensitivity", "taylor_data",
            "PruneResult", "prune_configs", "prune_rounds", "load_pruned", "distillation_effect", "finetune_ratios",
-           "BudgetRun", "BudgetSweep", "budget_run", "budget_sweep", "scratch_run",
+           "BudgetRun", "BudgetSweep", "budget_run", "budget_sweep", "budget_latency", "scratch_run",
            "fixed_point", "int8", "pruned_int8", "qat_config", "sparse", "combined",
            "show", "models_table", "save_results"]

@@ -26,14 +26,15 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .. import budget as budget_alg
+from .. import budget as budget_alg, latency
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..iterative import prune_step
 from ..metrics import model_summary
 from ..models import build_model, reinitialize
 from ..paired import COLUMNS as PAIRED, paired_difference
 from ..pruning import has_batchnorm, prune_to_channels
-from ..store import fingerprint, read_json, write_json, write_table
+from ..data import calibration_batches
+from ..store import fingerprint, read_json, read_table, write_json, write_table
 from ..train import TrainConfig, evaluate, fit
 from .pruning import rescale_inputs
 from .session import Session
@@ -233,3 +234,53 @@ def _table(s: Session, runs: list[BudgetRun], equal: BudgetRun, chosen: str) -> 
             row["selected"] = r.kind == "pruned" and r.method == chosen
             rows.append(row)
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+LATENCY_COLUMNS = ["kind", "method", "target", "round_to", "macs", "size_mb", "int8_size_mb", *latency.COLUMNS]
+
+
+def budget_latency(s: Session, sweep: BudgetSweep, *, baseline: nn.Module | None = None, round_to_at: float | None = None,
+                   processes: int = 3) -> pd.DataFrame:
+    """Batch-1 CPU latency of every budget's final model (the chosen method, main seed) and of the unpruned
+    equal-budget model, in torch eager FP32 and onnxruntime FP32 and INT8 (static QDQ, calibrated on training
+    images), at 1 and 2 threads, each from fresh processes (`latency.measure`). With `baseline` and
+    `round_to_at`, also the architecture `budget.allocate` gives at that budget with round_to 8 against 1
+    (latency does not depend on the weights, so these are not fine-tuned). Cached per machine: a latency is a
+    property of the CPU it was timed on. Records the `budget_latency` table."""
+    from ..quant.deploy import export_fp32_int8, file_sizes_mb
+    from ..store import device_name
+
+    runs = [r for r in sweep.runs if (r.kind == "pruned" and r.method == sweep.chosen and r.seed == s.seed)
+            or r.kind == "equal_budget"]
+    models = [(r.kind, r.method, r.target, None, load_checkpoint(r.checkpoint, s.arch)[0]) for r in runs]
+    if baseline is not None and round_to_at is not None:
+        for round_to in (1, 8):
+            shape = allocation_for(s, baseline, sweep.chosen, round_to_at, round_to=round_to)
+            model = prune_to_channels(copy.deepcopy(baseline), shape.channels)
+            models.append(("architecture", sweep.chosen, float(round_to_at), round_to, model))
+    p = s.profile
+    key = {"step": "budget_latency", "key_version": KEY_VERSION, "machine": device_name(torch.device("cpu")),
+           "models": [fingerprint(m) for *_, m in models], "round_to": [rt for *_, rt, _ in models],
+           "warmup": p.latency_warmup, "runs": p.latency_runs, "processes": processes}
+
+    def compute(folder: Path) -> None:
+        calib = calibration_batches(s.data.train, p.calib_batches, p.calib_batch_size, seed=s.seed)
+        rows = []
+        for i, (kind, method, target, round_to, model) in enumerate(models):
+            model = model.cpu().eval()
+            save_checkpoint(model, folder / f"m{i}.pt", s.arch, p.width, meta={"stage": "pruned"})
+            onnx = export_fp32_int8(model, folder, [b.cpu() for b in calib], name=f"m{i}")
+            variants = [latency.Variant(f"m{i}", "torch", folder / f"m{i}.pt"),
+                        latency.Variant(f"m{i}", "onnxruntime", onnx["onnx-fp32"]),
+                        latency.Variant(f"m{i}-int8", "onnxruntime", onnx["onnx-int8"])]
+            timed = latency.measure(variants, threads=(1, 2), processes=processes, warmup=p.latency_warmup,
+                                    runs=p.latency_runs)
+            timed["variant"] = timed.variant.map({f"m{i}": "fp32", f"m{i}-int8": "int8"})
+            cost = model_summary(model)
+            rows.append(timed.assign(kind=kind, method=method, target=target, round_to=round_to, macs=cost["macs"],
+                                     size_mb=cost["size_mb"], int8_size_mb=file_sizes_mb(onnx["onnx-int8"])[0]))
+        table = pd.concat(rows, ignore_index=True)[LATENCY_COLUMNS]
+        write_table(folder / "budget_latency.csv", table, s.provenance({"step": "budget_latency", **key}))
+
+    folder, _ = s.cache.run("budget_latency", key, compute)
+    return s.record("budget_latency", read_table(folder / "budget_latency.csv")[0])

@@ -1,0 +1,98 @@
+"""Latency a reviewer can rerun: every saved model timed in fresh processes, alternating, with its spread.
+
+Timing inside a long pipeline measured the same model up to 3x apart (allocator state, thread pools warmed
+by other work, a neighbour's load), so each number here comes from `processes` fresh Python processes per
+(model, runtime, threads), started in rotation so that a drift of the machine's speed spreads over every
+variant alike. Each process loads the saved artifact (a compress checkpoint for torch eager, an .onnx file
+for onnxruntime), warms up, times `runs` batch-1 calls and reports their median; the table keeps the median
+of those medians and their min-max spread, and flags a row whose spread exceeds `SPREAD_LIMIT`.
+
+    rows = measure([Variant("pruned 8x", "torch", ckpt), Variant("pruned 8x", "onnxruntime", onnx)])
+"""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+RUNTIMES = ("torch", "onnxruntime")
+SPREAD_LIMIT = 0.15  # (max - min) / min of the per-process medians above this is flagged, not hidden
+COLUMNS = ["variant", "runtime", "threads", "latency_ms", "min_ms", "max_ms", "spread", "processes", "runs",
+           "flagged"]
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    runtime: str  # torch (a compress checkpoint, eager) | onnxruntime (an .onnx file)
+    path: Path
+
+    def __post_init__(self):
+        if self.runtime not in RUNTIMES:
+            raise ValueError(f"unknown runtime {self.runtime!r}; choose one of {list(RUNTIMES)}")
+        if not Path(self.path).is_file():
+            raise FileNotFoundError(f"no saved model at {self.path} for {self.name!r}")
+
+
+def measure(variants: list[Variant], *, threads=(1, 2), processes: int = 3, warmup: int = 20, runs: int = 200,
+            timeout: float = 600) -> pd.DataFrame:
+    """One row per (variant, threads): the median of `processes` fresh processes' median latencies (ms)."""
+    if processes < 1 or runs < 1 or warmup < 0:
+        raise ValueError(f"need processes >= 1, runs >= 1 and warmup >= 0; got {processes}, {runs}, {warmup}")
+    jobs = [(v, t) for v in variants for t in threads]
+    medians: dict[tuple, list[float]] = {(v, t): [] for v, t in jobs}
+    for round_ in range(processes):
+        order = jobs[round_ % len(jobs):] + jobs[: round_ % len(jobs)] if jobs else []  # rotate the start
+        for v, t in order:
+            medians[(v, t)].append(_one_process(v, t, warmup, runs, timeout))
+    rows = []
+    for (v, t), ms in medians.items():
+        lo, hi = min(ms), max(ms)
+        spread = (hi - lo) / lo if lo > 0 else float("inf")
+        rows.append({"variant": v.name, "runtime": v.runtime, "threads": t, "latency_ms": statistics.median(ms),
+                     "min_ms": lo, "max_ms": hi, "spread": spread, "processes": len(ms), "runs": runs,
+                     "flagged": spread > SPREAD_LIMIT})
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _one_process(v: Variant, threads: int, warmup: int, runs: int, timeout: float) -> float:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONWARNINGS": "ignore"}
+    cmd = [sys.executable, "-m", "compress.latency", v.runtime, str(v.path), str(threads), str(warmup), str(runs)]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    if out.returncode != 0:
+        last = (out.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"timing {v.name!r} ({v.runtime}, {threads} threads) failed: {last}")
+    return float(json.loads(out.stdout.strip().splitlines()[-1])["median_ms"])
+
+
+def _time_here(runtime: str, path: str, threads: int, warmup: int, runs: int) -> dict:
+    """In the fresh process: load the artifact, warm up, time `runs` batch-1 calls."""
+    import torch
+
+    from .metrics import time_callable
+
+    torch.set_num_threads(threads)
+    if runtime == "torch":
+        from .checkpoint import load_checkpoint
+
+        model, _ = load_checkpoint(path)
+        model.eval()
+        x = torch.randn(1, 3, 32, 32)
+        with torch.inference_mode():
+            times = time_callable(lambda: model(x), warmup=warmup, runs=runs)
+    else:
+        from .quant.deploy import onnx_runner, onnx_session
+
+        times = time_callable(onnx_runner(onnx_session(path, threads)), warmup=warmup, runs=runs)
+    return {"median_ms": statistics.median(times), "threads": torch.get_num_threads()}
+
+
+if __name__ == "__main__":
+    runtime, path, threads, warmup, runs = sys.argv[1:6]
+    print(json.dumps(_time_here(runtime, path, int(threads), int(warmup), int(runs))))
