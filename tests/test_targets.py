@@ -136,3 +136,33 @@ def test_figures_redraw_the_readme_block_between_its_markers(tmp_path):
     unmarked.write_text("no markers\n")
     figures.make_figures(tmp_path / "results", tmp_path / "assets", archs=["resnet18"], verbose=False, readme=unmarked)
     assert unmarked.read_text() == "no markers\n"
+
+
+def test_nothing_in_the_package_selects_by_test_accuracy():
+    """Choices (a configuration, a preset, a method) are made on validation or fixed in advance: no ranking
+    of a test-accuracy column anywhere in compress/ (sorting by it, taking its arg-max, its largest rows)."""
+    import re
+    from pathlib import Path
+
+    import compress
+
+    column = r"""["'](?:test_top1|top1|test_top5|top5)["']"""
+    patterns = [rf"sort_values\(\s*\[?\s*{column}", rf"\[{column}\]\s*\.\s*idx(?:max|min)\(", r"\btop1\s*\.\s*idx(?:max|min)\(",
+                r"\.top1\b[^\n]*\.idx(?:max|min)\(", rf"nlargest\([^)]*{column}", rf"nsmallest\([^)]*{column}"]
+    found = []
+    for path in Path(compress.__file__).parent.rglob("*.py"):
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if any(re.search(p, line) for p in patterns):
+                found.append(f"{path.name}:{n}: {line.strip()}")
+    assert not found, found
+
+
+def test_the_pruned_target_picks_the_qualifying_configuration_on_validation(tmp_path):
+    from compress.report.targets import _pruned
+
+    rounds = pd.DataFrame({"config": ["a", "b", "a", "b"], "round": [0, 0, 1, 1], "mac_reduction": [1, 1, 30, 30],
+                           "param_reduction": [1, 1, 60, 60], "test_top1": [88, 88, 86, 85],
+                           "final_val_top1": [88, 88, 84, 87], "paired_delta": [0, 0, -2, -3], "paired_ci95": [0, 0, .5, .5],
+                           "macs": [100, 100, 3, 3]})
+    (row, *_) = _pruned("vgg16", {"pruning": rounds})
+    assert "`b`" in row["measured"]  # b is better on validation, a on test
