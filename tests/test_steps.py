@@ -256,3 +256,16 @@ def test_rounds_that_prune_nothing_are_refused_before_training(tiny_data, monkey
     s = steps.Session.create("vgg16_bn", "smoke", data=tiny_data)
     with pytest.raises(ValueError, match="configuration 'tiny': round 1 of 40 prunes nothing"):
         steps.prune_rounds(s, _model("vgg16_bn"), {"tiny": {"conv1_1": 0.25}}, 40)
+
+
+def test_quantizing_a_pruned_model_keeps_its_interval_against_the_baseline(tiny_data):
+    from compress.steps.quantization import _add_quant_models
+
+    s = steps.Session.create("vgg16_bn", "smoke", data=tiny_data)
+    s.add_model("pruned:a", "pruned (FP32)", {"top1": 80.0, "paired_ci95": 0.4, "mcnemar_p": 0.2, "params": 10, "macs": 5})
+    table = pd.DataFrame({"variant": ["fp32", "int8-optimal"], "runtime": ["torch", "torch"], "threads": [2, 2],
+                          "top1": [80.0, 79.9], "size_mb": [1.0, 0.3], "gzip_mb": [0.9, 0.2], "latency_ms": [2.0, 1.0],
+                          "paired_ci95": [0.0, 0.1], "mcnemar_p": [1.0, 0.5]})
+    _add_quant_models(s, table, "pruned:a", "pruned", {"params": 10, "macs": 5})
+    assert s.models["pruned:a"]["paired_ci95"] == 0.4 and s.models["pruned:a"]["latency_ms"] == 2.0
+    assert s.models["pruned:a+int8-optimal"]["paired_ci95"] is None  # paired with the pruned model, not the baseline

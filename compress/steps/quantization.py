@@ -87,7 +87,12 @@ def _add_quant_models(s: Session, table: pd.DataFrame, base_name: str, label: st
         kind = f"{label} ({'INT8' if quantized else 'FP32'}{'' if r.runtime == 'torch' else ', ' + r.runtime})"
         if name == base_name:
             kind = s.models.get(name, {}).get("kind", kind)
-        paired = {c: r.get(c) for c in ("paired_ci95", "mcnemar_p")} if base_name == "baseline" else {}
+        if base_name == "baseline":
+            paired = {c: r.get(c) for c in ("paired_ci95", "mcnemar_p")}
+        elif name == base_name:  # the pruned FP32 model: keep its pairing against the baseline (its own step's)
+            paired = {c: s.models.get(name, {}).get(c) for c in ("paired_ci95", "mcnemar_p")}
+        else:  # this table pairs it with the pruned FP32 model, not the baseline: no interval to show here
+            paired = {}
         s.add_model(name, kind, {**costs, "top1": r.top1, "size_mb": r.size_mb, "gzip_mb": r.gzip_mb,
                                  "latency_ms": r.latency_ms, "runtime": r.runtime, **paired})
 
