@@ -30,7 +30,8 @@ def test_sweep_has_every_budget_method_and_control(sweep):
     assert len(equal) == p.budget_steps and (equal.mac_reduction == 1).all()
     assert set(t[t.kind == "scratch"].target) == set(p.budget_scratch["resnet18"])
     assert set(pruned.seed) == {s.seed, *p.budget_seeds["resnet18"]}
-    assert (pruned.target_error <= 0.01).all()
+    last_steps = pruned["round"] == pruned.steps
+    assert (pruned[last_steps].target_error <= 0.01).all() and pruned[~last_steps].target_error.isna().all()
     last = t.groupby(["kind", "method", "target", "seed"]).tail(1)
     assert last.vs_equal_delta.notna().all() and last.paired_ci95.notna().all()
     assert (t[t.kind == "equal_budget"].vs_equal_delta.dropna() == 0).all()
@@ -116,3 +117,14 @@ def test_budget_latency_times_every_final_model_in_three_runtimes(sweep, monkeyp
     assert set(shapes.round_to) == {1, 8} and (table.int8_size_mb < table.size_mb).all()
     monkeypatch.setattr("compress.latency.measure", lambda *a, **k: (_ for _ in ()).throw(AssertionError("re-timed")))
     steps.budget_latency(s, result, baseline=baseline, round_to_at=s.profile.budget_select_at, processes=1)
+
+
+def test_two_steps_fall_geometrically_and_only_the_last_aims_at_the_target(sweep):
+    s, baseline, scan, _ = sweep
+    two = steps.Session(s.arch, s.profile.replace(budget_steps=2, budget_epochs=2), s.data, s.device, s.seed, s.cache,
+                        s.results_dir)
+    run = steps.budget_run(two, baseline, "uniform", 4, scan=scan)
+    first, last = run.records
+    assert first["mac_reduction"] == pytest.approx(2, rel=0.05) and pd.isna(first["target_error"])
+    assert last["mac_reduction"] == pytest.approx(4, rel=0.01) and last["target_error"] <= 0.01
+    assert first["finetune_epochs"] == last["finetune_epochs"] == 1 and last["total_epochs"] == 2

@@ -148,9 +148,12 @@ def budget_run(s: Session, baseline: nn.Module, method: str, target: float, *, s
         folder, _ = s.cache.run("budget_round", key, compute)
         previous = folder
         stored = read_json(folder / "record.json")
+        record = dict(stored["record"])
+        if k < len(schedule):  # an intermediate step aims at its own share of the budget, not at the target
+            record["target_error"] = float("nan")
         records.append({"kind": "equal_budget" if control else "pruned", "method": method, "target": float(target),
                         "metric": metric, "round": k, "steps": p.budget_steps, "finetune_epochs": cfg.epochs,
-                        "total_epochs": cfg.epochs * p.budget_steps, "seed": seed, **stored["record"]})
+                        "total_epochs": cfg.epochs * p.budget_steps, "seed": seed, **record})
     table = None if allocation is None else allocation.table.assign(method=method, target=float(target))
     return BudgetRun("equal_budget" if control else "pruned", method, float(target), seed, records,
                      previous / "model.pt", table, torch.tensor(stored["pred"]))
