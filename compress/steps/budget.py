@@ -29,7 +29,7 @@ from torch import nn
 from .. import budget as budget_alg, latency
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..iterative import prune_step
-from ..metrics import model_summary
+from ..metrics import count_macs, count_params, model_summary
 from ..models import build_model, reinitialize
 from ..paired import COLUMNS as PAIRED, paired_difference
 from ..pruning import has_batchnorm, prune_to_channels
@@ -89,6 +89,11 @@ def _base_predictions(s: Session, baseline: nn.Module) -> dict:
     return evaluate(baseline, s.data.test, s.profile.eval_batch_size, s.device, predictions=True)
 
 
+def _costs(model: nn.Module) -> dict:
+    """What the reductions divide by: MACs and parameters (not `model_summary`, which also gzips the weights)."""
+    return {"macs": count_macs(model), "params": count_params(model)}
+
+
 def _record(s: Session, model: nn.Module, result, base: dict, base_cost: dict, target: float, metric: str) -> dict:
     summary = result.summary()
     cost = model_summary(model)
@@ -111,7 +116,7 @@ def budget_run(s: Session, baseline: nn.Module, method: str, target: float, *, s
     if control and target != 1:
         raise ValueError("method 'none' is the equal-budget control: it prunes nothing, so its target is 1")
     base = base or _base_predictions(s, baseline)
-    base_cost = model_summary(baseline)
+    base_cost = _costs(baseline)
     if control:
         allocation = None
         channels = {n: m.out_channels for n, m in baseline.named_modules() if isinstance(m, nn.Conv2d)}
@@ -164,7 +169,7 @@ def scratch_run(s: Session, baseline: nn.Module, pruned: BudgetRun, *, base: dic
     budget's fine-tune epochs, with the baseline's recipe (cached, resumable)."""
     p = s.profile
     base = base or _base_predictions(s, baseline)
-    base_cost = model_summary(baseline)
+    base_cost = _costs(baseline)
     architecture, _ = load_checkpoint(pruned.checkpoint, s.arch)
     channels = {n: m.out_channels for n, m in architecture.named_modules() if isinstance(m, nn.Conv2d)}
     cfg = TrainConfig.from_profile(p, s.arch, seed=s.seed, epochs=p.epochs_for(s.arch) + p.budget_epochs)
