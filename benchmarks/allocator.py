@@ -78,7 +78,7 @@ def main() -> None:
 
     import torch
 
-    from compress.store import device_name
+    from compress.provenance import device_name
     print(f"{args.arch} width {args.width}, {args.precision}, eval batch {args.eval_batch} ({args.eval_images} images), "
           f"train batch {args.train_batch} ({args.train_steps} steps); {device_name()}, {torch.get_num_threads()} threads")
     results = {"system": [], "keep": []}

@@ -17,7 +17,8 @@ import torch
 from compress import steps
 from compress.models import ARCHS
 from compress.paired import format_delta, paired_difference
-from compress.store import MissingStep, device_name
+from compress.steps.cache import MissingStep
+from compress.provenance import device_name
 from compress.train import evaluate
 
 

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from compress.kernels import affected_convs, channels_last_training
 from compress.models import build_model
 from compress.pruning import prune
-from compress.store import device_name
+from compress.provenance import device_name
 from compress.train import _autocast, resolve_precision
 
 

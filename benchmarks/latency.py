@@ -24,7 +24,7 @@ from compress.pruning import prune
 from compress.ratios import DEFAULT_CONFIGS
 from compress.quant import Int8Config, export_fp32_int8, onnx_runner, onnx_session, quantize_int8
 from compress.quant.deploy import file_sizes_mb
-from compress.store import device_name
+from compress.provenance import device_name
 
 
 def randomise_bn(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:

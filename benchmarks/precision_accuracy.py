@@ -12,7 +12,7 @@ import argparse
 from compress import steps
 from compress.models import ARCHS
 from compress.paired import format_delta, paired_difference
-from compress.store import device_name
+from compress.provenance import device_name
 from compress.train import evaluate
 
 

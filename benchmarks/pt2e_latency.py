@@ -25,7 +25,7 @@ from compress.pruning import arch_of
 from compress.models import ARCHS, build_model
 from compress.quant import Int8Config, quantize_int8
 from compress.quant.pt2e import PT2E_PRESETS, Pt2eConfig, export_fp32, pt2e_available, quantize_pt2e
-from compress.store import device_name
+from compress.provenance import device_name
 from latency import randomise_bn  # the sibling script (a script's folder is first on sys.path)
 
 

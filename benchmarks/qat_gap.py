@@ -25,7 +25,8 @@ from compress.paired import format_delta, paired_difference
 from compress.quant import Int8Config
 from compress.quant.int8 import BACKENDS
 from compress.quant.qat import QATConfig, quantize_qat
-from compress.store import MissingStep, device_name
+from compress.steps.cache import MissingStep
+from compress.provenance import device_name
 from compress.train import evaluate, fit
 
 

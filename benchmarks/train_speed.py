@@ -17,7 +17,7 @@ import torch
 from compress.data import Batches, load_for_profile, synthetic_data
 from compress.models import ARCHS, build_model
 from compress.profiles import get_profile
-from compress.store import device_name
+from compress.provenance import device_name
 from compress.train import TrainConfig, _autocast, channels_last_pays, default_device, evaluate, fit, resolve_precision
 
 

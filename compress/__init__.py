@@ -4,7 +4,7 @@ Layers, each importing only those below it (tests/test_layers.py keeps it so):
     entry points   cli, reproduce, interactive, the notebooks
     steps, report  steps/ (the typed Session and every cached step), report/ (figures and summaries from tables)
     algorithms     importance, ratios, pruning, sparse, quant/   (plain arguments in, values out)
-    foundation     profiles, data, models, train, metrics, checkpoint, store, allocator
+    foundation     profiles, data, models, train, metrics, checkpoint, files, provenance, allocator
 """
 from .allocator import keep_freed_memory
 from .profiles import Profile, get_profile

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .models import build_model
-from .store import atomic_write_bytes
+from .files import atomic_write_bytes
 
 FORMAT = "compress-checkpoint-v1"
 

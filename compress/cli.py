@@ -24,7 +24,7 @@ from pathlib import Path
 
 from .models import ARCHS
 from .profiles import BUDGET_METHODS, PROFILES, default_profile_name
-from .store import REPO_ROOT
+from .files import REPO_ROOT
 
 TRACEBACK_ENV = "COMPRESS_TRACEBACK"
 

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .store import REPO_ROOT, atomic_write_bytes
+from .files import REPO_ROOT, atomic_write_bytes
 
 DATA_DIR = REPO_ROOT / "data"
 ENV_VAR = "COMPRESS_DATA"

@@ -24,7 +24,7 @@ import torch
 from .models import ARCHS, build_model
 from .profiles import Profile, get_profile
 from .ratios import DEFAULT_CONFIGS
-from .store import REPO_ROOT
+from .files import REPO_ROOT
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
 RESULTS_DIR = REPO_ROOT / "results"
@@ -148,7 +148,8 @@ def baseline_progress(arch: str, profile: Profile, data, seed: int, device) -> f
     over epochs when an interrupted run left a resumable state (e.g. 8/18), else 0.0."""
     from .steps.baseline import STATE_FILE, baseline_key
     from .steps.session import step_cache
-    from .store import progress_path, read_json
+    from .train import progress_path
+    from .files import read_json
     from .train import TrainConfig
 
     cfg = TrainConfig.from_profile(profile, arch, seed=seed)
@@ -166,7 +167,7 @@ def baseline_progress(arch: str, profile: Profile, data, seed: int, device) -> f
 def print_plan(profile: Profile, archs, data, seed: int, device: torch.device) -> dict[str, float]:
     """Print each notebook's steps and estimate; returns the estimated seconds per architecture."""
     sizes = (len(data.train), len(data.val), len(data.test))
-    from .store import device_name
+    from .provenance import device_name
 
     print(f"plan: profile {profile.name} (width {profile.width}) on {data.summary()}; device "
           f"{device_name(device)}", flush=True)

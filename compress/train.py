@@ -31,7 +31,8 @@ from tqdm.auto import tqdm
 
 from .data import Batches, CifarData, Split
 from .kernels import channels_last_training
-from .store import atomic_write_bytes, cpu_info, progress_path, write_json
+from .files import atomic_write_bytes, write_json
+from .provenance import cpu_info
 
 PRECISIONS = ("auto", "bf16", "fp32")
 PRECISION_ENV = "COMPRESS_PRECISION"  # what `auto` resolves to on this machine, when set
@@ -126,6 +127,16 @@ class FitResult:
                 "final_val_top1": self.final_val_top1, "best_val_top1": self.best_val_top1,
                 "mean_val_top1": self.mean_val_top1, "train_seconds": self.train_seconds,
                 "train_images_per_second": self.images_per_second}
+
+
+PROGRESS_SUFFIX = ".progress.json"
+
+
+def progress_path(state_path: str | Path) -> Path:
+    """Where a saved training state declares the seconds it cost (read by the step cache, so a step finished
+    over several attempts records its whole compute time)."""
+    state_path = Path(state_path)
+    return state_path.with_name(state_path.stem + PROGRESS_SUFFIX)
 
 
 def default_device() -> torch.device:

@@ -5,7 +5,7 @@ import pytest
 
 from compress.steps import baseline_key
 from compress.profiles import get_profile
-from compress.store import config_key
+from compress.steps.cache import config_key
 from compress.train import TrainConfig
 
 JPEG_FULL = "image folder cifar10-jpeg.tar.gz (JPEG CIFAR-10 copy): train 45000, val 5000, test 10000"

@@ -8,7 +8,7 @@ import torch
 from compress.checkpoint import save_checkpoint
 from compress.cli import main
 from compress.models import build_model
-from compress.store import read_table
+from compress.files import read_table
 
 
 @pytest.fixture

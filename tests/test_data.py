@@ -146,7 +146,7 @@ def test_real_data_loads(real_source):
 
 def test_a_relative_path_means_the_same_from_any_directory(tmp_path, monkeypatch):
     from compress.data import DataError, locate
-    from compress.store import REPO_ROOT
+    from compress.files import REPO_ROOT
 
     monkeypatch.chdir(tmp_path)  # e.g. notebooks/, where a Jupyter kernel runs
     assert locate("README.md") == REPO_ROOT / "README.md"  # not here: found from the repository root

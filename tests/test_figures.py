@@ -2,7 +2,8 @@ import numpy as np
 import pandas as pd
 
 from compress.report import figures
-from compress.store import provenance, write_table
+from compress.provenance import provenance
+from compress.files import write_table
 
 
 def _fake_results(root, arch="resnet18"):
@@ -72,7 +73,7 @@ def _figure():
 def test_a_table_of_an_older_schema_skips_only_its_figure(tmp_path, capsys):
     _fake_results(tmp_path / "results")
     path = tmp_path / "results" / "resnet18" / "pruning.csv"
-    from compress.store import read_table
+    from compress.files import read_table
 
     table, prov = read_table(path)
     write_table(path, table.drop(columns="selected"), prov)

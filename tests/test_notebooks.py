@@ -81,7 +81,9 @@ def test_the_plan_counts_the_baseline_epochs_already_saved(tmp_path, monkeypatch
     from compress.profiles import get_profile
     from compress.reproduce import baseline_progress
     from compress.steps.baseline import STATE_FILE, baseline_key
-    from compress.store import StepCache, progress_path, write_json
+    from compress.steps.cache import StepCache
+    from compress.train import progress_path
+    from compress.files import write_json
     from compress.train import TrainConfig
 
     monkeypatch.setenv("COMPRESS_CACHE", str(tmp_path))

@@ -9,7 +9,7 @@ from compress.checkpoint import save_checkpoint
 from compress.data import synthetic_data
 from compress.models import build_model
 from compress.quant.report import COLUMNS, compare_int8, pruned_int8_table
-from compress.store import read_table
+from compress.files import read_table
 from compress.train import TrainConfig
 
 

@@ -9,7 +9,8 @@ from conftest import tiny_model
 from compress import steps
 from compress.checkpoint import load_checkpoint, save_checkpoint
 from compress.metrics import conv_channels
-from compress.store import MissingStep, read_table
+from compress.steps.cache import MissingStep
+from compress.files import read_table
 
 BLOCKS = [0.25, 0.5, 0.25, 0.5, 0.25, 0.5, 0.25, 0.5]
 

@@ -2,7 +2,8 @@ import pandas as pd
 import pytest
 
 from compress.report import figures, targets
-from compress.store import provenance, read_table, write_table
+from compress.provenance import provenance
+from compress.files import read_table, write_table
 
 
 def _int8_rows(variants, top1, delta, size, lat1, lat2, runtime="torch"):

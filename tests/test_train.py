@@ -5,7 +5,8 @@ import torch
 from compress import train
 from compress.data import load_cifar10
 from compress.models import build_model
-from compress.store import progress_path, read_json
+from compress.train import progress_path
+from compress.files import read_json
 from compress.train import (TrainConfig, bf16_pays, cpu_has_fast_bf16, evaluate, fit, param_groups, resolve_precision,
                             warmup_linear_decay)
 

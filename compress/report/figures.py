@@ -11,7 +11,7 @@ from pathlib import Path
 
 from . import plots
 from ..models import ARCHS
-from ..store import REPO_ROOT, atomic_write_text
+from ..files import REPO_ROOT, atomic_write_text
 from .summary import figure_label, replace_block, summary_markdown
 from .tables import load_tables
 from .targets import targets_markdown

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from ..store import atomic_write_bytes
+from ..files import atomic_write_bytes
 
 
 def save(fig, path: str | Path, dpi: int = 120) -> Path:

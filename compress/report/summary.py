@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..models import ARCHS
-from ..store import read_table
+from ..files import read_table
 
 
 def headline(results_dir: Path, arch: str) -> pd.DataFrame:

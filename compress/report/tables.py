@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..store import read_table
+from ..files import read_table
 
 # table names written by steps.save_results, read by the figures, the summary and the targets
 TABLES = ("baseline", "history", "l1", "sensitivity", "pruning", "channels", "budget", "budget_layers", "budget_latency",

@@ -10,7 +10,8 @@ from torch import nn
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..metrics import model_costs, model_summary
 from ..models import build_model
-from ..store import MissingStep, read_json, read_table, write_json, write_table
+from .cache import MissingStep
+from ..files import read_json, read_table, write_json, write_table
 from ..train import TrainConfig, fit
 from .session import Session
 

@@ -34,7 +34,8 @@ from ..models import build_model, reinitialize
 from ..paired import COLUMNS as PAIRED, paired_difference
 from ..pruning import has_batchnorm, prune_to_channels
 from ..data import calibration_batches
-from ..store import fingerprint, read_json, read_table, write_json, write_table
+from .cache import fingerprint
+from ..files import read_json, read_table, write_json, write_table
 from ..train import TrainConfig, evaluate, fit
 from .pruning import rescale_inputs
 from .session import Session
@@ -256,7 +257,7 @@ def budget_latency(s: Session, sweep: BudgetSweep, *, baseline: nn.Module | None
     (latency does not depend on the weights, so these are not fine-tuned). Cached per machine: a latency is a
     property of the CPU it was timed on. Records the `budget_latency` table."""
     from ..quant.deploy import export_fp32_int8, file_sizes_mb
-    from ..store import device_name
+    from ..provenance import device_name
 
     runs = [r for r in sweep.runs if (r.kind == "pruned" and r.method == sweep.chosen and r.seed == s.seed)
             or r.kind == "equal_budget"]

@@ -8,7 +8,8 @@ from torch import nn
 
 from .. import importance
 from ..data import Split, stratified_indices
-from ..store import fingerprint, read_table, write_table
+from .cache import fingerprint
+from ..files import read_table, write_table
 from .session import Session
 
 

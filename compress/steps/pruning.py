@@ -18,7 +18,8 @@ from ..data import calibration_batches
 from ..iterative import prune_step
 from ..pruning import ChannelPruner, arch_of, check_criterion, has_batchnorm, match_activation_scale, prune
 from ..ratios import channel_targets, default_configs, expand, round_ratios, select_config
-from ..store import fingerprint, read_json, write_json, write_table
+from .cache import fingerprint
+from ..files import read_json, write_json, write_table
 from ..train import TrainConfig, evaluate, fit
 from .session import Session
 

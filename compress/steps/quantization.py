@@ -13,7 +13,8 @@ from ..paired import paired_difference
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..quant import Int8Config, compare_int8, fixed_point_table, pruned_int8_table, pt2e_available
 from ..sparse import sparse_finetune
-from ..store import fingerprint, read_table, write_table
+from .cache import fingerprint
+from ..files import read_table, write_table
 from ..train import TrainConfig, evaluate
 from .session import Session
 

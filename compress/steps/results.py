@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..store import read_table, write_table
+from ..files import read_table, write_table
 from .session import Session
 
 # paired_ci95 / mcnemar_p: of the difference to the baseline on the same test images (`compress.paired`),

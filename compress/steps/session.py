@@ -17,7 +17,9 @@ import torch
 from ..data import CifarData, load_for_profile
 from ..models import ARCHS
 from ..profiles import Profile, default_profile_name, get_profile
-from ..store import REPO_ROOT, StepCache, provenance
+from ..files import REPO_ROOT
+from .cache import StepCache
+from ..provenance import provenance
 from ..train import default_device
 
 CACHE_ENV = "COMPRESS_CACHE"

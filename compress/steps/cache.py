@@ -1,181 +1,21 @@
-"""Everything that touches the disk: atomic files, tables with provenance, the step cache and its keys.
-
-A results table is a tidy CSV whose first line is `# provenance: {json}` (config, seed, versions, git
-commit, device, dataset source), so a number can always be traced to the run that made it, and the
-file still opens in pandas with `read_table`. Every write goes to a temporary file that is renamed
-into place, so an interrupted run never leaves a half-written result that a later run would trust.
-"""
+"""The step cache: finished pipeline steps on disk, keyed by what decides their result, each with the
+provenance of the run that computed it."""
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
-import io
 import json
 import os
-import platform
-import subprocess
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
 
-import pandas as pd
 import torch
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-PROVENANCE_PREFIX = "# provenance: "
+from ..files import _jsonable, read_json, write_json
+from ..train import PROGRESS_SUFFIX
 
 
-# ----------------------------------------------------------------------------- atomic writes
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write `data` to `path` through a temp file in the same folder and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, _new_file_mode())  # mkstemp's private 0600 would otherwise replace the usual mode
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _new_file_mode() -> int:
-    """The mode `open(path, "w")` gives a new file: 0666 less the process umask (read without changing it
-    where /proc says it, else by setting it and putting it back)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return 0o666 & ~int(line.split()[1], 8)
-    except OSError:
-        pass
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    return atomic_write_bytes(path, text.encode())
-
-
-def write_json(path: str | Path, obj: Any) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n")
-
-
-def read_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text())
-
-
-def _jsonable(o):
-    if hasattr(o, "tolist"):
-        return o.tolist()
-    if hasattr(o, "__dataclass_fields__"):
-        import dataclasses
-
-        return dataclasses.asdict(o)
-    if isinstance(o, (set, frozenset, tuple)):
-        return list(o)
-    if isinstance(o, Path):
-        return str(o)
-    return str(o)
-
-
-# ----------------------------------------------------------------------------- provenance
-def git_commit(repo: Path = REPO_ROOT) -> str:
-    """HEAD's hash, with `+dirty` when the tree has uncommitted changes; `unknown` outside git."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10)
-        if head.returncode != 0:
-            return "unknown"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return head.stdout.strip() + ("+dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-@functools.lru_cache(maxsize=None)
-def cpu_info() -> dict[str, str]:
-    """The first CPU's fields in Linux /proc/cpuinfo (`model name`, `vendor_id`, `flags`, ...); {} elsewhere."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            first_cpu = f.read().split("\n\n")[0]
-    except OSError:
-        return {}
-    return {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in first_cpu.splitlines())}
-
-
-def cpu_model() -> str:
-    """The CPU's model name, family/model numbers and bf16 hardware: the same name covers machines that
-    train 3x apart (`Intel(R) Xeon(R) Processor` with and without AMX), so the features are part of it."""
-    info = cpu_info()
-    if not info:
-        return platform.processor() or platform.machine()  # "x86_64" on Linux, hence /proc/cpuinfo
-    flags = set(info.get("flags", "").split())
-    isa = [name for flag, name in (("avx512f", "AVX512"), ("avx512_bf16", "AVX512-BF16"), ("amx_bf16", "AMX"))
-           if flag in flags] or ["no AVX512"]
-    if "avx512_bf16" in flags and "amx_bf16" not in flags:
-        isa.append("no AMX")
-    return (f"{info.get('model name', '?')} [family {info.get('cpu family', '?')} model {info.get('model', '?')}; "
-            f"{', '.join(isa)}]")
-
-
-def device_name(device: str | None = None) -> str:
-    dev = str(device) if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
-    if dev.startswith("cuda") and torch.cuda.is_available():
-        return f"{dev} ({torch.cuda.get_device_name(torch.device(dev))})"
-    return f"cpu ({cpu_model()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"
-
-
-def versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for mod in ("torch", "torchvision", "torch_pruning", "torchao", "numpy", "pandas", "onnxruntime"):
-        try:
-            out[mod] = __import__(mod).__version__
-        except Exception:  # a missing optional package is recorded, not fatal
-            out[mod] = "absent"
-    return out
-
-
-def provenance(config: dict | None = None, *, seed: int | None = None, data_source: str | None = None,
-               device: str | None = None) -> dict:
-    """Everything needed to trace a number: what was asked, on what data, with which code, where."""
-    return {
-        "config": config or {},
-        "seed": seed,
-        "data_source": data_source,
-        "device": device_name(device),
-        "versions": versions(),
-        "git_commit": git_commit(),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-
-
-# ----------------------------------------------------------------------------- tables
-def write_table(path: str | Path, df: pd.DataFrame, prov: dict) -> Path:
-    """A tidy CSV with its provenance on the first line, written atomically."""
-    buf = io.StringIO()
-    buf.write(PROVENANCE_PREFIX + json.dumps(prov, sort_keys=True, default=_jsonable) + "\n")
-    df.to_csv(buf, index=False)
-    return atomic_write_text(path, buf.getvalue())
-
-
-def read_table(path: str | Path) -> tuple[pd.DataFrame, dict]:
-    """The table and its provenance, as written by `write_table`."""
-    text = Path(path).read_text()
-    first, _, rest = text.partition("\n")
-    if not first.startswith(PROVENANCE_PREFIX):
-        raise ValueError(f"{path} is not a compress results table (no provenance line)")
-    return pd.read_csv(io.StringIO(rest)), json.loads(first[len(PROVENANCE_PREFIX):])
-
-
-# ----------------------------------------------------------------------------- step cache
 def fingerprint(model) -> str:
     """A hash of a model's weights and their names: identifies upstream weights in step cache keys."""
     h = hashlib.sha256()
@@ -195,15 +35,6 @@ def config_key(config: dict) -> str:
 class MissingStep(LookupError):
     """A step's input is not in the cache and the caller asked not to compute it (e.g. the CLI's `prune`
     before `train`): the message says which command makes it."""
-
-
-PROGRESS_SUFFIX = ".progress.json"
-
-
-def progress_path(state_path: str | Path) -> Path:
-    """Where the work saved in `state_path` (e.g. a training state) declares the seconds it cost."""
-    state_path = Path(state_path)
-    return state_path.with_name(state_path.stem + PROGRESS_SUFFIX)
 
 
 def saved_seconds(folder: Path, field: str = "seconds") -> float:

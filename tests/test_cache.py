@@ -5,8 +5,11 @@ import stat
 import pandas as pd
 import pytest
 
-from compress import store
-from compress.store import StepCache, config_key, progress_path, provenance, read_table, write_json, write_table
+from compress import files, provenance as prov_mod
+from compress.steps.cache import StepCache, config_key
+from compress.train import progress_path
+from compress.provenance import provenance
+from compress.files import read_table, write_json, write_table
 
 
 def test_table_round_trip_keeps_provenance(tmp_path):
@@ -84,7 +87,7 @@ def test_fingerprint_follows_the_weights_not_their_memory_format():
     import torch
 
     from compress.models import build_model
-    from compress.store import fingerprint
+    from compress.steps.cache import fingerprint
 
     model = build_model("vgg16_bn", width=0.125)
     before = fingerprint(model)
@@ -96,14 +99,14 @@ def test_fingerprint_follows_the_weights_not_their_memory_format():
 
 def test_device_name_tells_cpus_of_one_model_name_apart(monkeypatch):
     base = {"model name": "Intel(R) Xeon(R) Processor", "vendor_id": "GenuineIntel", "cpu family": "6", "model": "207"}
-    monkeypatch.setattr(store, "cpu_info", lambda: {**base, "flags": "fpu avx512f avx512_bf16 amx_tile amx_bf16"})
-    amx = store.device_name("cpu")
-    monkeypatch.setattr(store, "cpu_info", lambda: {**base, "flags": "fpu avx512f avx512_bf16"})
-    no_amx = store.device_name("cpu")
+    monkeypatch.setattr(prov_mod, "cpu_info", lambda: {**base, "flags": "fpu avx512f avx512_bf16 amx_tile amx_bf16"})
+    amx = prov_mod.device_name("cpu")
+    monkeypatch.setattr(prov_mod, "cpu_info", lambda: {**base, "flags": "fpu avx512f avx512_bf16"})
+    no_amx = prov_mod.device_name("cpu")
     assert "[family 6 model 207; AVX512, AVX512-BF16, AMX]" in amx
     assert "[family 6 model 207; AVX512, AVX512-BF16, no AMX]" in no_amx
-    monkeypatch.setattr(store, "cpu_info", lambda: {})  # no /proc/cpuinfo: the platform's word
-    assert store.device_name("cpu").startswith("cpu (")
+    monkeypatch.setattr(prov_mod, "cpu_info", lambda: {})  # no /proc/cpuinfo: the platform's word
+    assert prov_mod.device_name("cpu").startswith("cpu (")
 
 
 
@@ -111,11 +114,11 @@ def test_atomic_writes_give_files_the_mode_a_plain_open_would(tmp_path):
     """Tables and figures written through a temp file must not end up private (mkstemp's 0600)."""
     plain = tmp_path / "plain.txt"
     plain.write_text("x")
-    atomic = store.atomic_write_text(tmp_path / "atomic.txt", "x")
+    atomic = files.atomic_write_text(tmp_path / "atomic.txt", "x")
     assert stat.S_IMODE(atomic.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)
     old = os.umask(0o077)
     try:
-        private = store.atomic_write_text(tmp_path / "private.txt", "x")
+        private = files.atomic_write_text(tmp_path / "private.txt", "x")
     finally:
         os.umask(old)
     assert stat.S_IMODE(private.stat().st_mode) == 0o600
@@ -168,7 +171,7 @@ def test_a_second_process_waits_for_the_step_then_finds_it(tmp_path):
 
     script = textwrap.dedent(f"""
         import sys, time
-        from compress.store import StepCache
+        from compress.steps.cache import StepCache
         def compute(folder):
             print("computing", flush=True)
             time.sleep(float(sys.argv[1]))
@@ -188,7 +191,7 @@ def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
     import subprocess
     import sys
 
-    script = (f"import time\nfrom compress.store import StepCache\n"
+    script = (f"import time\nfrom compress.steps.cache import StepCache\n"
               f"def compute(folder):\n    print('computing', flush=True)\n    time.sleep(SECONDS)\n"
               f"    (folder / 'out.txt').write_text('done')\n"
               f"print(StepCache({str(tmp_path)!r}).run('slow', {{'x': 1}}, compute)[1], flush=True)\n")

@@ -1,0 +1,96 @@
+"""Everything written to disk goes through here: atomic files, JSON, and tables with their provenance.
+
+A results table is a tidy CSV whose first line is `# provenance: {json}` (what computed it: config, seed,
+versions, git commits, machine, precision, dataset), so a number can always be traced to the run that made it,
+and the file still opens in pandas with `read_table`. Every write goes to a temporary file renamed into place,
+so an interrupted run never leaves a half-written result that a later run would trust.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PROVENANCE_PREFIX = "# provenance: "
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write `data` to `path` through a temp file in the same folder and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, _new_file_mode())  # mkstemp's private 0600 would otherwise replace the usual mode
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _new_file_mode() -> int:
+    """The mode `open(path, "w")` gives a new file: 0666 less the process umask (read without changing it
+    where /proc says it, else by setting it and putting it back)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except OSError:
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode())
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n")
+
+
+def read_json(path: str | Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def _jsonable(o):
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if hasattr(o, "__dataclass_fields__"):
+        import dataclasses
+
+        return dataclasses.asdict(o)
+    if isinstance(o, (set, frozenset, tuple)):
+        return list(o)
+    if isinstance(o, Path):
+        return str(o)
+    return str(o)
+
+
+
+def write_table(path: str | Path, df: pd.DataFrame, prov: dict) -> Path:
+    """A tidy CSV with its provenance on the first line, written atomically."""
+    buf = io.StringIO()
+    buf.write(PROVENANCE_PREFIX + json.dumps(prov, sort_keys=True, default=_jsonable) + "\n")
+    df.to_csv(buf, index=False)
+    return atomic_write_text(path, buf.getvalue())
+
+
+def read_table(path: str | Path) -> tuple[pd.DataFrame, dict]:
+    """The table and its provenance, as written by `write_table`."""
+    text = Path(path).read_text()
+    first, _, rest = text.partition("\n")
+    if not first.startswith(PROVENANCE_PREFIX):
+        raise ValueError(f"{path} is not a compress results table (no provenance line)")
+    return pd.read_csv(io.StringIO(rest)), json.loads(first[len(PROVENANCE_PREFIX):])
