@@ -313,8 +313,8 @@ def _prune_to_budget(args) -> None:
     records = pd.DataFrame(run.records)
     print(records[cols].round(4).to_string(index=False))
     print(f"checkpoint: {run.checkpoint}")
-    s.record("budget", records)
-    s.record("budget_layers", run.allocation)
+    s.record("budget", records, steps=records.step)
+    s.record("budget_layers", run.allocation, steps=records.step)
     steps.save_results(s)
 
 

@@ -38,19 +38,33 @@ def cpu_info() -> dict[str, str]:
     return {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in first_cpu.splitlines())}
 
 
+# the instruction sets that decide how fast this project's kernels run: bf16 training (AVX512-BF16, AMX) and
+# INT8 inference (VNNI, AMX); the same model name covers machines that train 3x apart
+CPU_FEATURES = (("avx2", "AVX2"), ("avx512f", "AVX512"), ("avx512_vnni", "AVX512-VNNI"), ("avx_vnni", "AVX-VNNI"),
+                ("avx512_bf16", "AVX512-BF16"), ("amx_bf16", "AMX"))
+
+
+def cpu_features() -> list[str]:
+    """The CPU_FEATURES this CPU has, then what it lacks that a reader would otherwise assume: `no VNNI`
+    (INT8 kernels run without dot-product instructions), `no native bf16`, `no AMX`."""
+    flags = set(cpu_info().get("flags", "").split())
+    have = [name for flag, name in CPU_FEATURES if flag in flags]
+    if not flags & {"avx512_vnni", "avx_vnni", "amx_int8"}:
+        have.append("no VNNI")
+    if not flags & {"avx512_bf16", "amx_bf16"}:
+        have.append("no native bf16")
+    elif "amx_bf16" not in flags:
+        have.append("no AMX")
+    return have
+
+
 def cpu_model() -> str:
-    """The CPU's model name, family/model numbers and bf16 hardware: the same name covers machines that
-    train 3x apart (`Intel(R) Xeon(R) Processor` with and without AMX), so the features are part of it."""
+    """The CPU's model name, family/model numbers and the features that decide its speed (`cpu_features`)."""
     info = cpu_info()
     if not info:
         return platform.processor() or platform.machine()  # "x86_64" on Linux, hence /proc/cpuinfo
-    flags = set(info.get("flags", "").split())
-    isa = [name for flag, name in (("avx512f", "AVX512"), ("avx512_bf16", "AVX512-BF16"), ("amx_bf16", "AMX"))
-           if flag in flags] or ["no AVX512"]
-    if "avx512_bf16" in flags and "amx_bf16" not in flags:
-        isa.append("no AMX")
     return (f"{info.get('model name', '?')} [family {info.get('cpu family', '?')} model {info.get('model', '?')}; "
-            f"{', '.join(isa)}]")
+            f"{', '.join(cpu_features())}]")
 
 
 def device_name(device: str | None = None) -> str:
@@ -71,14 +85,19 @@ def versions() -> dict[str, str]:
 
 
 def provenance(config: dict | None = None, *, seed: int | None = None, data_source: str | None = None,
-               device: str | None = None) -> dict:
-    """Everything needed to trace a number: what was asked, on what data, with which code, where."""
+               device: str | None = None, precision: str | None = None) -> dict:
+    """Everything needed to trace a number: what was asked, on what data, with which code (and whether the
+    tree was clean), where (the machine and its CPU features), in which training precision."""
+    commit = git_commit()
     return {
         "config": config or {},
         "seed": seed,
         "data_source": data_source,
         "device": device_name(device),
+        "cpu_features": cpu_features(),
+        "precision": precision,
         "versions": versions(),
-        "git_commit": git_commit(),
+        "git_commit": commit,
+        "clean": commit != "unknown" and not commit.endswith("+dirty"),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

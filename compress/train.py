@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from .data import Batches, CifarData, Split
 from .kernels import channels_last_training
 from .files import atomic_write_bytes, write_json
-from .provenance import cpu_info
+from .provenance import cpu_info, git_commit
 
 PRECISIONS = ("auto", "bf16", "fp32")
 PRECISION_ENV = "COMPRESS_PRECISION"  # what `auto` resolves to on this machine, when set
@@ -337,7 +337,7 @@ def _fit(model, data, cfg, teacher, device, precision, channels_last, step_hook,
     sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_linear_decay(total, math.ceil(cfg.warmup_epochs * steps_per_epoch)))
     forward = torch.compile(model) if cfg.compile else model
 
-    rows, step, train_time, images, start, wall = [], 0, 0.0, 0, 0, 0.0
+    rows, step, train_time, images, start, wall, commits = [], 0, 0.0, 0, 0, 0.0, []
     state_path = Path(state_path) if state_path is not None else None
     identity = {**cfg.identity(device), "train_images": len(data.train), "distill": teacher is not None}
     state = _load_state(state_path, identity) if state_path is not None else None
@@ -349,11 +349,14 @@ def _fit(model, data, cfg, teacher, device, precision, channels_last, step_hook,
         torch.set_rng_state(state["cpu_rng"])
         rows, step, train_time, images, start = state["history"], state["step"], state["train_seconds"], state["images"], state["epoch"]
         wall = state["wall_seconds"]
+        commits = state.get("commits", ["unknown"])
         if cfg.progress:
             print(f"[{cfg.desc}] resuming after epoch {start}/{cfg.epochs} from {state_path}", flush=True)
 
-    if state_path is not None:  # what this run carries from earlier attempts: none when it starts afresh
-        write_json(progress_path(state_path), {"seconds": wall, "carried": wall, "epoch": start, "epochs": cfg.epochs})
+    if state_path is not None:  # what this run carries from earlier attempts (none when it starts afresh), by which code
+        commits = commits + [c for c in [git_commit()] if c not in commits]
+        write_json(progress_path(state_path), {"seconds": wall, "carried": wall, "epoch": start, "epochs": cfg.epochs,
+                                               "commits": commits})
     wall_t0 = time.perf_counter()
     bar = tqdm(total=total, initial=step, desc=cfg.desc, disable=not cfg.progress, leave=False, mininterval=5)
     line = Heartbeat(cfg.desc, total, step, enabled=cfg.progress)
@@ -405,10 +408,10 @@ def _fit(model, data, cfg, teacher, device, precision, channels_last, step_hook,
                                      "scheduler": sched.state_dict(), "generator": gen.get_state(),
                                      "cpu_rng": torch.get_rng_state(), "history": rows,
                                      "train_seconds": train_time, "images": images,
-                                     "wall_seconds": wall_now})
-            # what the saved epochs cost, for the step cache to count when a later attempt resumes from them
+                                     "wall_seconds": wall_now, "commits": commits})
+            # what the saved epochs cost and which code ran them, for the step cache when a later attempt resumes
             write_json(progress_path(state_path), {"seconds": wall_now, "carried": wall, "epoch": epoch + 1,
-                                                   "epochs": cfg.epochs})
+                                                   "epochs": cfg.epochs, "commits": commits})
         if cfg.progress:
             r = rows[-1]
             bar.write(f"[{cfg.desc}] epoch {epoch + 1}/{cfg.epochs}  loss {r['train_loss']:.3f}  train {r['train_top1']:.2f}%  "

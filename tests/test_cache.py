@@ -103,8 +103,10 @@ def test_device_name_tells_cpus_of_one_model_name_apart(monkeypatch):
     amx = prov_mod.device_name("cpu")
     monkeypatch.setattr(prov_mod, "cpu_info", lambda: {**base, "flags": "fpu avx512f avx512_bf16"})
     no_amx = prov_mod.device_name("cpu")
-    assert "[family 6 model 207; AVX512, AVX512-BF16, AMX]" in amx
-    assert "[family 6 model 207; AVX512, AVX512-BF16, no AMX]" in no_amx
+    assert "[family 6 model 207; AVX512, AVX512-BF16, AMX, no VNNI]" in amx
+    assert "[family 6 model 207; AVX512, AVX512-BF16, no VNNI, no AMX]" in no_amx
+    monkeypatch.setattr(prov_mod, "cpu_info", lambda: {**base, "flags": "fpu avx2 avx512f avx512_vnni"})
+    assert "AVX2, AVX512, AVX512-VNNI, no native bf16]" in prov_mod.device_name("cpu")  # an Ice Lake VM
     monkeypatch.setattr(prov_mod, "cpu_info", lambda: {})  # no /proc/cpuinfo: the platform's word
     assert prov_mod.device_name("cpu").startswith("cpu (")
 

@@ -92,7 +92,7 @@ def test_every_figure_is_stamped_with_its_source(tmp_path, monkeypatch):
     figures.make_figures(tmp_path / "results", tmp_path / "assets", archs=["resnet18"], verbose=False)
     assert len(stamps) == len(figures.FIGURES)
     for texts in stamps:
-        assert any(t.startswith("profile ? (width ?) | synthetic | cpu (") and "commit " in t for t in texts), texts
+        assert any(t.startswith("profile ? (width ?) | synthetic | cpu (") and "computed by " in t for t in texts), texts
 
 
 def test_summary_pairs_the_difference_where_the_step_did(tmp_path):

@@ -66,13 +66,35 @@ def _short(commit: str) -> str:
     return head[:12] + plus + rest
 
 
+def computed_by(prov: dict) -> str:
+    """The commits that computed a table's rows (each cached step's own, `steps/results.table_provenance`),
+    shortened; a table from before steps kept their provenance says so and names its publishing commit."""
+    if not prov.get("commits"):  # published before each step kept its own: the publishing commit is all there is
+        return f"not recorded (published by {_short(str(prov.get('git_commit', '?')))})"
+    return ", ".join(_short(str(c)) for c in prov["commits"])
+
+
+def precision_used(prov: dict) -> str:
+    """The training precision(s) of the steps behind a table (`bf16`, `fp32`), or `precision not recorded`."""
+    found = [p.get("precision") for p in (prov.get("steps") or {}).values()] or [prov.get("precision")]
+    found = sorted({str(p) for p in found if p})
+    return " + ".join(found) if found else "precision not recorded"
+
+
 def figure_label(prov: dict) -> str:
-    """The short source line stamped under a figure: profile, width, data, device, commit."""
+    """The short source line stamped under a figure: profile, width, data, device, precision, the commits."""
     p = prov.get("config", {}).get("profile", {})
     data = str(prov.get("data_source") or "?")
     data = "JPEG CIFAR-10 copy" if "jpeg" in data.lower() else data
     return (f"profile {p.get('name', '?')} (width {p.get('width', '?')}) | {data} | {prov.get('device', '?')} | "
-            f"commit {_short(str(prov.get('git_commit', '?')))}")
+            f"{precision_used(prov)} | computed by {computed_by(prov)}")
+
+
+def _commits_line(prov: dict) -> str:
+    published = _short(str(prov.get("git_commit", "?")))
+    if prov.get("commits"):
+        return f"computed by `{computed_by(prov)}`, published by `{published}`"
+    return f"published by `{published}` (the commits that computed its cached steps were not recorded then)"
 
 
 def load_provenance(results_dir: Path, arch: str) -> str:
@@ -82,7 +104,8 @@ def load_provenance(results_dir: Path, arch: str) -> str:
     epochs = (p.get("arch_epochs") or {}).get(arch, p.get("epochs"))
     return (f"Profile `{p.get('name')}` (width {p.get('width')}, {p.get('train_size') or 'all'} training images, "
             f"{epochs} baseline epochs), data: {prov['data_source']}; device: {prov['device']}; "
-            f"torch {prov['versions'].get('torch')}; commit `{_short(prov['git_commit'])}`. Accuracy: final-epoch test top-1; "
+            f"training precision: {precision_used(prov)}; torch {prov['versions'].get('torch')}; {_commits_line(prov)}. "
+            f"Accuracy: final-epoch test top-1; "
             f"vs baseline: the difference in points, ± the 95% interval of the paired difference on the same test "
             f"images where the step paired them; latency: batch 1, median, all CPU threads.")
 

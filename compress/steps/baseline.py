@@ -58,12 +58,13 @@ def train_baseline(s: Session, *, train: bool = True, **train_overrides) -> nn.M
         write_json(folder / "result.json", {"record": record, "provenance": s.provenance({"train": cfg.to_dict()})})
         (folder / STATE_FILE).unlink(missing_ok=True)
 
-    folder, _ = s.cache.run("baseline", key, compute)
+    folder, _ = s.run("baseline", key, compute)
     model, _ = load_checkpoint(folder / "model.pt", s.arch)
     # static costs are recounted on load, so every table uses today's one counter
     record = {**read_json(folder / "result.json")["record"], **model_summary(model)}
-    s.record("baseline", pd.DataFrame([record]))
-    s.record("history", read_table(folder / "history.csv")[0])
+    s.baseline_step = folder.name
+    s.record("baseline", pd.DataFrame([record]), steps=[folder])
+    s.record("history", read_table(folder / "history.csv")[0], steps=[folder])
     s.add_model("baseline", "baseline (FP32)", {**record, "top1": record["test_top1"], "runtime": "torch"})
     return model.to(s.device).eval()
 

@@ -44,7 +44,8 @@ KEY_VERSION = 1  # raise when the budget steps' algorithm changes: their cached 
 CRITERION = "l1"
 COLUMNS = ["kind", "method", "target", "metric", "round", "steps", "finetune_epochs", "total_epochs", "seed",
            "params", "macs", "mac_reduction", "param_reduction", "target_error", "test_top1", "test_top5", *PAIRED,
-           "vs_equal_delta", "vs_equal_ci95", "vs_equal_p", "final_val_top1", "train_seconds", "selected"]
+           "vs_equal_delta", "vs_equal_ci95", "vs_equal_p", "final_val_top1", "train_seconds", "selected",
+           "step"]  # step: the cached step that computed the row; the table's provenance says which commit, machine, precision
 
 
 @dataclass
@@ -151,7 +152,7 @@ def budget_run(s: Session, baseline: nn.Module, method: str, target: float, *, s
             write_json(folder / "record.json", {"record": record, "pred": result.test["pred"].tolist(), "provenance": prov})
             (folder / "train_state.pt").unlink(missing_ok=True)
 
-        folder, _ = s.cache.run("budget_round", key, compute)
+        folder, _ = s.run("budget_round", key, compute)
         previous = folder
         stored = read_json(folder / "record.json")
         record = dict(stored["record"])
@@ -159,7 +160,7 @@ def budget_run(s: Session, baseline: nn.Module, method: str, target: float, *, s
             record["target_error"] = float("nan")
         records.append({"kind": "equal_budget" if control else "pruned", "method": method, "target": float(target),
                         "metric": metric, "round": k, "steps": p.budget_steps, "finetune_epochs": cfg.epochs,
-                        "total_epochs": cfg.epochs * p.budget_steps, "seed": seed, **record})
+                        "total_epochs": cfg.epochs * p.budget_steps, "seed": seed, **record, "step": folder.name})
     table = None if allocation is None else allocation.table.assign(method=method, target=float(target))
     return BudgetRun("equal_budget" if control else "pruned", method, float(target), seed, records,
                      previous / "model.pt", table, torch.tensor(stored["pred"]))
@@ -190,10 +191,10 @@ def scratch_run(s: Session, baseline: nn.Module, pruned: BudgetRun, *, base: dic
         write_json(folder / "record.json", {"record": record, "pred": result.test["pred"].tolist(), "provenance": prov})
         (folder / "train_state.pt").unlink(missing_ok=True)
 
-    folder, _ = s.cache.run("budget_scratch", key, compute)
+    folder, _ = s.run("budget_scratch", key, compute)
     stored = read_json(folder / "record.json")
     record = {"kind": "scratch", "method": pruned.method, "target": pruned.target, "metric": "macs", "round": 1, "steps": 1,
-              "finetune_epochs": 0, "total_epochs": cfg.epochs, "seed": s.seed, **stored["record"]}
+              "finetune_epochs": 0, "total_epochs": cfg.epochs, "seed": s.seed, **stored["record"], "step": folder.name}
     return BudgetRun("scratch", pruned.method, pruned.target, s.seed, [record], folder / "model.pt", None,
                      torch.tensor(stored["pred"]))
 
@@ -226,8 +227,8 @@ def budget_sweep(s: Session, baseline: nn.Module, scan: pd.DataFrame | None = No
     runs += [scratch_run(s, baseline, by_target[f], base=base) for f in p.budget_scratch.get(s.arch, ())]
     table = _table(s, runs, equal, chosen)
     layers = pd.concat([r.allocation for r in runs if r.allocation is not None and r.seed == s.seed], ignore_index=True)
-    s.record("budget", table)
-    s.record("budget_layers", layers)
+    s.record("budget", table, steps=table.step)
+    s.record("budget_layers", layers, steps=table.step)
     return BudgetSweep(table, layers, chosen, runs)
 
 
@@ -291,5 +292,5 @@ def budget_latency(s: Session, sweep: BudgetSweep, *, baseline: nn.Module | None
         table = pd.concat(rows, ignore_index=True)[LATENCY_COLUMNS]
         write_table(folder / "budget_latency.csv", table, s.provenance({"step": "budget_latency", **key}))
 
-    folder, _ = s.cache.run("budget_latency", key, compute)
-    return s.record("budget_latency", read_table(folder / "budget_latency.csv")[0])
+    folder, _ = s.run("budget_latency", key, compute)
+    return s.record("budget_latency", read_table(folder / "budget_latency.csv")[0], steps=[folder])

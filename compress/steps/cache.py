@@ -131,22 +131,25 @@ class StepCache:
                 fcntl.flock(handle, fcntl.LOCK_EX)
             yield
 
-    def run(self, name: str, config: dict, compute: Callable[[Path], Any]) -> tuple[Path, bool]:
+    def run(self, name: str, config: dict, compute: Callable[[Path], Any],
+            provenance: dict | None = None) -> tuple[Path, bool]:
         """Run `compute(folder)` unless this (name, config) already finished; returns (folder, was_cached).
 
-        `compute` writes its outputs into `folder`; `done.json` (with the config and the wall time, that of
-        earlier attempts' saved work included) is written after it returns. A failed compute that wrote
-        nothing leaves no folder behind.
+        `compute` writes its outputs into `folder`; `done.json` is written after it returns, with the config,
+        the compute time (that of earlier attempts' saved work included) and `provenance`: the computing run's
+        (commit and whether the tree was clean, machine, precision, versions), its start and end, and every
+        commit whose attempt contributed saved work. A failed compute that wrote nothing leaves no folder.
         """
         folder = self.folder(name, config)
         with self.lock(folder):
             if self.is_done(name, config):
-                seconds = read_json(folder / DONE).get("seconds")
-                self.log.append({"step": name, "folder": folder.name, "cached": True, "seconds": seconds})
+                record = read_json(folder / DONE)
+                self.log.append({"step": name, "folder": folder.name, "cached": True, "seconds": record.get("seconds"),
+                                 "provenance": step_provenance(record)})
                 return folder, True
             folder.mkdir(parents=True, exist_ok=True)
             earlier = saved_seconds(folder)
-            t0 = time.perf_counter()
+            started, t0 = time.strftime("%Y-%m-%dT%H:%M:%S%z"), time.perf_counter()
             try:
                 compute(folder)
             except BaseException:
@@ -154,9 +157,43 @@ class StepCache:
                     folder.rmdir()
                 raise
             # the earlier attempts' work this attempt resumed from (a training step restarted afresh resumed none)
-            earlier = saved_seconds(folder, "carried") if any(folder.glob("*" + PROGRESS_SUFFIX)) else earlier
+            resumed = any(folder.glob("*" + PROGRESS_SUFFIX))
+            earlier = saved_seconds(folder, "carried") if resumed else earlier
             seconds = time.perf_counter() - t0 + earlier
+            prov = {**(provenance or {}), "started": started, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    "compute_seconds": seconds}
+            prov["commits"] = _attempt_commits(folder, prov.get("git_commit", "unknown"))
             write_json(folder / DONE, {"name": name, "config": config, "finished": time.time(), "seconds": seconds,
-                                       "earlier_attempts_seconds": earlier, "files": folder_digests(folder)})
-        self.log.append({"step": name, "folder": folder.name, "cached": False, "seconds": seconds})
+                                       "earlier_attempts_seconds": earlier, "provenance": prov,
+                                       "files": folder_digests(folder)})
+        self.log.append({"step": name, "folder": folder.name, "cached": False, "seconds": seconds, "provenance": prov})
         return folder, False
+
+    def provenance(self, folder: str | Path) -> dict:
+        """The provenance of the run that computed the finished step in `folder` (a name inside the cache
+        root, or a path)."""
+        return step_provenance(read_json(self.root / Path(folder).name / DONE))
+
+
+UNRECORDED = "unrecorded"  # a step finished before steps kept their own provenance
+
+
+def step_provenance(done: dict) -> dict:
+    """A finished step's provenance from its `done.json`; one computed before steps kept theirs says so
+    rather than borrowing the reader's."""
+    prov = done.get("provenance") if isinstance(done, dict) else None
+    if prov:
+        return prov
+    return {"git_commit": UNRECORDED, "clean": None, "commits": [UNRECORDED],
+            "compute_seconds": done.get("seconds") if isinstance(done, dict) else None}
+
+
+def _attempt_commits(folder: Path, current: str) -> list[str]:
+    """Every commit that ran an attempt whose saved work this step carries (its progress files), then `current`."""
+    commits = []
+    for path in sorted(folder.glob("*" + PROGRESS_SUFFIX)):
+        try:
+            commits += [c for c in read_json(path).get("commits", []) if c not in commits]
+        except (OSError, ValueError, AttributeError):
+            pass
+    return commits + [c for c in [current] if c not in commits]

@@ -43,5 +43,5 @@ def sensitivity(s: Session, model: nn.Module, criterion: str = "l1", *, ratios=N
         write_table(folder / "sensitivity.csv", scan, s.provenance({"step": "sensitivity", "criterion": criterion,
                                                                     "eval_images": len(split), **extra}))
 
-    folder, _ = s.cache.run("sensitivity", key, compute)
-    return s.record("sensitivity", read_table(folder / "sensitivity.csv")[0])
+    folder, _ = s.run("sensitivity", key, compute)
+    return s.record("sensitivity", read_table(folder / "sensitivity.csv")[0], steps=[folder])

@@ -25,7 +25,7 @@ from .session import Session
 
 ROUND_COLUMNS = ["config", "round", "finetune_epochs", "criterion", "distill", "params", "macs", "size_mb",
                  "gzip_mb", "param_reduction", "mac_reduction", "test_top1", "test_top5", *PAIRED, "final_val_top1",
-                 "best_val_top1", "mean_val_top1", "train_seconds", "selected"]
+                 "best_val_top1", "mean_val_top1", "train_seconds", "selected", "step"]  # step: the cached step behind the row
 
 
 @dataclass
@@ -122,7 +122,8 @@ def prune_rounds(s: Session, baseline: nn.Module, configs: dict, rounds: int | N
                      "param_reduction": 1.0, "mac_reduction": 1.0, "test_top1": base_test["top1"],
                      "test_top5": base_test["top5"], **paired_difference(base_test["pred"], base_test["pred"], labels),
                      "final_val_top1": base_val["top1"],
-                     "best_val_top1": base_val["top1"], "mean_val_top1": base_val["top1"], "train_seconds": 0.0})
+                     "best_val_top1": base_val["top1"], "mean_val_top1": base_val["top1"], "train_seconds": 0.0,
+                     "step": s.baseline_step})
         channel_rows += [{"config": name, "round": 0, "layer": n, "channels": c} for n, c in base_channels.items()]
         previous = None  # folder of the previous round's step; None: start from the baseline
         for k, step in enumerate(round_ratios(ratios, rounds), 1):
@@ -156,13 +157,13 @@ def prune_rounds(s: Session, baseline: nn.Module, configs: dict, rounds: int | N
                 write_json(folder / "record.json", {"record": record, "channels": chans, "provenance": prov})
                 (folder / "train_state.pt").unlink(missing_ok=True)
 
-            folder, _ = s.cache.run("prune_round", key, compute)
+            folder, _ = s.run("prune_round", key, compute)
             previous = folder
             stored = read_json(folder / "record.json")
             record = stored["record"] | {"finetune_epochs": cfg.epochs}
             record["param_reduction"] = base_cost["params"] / record["params"]
             record["mac_reduction"] = base_cost["macs"] / record["macs"]
-            rows.append(record)
+            rows.append({**record, "step": folder.name})
             channel_rows += [{"config": name, "round": k, "layer": n, "channels": c} for n, c in stored["channels"].items()]
             checkpoints[(name, k)] = folder / "model.pt"
 
@@ -172,8 +173,8 @@ def prune_rounds(s: Session, baseline: nn.Module, configs: dict, rounds: int | N
     result = PruneResult(table, pd.DataFrame(channel_rows, columns=["config", "round", "layer", "channels"]), expanded,
                          checkpoints, {"rounds": rounds, "criterion": criterion, "round_to": round_to,
                                        "distill": distill, "data_for_taylor": data_for_taylor}, best)
-    s.record("pruning", result.rounds)
-    s.record("channels", result.channels)
+    s.record("pruning", result.rounds, steps=table.step.dropna())
+    s.record("channels", result.channels, steps=table.step.dropna())
     last = table[table["round"] == rounds]
     for _, r in last.iterrows():
         s.add_model(f"pruned:{r.config}", "pruned (FP32)", {**r.to_dict(), "top1": r.test_top1, "runtime": "torch"})
@@ -210,7 +211,7 @@ def distillation_effect(s: Session, baseline: nn.Module, result: PruneResult, co
             at = (table["round"] == k) & (table["distill"] == distill)
             for column, value in (("delta", "paired_delta"), ("ci95", "paired_ci95"), ("p", "mcnemar_p")):
                 table.loc[at, f"vs_other_{column}"] = vs[value]
-    return s.record("distillation", table)
+    return s.record("distillation", table, steps=[*result.rounds.step.dropna(), *other.rounds.step.dropna()])
 
 
 def rescale_inputs(s: Session, seed: int):
@@ -246,5 +247,5 @@ def finetune_ratios(s: Session, baseline: nn.Module, ratios, *, criterion: str =
                                             "provenance": s.provenance({"ratios": ratios})})
         (folder / "train_state.pt").unlink(missing_ok=True)
 
-    folder, _ = s.cache.run("finetune_ratios", key, compute)
+    folder, _ = s.run("finetune_ratios", key, compute)
     return read_json(folder / "record.json")["record"]

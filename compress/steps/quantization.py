@@ -21,14 +21,15 @@ from .session import Session
 LATENCY_BLOCKS = 10  # latency timed in alternating blocks (`metrics.time_interleaved`); part of the INT8 keys
 
 
-def _cached_table(s: Session, name: str, key: dict, make) -> pd.DataFrame:
-    """Run `make()` -> DataFrame once per key; the table is stored with provenance in the step folder."""
+def _cached_table(s: Session, name: str, key: dict, make) -> tuple[pd.DataFrame, Path]:
+    """Run `make()` -> DataFrame once per key; the table is stored with provenance in the step folder.
+    Returns it with that folder."""
     def compute(folder: Path) -> None:
         own = {k: v for k, v in key.items() if k not in ("arch", "profile", "seed", "data")}
         write_table(folder / f"{name}.csv", make(), s.provenance({"step": name, **own}))
 
-    folder, _ = s.cache.run(name, key, compute)
-    return read_table(folder / f"{name}.csv")[0]
+    folder, _ = s.run(name, key, compute)
+    return read_table(folder / f"{name}.csv")[0], folder
 
 
 def _calib(s: Session) -> dict:
@@ -44,8 +45,9 @@ def fixed_point(s: Session, model: nn.Module, bits=None, methods=("linear", "min
     bits = tuple(s.profile.fixed_point_bits if bits is None else bits)
     key = s.key(step="fixed_point", baseline=fingerprint(model), bits=list(bits), methods=list(methods),
                 calib=[s.profile.calib_batches, s.profile.calib_batch_size])
-    return s.record("fixed_point", _cached_table(s, "fixed_point", key, lambda: fixed_point_table(
-        model, s.data, bits, methods, arch=s.arch, seed=s.seed, **_calib(s))))
+    table, folder = _cached_table(s, "fixed_point", key, lambda: fixed_point_table(
+        model, s.data, bits, methods, arch=s.arch, seed=s.seed, **_calib(s)))
+    return s.record("fixed_point", table, steps=[folder])
 
 
 def _int8_table(s: Session, model: nn.Module, step: str, presets=("default", "optimal"), *, backend: str = "x86",
@@ -102,7 +104,8 @@ def int8(s: Session, model: nn.Module, *, backend: str = "x86", qat: bool = True
          pt2e: bool | None = None) -> pd.DataFrame:
     """FP32 vs INT8 PTQ (default and optimal presets) vs QAT, in PyTorch, onnxruntime and (PT2E, where torchao
     runs) Inductor, at 1 and all threads."""
-    table = s.record("int8", _int8_table(s, model, "int8", backend=backend, qat=qat, onnx=onnx, pt2e=pt2e))
+    table, folder = _int8_table(s, model, "int8", backend=backend, qat=qat, onnx=onnx, pt2e=pt2e)
+    s.record("int8", table, steps=[folder])
     costs = {"params": metrics.count_params(model), "macs": metrics.count_macs(model)}
     _add_quant_models(s, table, "baseline", "baseline", costs)
     return table
@@ -126,8 +129,8 @@ def sparse(s: Session, baseline: nn.Module) -> nn.Module:
         write_table(folder / "sparse.csv", pd.DataFrame([record]), s.provenance({"step": "sparse"}))
         (folder / "train_state.pt").unlink(missing_ok=True)
 
-    folder, _ = s.cache.run("sparse", key, compute)
-    r = s.record("sparse", read_table(folder / "sparse.csv")[0]).iloc[0]
+    folder, _ = s.run("sparse", key, compute)
+    r = s.record("sparse", read_table(folder / "sparse.csv")[0], steps=[folder]).iloc[0]
     s.add_model("sparse", "sparse (FP32)", {**r.to_dict(), "top1": r.test_top1, "runtime": "torch"})
     return load_checkpoint(folder / "model.pt", s.arch)[0].to(s.device).eval()
 
@@ -137,11 +140,13 @@ def pruned_int8(s: Session, pruned: nn.Module, config: str, *, backend: str = "x
     """The pruned model of configuration `config` against its INT8 versions (PTQ `optimal`, QAT, onnxruntime,
     PT2E), as `int8` does for the baseline. Rows join the session's `pruned_int8` table under `config`
     (one table for every configuration quantized); returns this configuration's rows."""
-    table = _int8_table(s, pruned, "pruned_int8", presets=("optimal",), backend=backend, qat=qat, onnx=onnx,
-                        pt2e=pt2e).assign(config=config)
+    table, folder = _int8_table(s, pruned, "pruned_int8", presets=("optimal",), backend=backend, qat=qat,
+                                onnx=onnx, pt2e=pt2e)
+    table = table.assign(config=config)
     before = s.tables.get("pruned_int8")
     kept = before[before.config != config] if before is not None and "config" in before else None
-    s.record("pruned_int8", table if kept is None else pd.concat([kept, table], ignore_index=True))
+    steps = [*s.table_steps.get("pruned_int8", []), folder.name] if kept is not None else [folder]
+    s.record("pruned_int8", table if kept is None else pd.concat([kept, table], ignore_index=True), steps=steps)
     costs = {"params": metrics.count_params(pruned), "macs": metrics.count_macs(pruned)}
     _add_quant_models(s, table, f"pruned:{config}", "pruned", costs)
     return table
@@ -160,6 +165,6 @@ def combined(s: Session, baseline: nn.Module, pruned: nn.Module, config: str, sp
                 calib=[s.profile.calib_batches, s.profile.calib_batch_size])
     if backend != "x86":
         key["backend"] = backend
-    table = _cached_table(s, "combined", key, lambda: pruned_int8_table(
+    table, folder = _cached_table(s, "combined", key, lambda: pruned_int8_table(
         baseline, pruned, s.data, sparse=sparse_model, config=Int8Config("optimal", backend), seed=s.seed, **_calib(s)))
-    return s.record("combined", table.assign(config=config))
+    return s.record("combined", table.assign(config=config), steps=[folder])

@@ -55,6 +55,27 @@ def _same_run_kind(a: dict, b: dict) -> bool:
     return kind(a) == kind(b)
 
 
+def table_provenance(s: Session, name: str) -> dict:
+    """The saving run's provenance, plus `steps`: the provenance of each cached step that computed the table's
+    rows (the baseline's included: everything derives from it), and `commits`: every commit that contributed,
+    in order of appearance, the saving run's own only where it computed rows itself (a table no step made)."""
+    prov = s.provenance()
+    logged = {entry["folder"]: entry["provenance"] for entry in s.cache.log}
+    own = s.table_steps.get(name, [])
+    folders = list(logged) if name in ("models", "timings") else [*own, *([s.baseline_step] if s.baseline_step else [])]
+    steps = {f: logged[f] if f in logged else s.cache.provenance(f) for f in dict.fromkeys(folders)}
+    live = not own and name not in ("models", "timings")
+    prov["steps"], prov["commits"] = steps, _commits(steps.values(), [prov["git_commit"]] if live else [])
+    return prov
+
+
+def _commits(step_provs, first=()) -> list[str]:
+    out = list(first)
+    for p in step_provs:
+        out += [c for c in p.get("commits") or [p.get("git_commit", "unknown")] if c not in out]
+    return out
+
+
 def save_results(s: Session, results_dir: str | Path | None = None) -> Path:
     """Write every table the session recorded to `<results_dir>/<arch>/<name>.csv` (default: the session's).
 
@@ -63,6 +84,7 @@ def save_results(s: Session, results_dir: str | Path | None = None) -> Path:
     comes from the same profile, width, data and seed (otherwise it is replaced whole).
     """
     folder = Path(results_dir or s.results_dir) / s.arch
+    kept_steps = {}  # the provenance of models.csv rows kept from an earlier run
     if s.models:
         current = models_table(s)
         path = folder / "models.csv"
@@ -70,12 +92,18 @@ def save_results(s: Session, results_dir: str | Path | None = None) -> Path:
             old, old_prov = read_table(path)
             if _same_run_kind(old_prov, s.provenance()):  # never keep rows of another profile, width or data
                 current = pd.concat([old[~old.model.isin(current.model)], current], ignore_index=True)
+                kept_steps = old_prov.get("steps", {})
             s.tables["models"] = current[MODEL_COLUMNS]
-    if s.cache.log:  # wall time of every step this session asked for (a cached step: its original compute time)
-        timings = s.record("timings", pd.DataFrame(s.cache.log, columns=["step", "folder", "cached", "seconds"]))
+    if s.cache.log:  # compute time of every step this session asked for (a cached step: its original run's, all attempts)
+        log = pd.DataFrame(s.cache.log)
+        log["commit"] = [p.get("git_commit") for p in log.provenance]
+        timings = s.record("timings", log[["step", "folder", "cached", "seconds", "commit"]])
         print(timing_summary(timings))
-    prov = s.provenance()
     for name, df in s.tables.items():
+        prov = table_provenance(s, name)
+        if name == "models" and kept_steps:  # rows kept from the file keep their steps' provenance
+            prov["steps"] = {**kept_steps, **prov["steps"]}
+            prov["commits"] = _commits(prov["steps"].values(), prov["commits"])
         write_table(folder / f"{name}.csv", df, prov)
     print(f"wrote {len(s.tables)} tables to {folder}")
     return folder

@@ -20,7 +20,7 @@ from ..profiles import Profile, default_profile_name, get_profile
 from ..files import REPO_ROOT
 from .cache import StepCache
 from ..provenance import provenance
-from ..train import default_device
+from ..train import default_device, resolve_precision
 
 CACHE_ENV = "COMPRESS_CACHE"
 
@@ -61,6 +61,9 @@ class Session:
     cache: StepCache
     results_dir: Path
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # outputs, written by save_results
+    # table name -> the cached steps (folder names) whose results it holds: their provenance goes with the table
+    table_steps: dict[str, list[str]] = field(default_factory=dict)
+    baseline_step: str | None = None  # the baseline's folder: every table derives from it
     models: dict[str, dict] = field(default_factory=dict)  # model name -> row of the accuracy-vs-cost table
 
     @classmethod
@@ -82,17 +85,29 @@ class Session:
         return {"arch": self.arch, "profile": self.profile.key_dict(), "seed": self.seed,
                 "data": self.data.summary(), **extra}
 
+    @property
+    def precision(self) -> str:
+        """The precision this session trains in on its device (`auto` resolved: bf16 where native, else fp32)."""
+        return resolve_precision(self.profile.precision, self.device)
+
     def provenance(self, config: dict | None = None) -> dict:
         return provenance({"arch": self.arch, "profile": self.profile.to_dict(), **(config or {})},
-                          seed=self.seed, data_source=self.data.source, device=str(self.device))
+                          seed=self.seed, data_source=self.data.source, device=str(self.device),
+                          precision=self.precision)
+
+    def run(self, name: str, key: dict, compute) -> tuple[Path, bool]:
+        """`compute(folder)` once per key, through the step cache, stamped with this run's provenance."""
+        return self.cache.run(name, key, compute, provenance=self.provenance())
 
     def describe(self) -> str:
         return (f"{self.arch} | profile {self.profile.name} (width {self.profile.width}) | {self.data.summary()} | "
                 f"device {self.device} | seed {self.seed} | cache {self.cache.root} | results {self.results_dir}")
 
-    def record(self, name: str, table: pd.DataFrame) -> pd.DataFrame:
-        """File a step's output table under `name` (saved by `save_results`) and return it."""
+    def record(self, name: str, table: pd.DataFrame, steps=()) -> pd.DataFrame:
+        """File a step's output table under `name` (saved by `save_results`) and return it; `steps`: the cached
+        steps' folders (or names) that computed its rows, whose provenance the saved table carries."""
         self.tables[name] = table
+        self.table_steps[name] = [Path(f).name for f in steps]
         return table
 
     def add_model(self, name: str, kind: str, row: dict) -> None:
