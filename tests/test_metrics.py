@@ -34,6 +34,37 @@ def test_macs_stay_close_to_torch_pruning_counter_which_also_counts_bn():
         assert params == metrics.count_params(model)
 
 
+def _flop_counter_macs(model, x):
+    """torch's own count: conv and matmul FLOPs (2 per multiply-accumulate) of one forward pass."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model.eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(x)
+    return counter.get_total_flops() // 2
+
+
+def test_thop_conv_linear_macs_match_torch_flop_counter_on_every_model():
+    """The thop count every table uses against an independent counter, on the three models, a pruned one and a
+    torchvision CNN: conv + linear MACs must agree exactly."""
+    import torchvision
+
+    from compress.pruning import prune
+
+    x = torch.zeros(1, 3, 32, 32)
+    pruned = prune(build_model("resnet18", width=0.25), {"layer1.0.conv1": 0.5, "layer3.1.conv1": 0.75})
+    models = [build_model(a, width=0.25) for a in ARCHS] + [pruned, torchvision.models.resnet18(num_classes=10)]
+    for model in models:
+        assert metrics.count_macs(model) == _flop_counter_macs(model, x), type(model).__name__
+
+
+def test_thop_convention_counts_bn_too_and_unknown_conventions_are_refused():
+    assert metrics.count_macs(build_model("vgg16_bn"), convention="thop") == 314_307_584  # + 2 per BN element
+    assert metrics.count_macs(build_model("vgg16"), convention="thop") == 313_201_664  # no BN: the same
+    with pytest.raises(ValueError, match="unknown MAC convention"):
+        metrics.count_macs(build_model("vgg16", width=0.25), convention="flops")
+
+
 def test_count_macs_leaves_the_model_as_it_was():
     model = build_model("resnet18", width=0.125).train()
     keys = set(model.state_dict())
