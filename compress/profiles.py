@@ -77,9 +77,12 @@ class Profile:
     qat_epochs: int = 3
     qat_lr: float = 0.005
     qat_train_size: int | None = None  # training images per QAT epoch (a stratified subset; None: all of them)
-    # latency measurement
+    openvino: bool = True  # OpenVINO FP32 and INT8 (NNCF PTQ) rows in the INT8 tables, where openvino + nncf import
+    # latency measurement: fresh processes per (model, runtime, threads), `compress.quant.latency`
     latency_warmup: int = 20
     latency_runs: int = 200
+    latency_processes: int = 3  # per row; the table keeps the median of their medians and the min-max spread
+    latency_threads: tuple = (1, None)  # None: all cores
 
     def __post_init__(self):
         """Every field checked once, here, so a bad override fails before any work with one clear line."""
@@ -105,6 +108,11 @@ class Profile:
                      "sparse_epochs", "calib_batches", "calib_batch_size", "qat_epochs", "latency_runs"):
             whole(name, getattr(self, name))
         whole("latency_warmup", self.latency_warmup, low=0)
+        whole("latency_processes", self.latency_processes)
+        if not self.latency_threads or not all(t is None or (isinstance(t, int) and not isinstance(t, bool) and t >= 1)
+                                               for t in self.latency_threads):
+            raise ValueError(f"profile {self.name!r}: latency_threads must be thread counts >= 1 or None (all cores), "
+                             f"got {self.latency_threads!r}")
         whole("budget_steps", self.budget_steps)
         whole("budget_epochs", self.budget_epochs)
         if self.budget_epochs < self.budget_steps:
@@ -197,7 +205,8 @@ class Profile:
     # The budget steps (steps/budget.py) key on exactly the fields they read, so none of theirs is here either;
     # `distill_comparison` only says whether the notebook runs a step.
     STEP_KEYED = ("last_round_epochs", "distill_comparison", "budget_factors", "arch_budget_factors", "budget_methods", "budget_select_at",
-                  "budget_steps", "budget_epochs", "budget_scratch", "budget_seeds")
+                  "budget_steps", "budget_epochs", "budget_scratch", "budget_seeds", "openvino", "latency_processes",
+                  "latency_threads")
 
     def key_dict(self) -> dict:
         """The profile as it enters a step's cache key (`STEP_KEYED` fields are keyed by their step)."""
@@ -212,8 +221,8 @@ PROFILES = {
         sparse_epochs=1, target_sparsity=0.5, fixed_point_bits=(4, 8, 32), calib_batches=2, calib_batch_size=64, qat_epochs=1,
         budget_factors=(2, 4), budget_select_at=2, budget_steps=1, budget_epochs=1,
         budget_scratch={a: (4,) for a in ARCHS}, budget_seeds={"resnet18": (1,)},
-        pt2e=False,
-        latency_warmup=2, latency_runs=5,
+        pt2e=False, openvino=False,
+        latency_warmup=2, latency_runs=5, latency_processes=1, latency_threads=(1,),
     ),
     "quick": Profile(
         name="quick", train_size=10_000, val_size=1_000, test_size=None, width=0.25,

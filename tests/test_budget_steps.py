@@ -98,7 +98,7 @@ def test_cli_refuses_bad_budgets(value, message, capsys):
 def test_budget_latency_times_every_final_model_in_three_runtimes(sweep, monkeypatch):
     """The step's assembly; the fresh-process timing itself is tests/test_latency.py's (here it would cost
     30 processes)."""
-    from compress import latency
+    from compress.quant import latency
 
     def fake_measure(variants, *, threads, processes, warmup, runs):
         assert all(v.path.is_file() for v in variants) and threads == (1, 2)
@@ -107,7 +107,7 @@ def test_budget_latency_times_every_final_model_in_three_runtimes(sweep, monkeyp
                 for v in variants for t in threads]
         return pd.DataFrame(rows, columns=latency.COLUMNS)
 
-    monkeypatch.setattr("compress.latency.measure", fake_measure)
+    monkeypatch.setattr("compress.quant.latency.measure", fake_measure)
     s, baseline, _, result = sweep
     table = steps.budget_latency(s, result, baseline=baseline, round_to_at=s.profile.budget_select_at, processes=1)
     finals = 1 + len(s.profile.budget_factors_for("resnet18"))  # the equal-budget model and each budget's
@@ -115,7 +115,7 @@ def test_budget_latency_times_every_final_model_in_three_runtimes(sweep, monkeyp
     assert set(zip(table.runtime, table.variant)) == {("torch", "fp32"), ("onnxruntime", "fp32"), ("onnxruntime", "int8")}
     shapes = table[table.kind == "architecture"]
     assert set(shapes.round_to) == {1, 8} and (table.int8_size_mb < table.size_mb).all()
-    monkeypatch.setattr("compress.latency.measure", lambda *a, **k: (_ for _ in ()).throw(AssertionError("re-timed")))
+    monkeypatch.setattr("compress.quant.latency.measure", lambda *a, **k: (_ for _ in ()).throw(AssertionError("re-timed")))
     steps.budget_latency(s, result, baseline=baseline, round_to_at=s.profile.budget_select_at, processes=1)
 
 

@@ -1,3 +1,6 @@
+from pathlib import Path
+
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
@@ -59,7 +62,7 @@ def test_missing_tables_skip_their_figures(tmp_path, capsys):
 def test_the_channels_figure_shows_the_configuration_carried_forward(tmp_path, monkeypatch):
     _fake_results(tmp_path / "results")
     shown = []
-    monkeypatch.setattr(figures.plots, "channels_per_layer", lambda table, config: shown.append(config) or _figure())
+    monkeypatch.setattr(figures.plots, "channels_per_layer", lambda table, config, arch="": shown.append(config) or _figure())
     figures.make_figures(tmp_path / "results", tmp_path / "assets", archs=["resnet18"], verbose=False)
     assert shown == ["b"]  # the selected one, not the smallest (a)
 
@@ -157,3 +160,24 @@ def test_a_summary_never_mixes_data_sets(tmp_path):
                 provenance({}, seed=0, data_source="image folder cifar10-jpeg.tar.gz (JPEG CIFAR-10 copy)", device="cpu"))
     with pytest.raises(ValueError, match="mixes data sets .*resnet18: synthetic; vgg16: image folder"):
         figures.make_figures(tmp_path / "results", tmp_path / "assets", verbose=False)
+
+
+def test_the_stamp_sits_below_every_label_and_log_axes_read_as_plain_numbers(tmp_path, monkeypatch):
+    _fake_results(tmp_path / "results")
+    checked = []
+
+    def check(fig, path):
+        renderer = fig.canvas.get_renderer()
+        (stamp,) = [t for t in fig.texts if t.get_text().startswith("profile ")]
+        top = stamp.get_window_extent(renderer).y1
+        assert all(top <= ax.get_tightbbox(renderer).y0 + 1 for ax in fig.axes), path  # no overprinted tick labels
+        for ax in fig.axes:
+            if ax.get_xscale() == "log":
+                labels = [t.get_text() for t in ax.get_xticklabels(which="both") if t.get_text()]
+                assert labels and not any("times" in s or "^" in s for s in labels), (path, labels)
+        checked.append(Path(path).name)
+        plt.close(fig)
+
+    monkeypatch.setattr(figures.plots, "save", check)
+    figures.make_figures(tmp_path / "results", tmp_path / "assets", archs=["resnet18"], verbose=False)
+    assert "resnet18_channels.png" in checked and "resnet18_pareto_macs.png" in checked

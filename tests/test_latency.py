@@ -1,8 +1,8 @@
-"""compress/latency.py: every latency from fresh processes, alternating, with its spread kept and flagged."""
+"""compress/quant/latency.py: every latency from fresh processes, alternating, with its spread kept and flagged."""
 import pytest
 
 from compress.checkpoint import save_checkpoint
-from compress.latency import COLUMNS, SPREAD_LIMIT, Variant, measure
+from compress.quant.latency import COLUMNS, SPREAD_LIMIT, Variant, measure
 from compress.models import build_model
 from compress.quant.deploy import export_onnx
 

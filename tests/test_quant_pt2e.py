@@ -5,8 +5,10 @@ real; the other tests run the converted q/dq program eagerly (`compile=False`, s
 or, for the report wiring, with torch.compile replaced by the identity.
 """
 import math
+from pathlib import Path
 import sys
 
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -166,9 +168,18 @@ def test_a_graph_the_quantizer_leaves_unannotated_is_refused(monkeypatch):
 
 def test_compare_int8_adds_inductor_rows(tmp_path, monkeypatch):
     monkeypatch.setattr(torch, "compile", lambda model, *a, **k: model)  # the wiring, not Inductor's speed
+    timed = []
+
+    def fake_measure(variants, *, threads, **_):  # fresh processes would compile for real: their files are checked
+        timed.extend(variants)
+        return pd.DataFrame([{"variant": v.name, "runtime": v.runtime, "threads": t, "latency_ms": 1.0,
+                              "latency_p90_ms": 1.0, "min_ms": 1.0, "max_ms": 1.0, "spread": 0.0, "processes": 1,
+                              "runs": 1, "flagged": False} for v in variants for t in threads])
+
+    monkeypatch.setattr("compress.quant.report.latency.measure", fake_measure)
     data = synthetic_data(n_train=128, n_val=32, n_test=64)
     qat = TrainConfig(epochs=1, batch_size=64, lr=0.01, warmup_epochs=0.2, progress=False)
-    df = compare_int8(trained_like(), data, presets=(), onnx=False, pt2e=True, qat=qat, onnx_folder=tmp_path,
+    df = compare_int8(trained_like(), data, presets=(), onnx=False, pt2e=True, qat=qat, folder=tmp_path,
                       calib_batches=1, calib_batch_size=32, threads=(1,), runs=2, warmup=1)
     assert list(df.columns) == COLUMNS and COLUMNS[-1] == "compile_s"
     assert list(zip(df.variant, df.runtime)) == [("fp32", "torch"), ("qat", "torch"), ("fp32", "inductor"),
@@ -183,4 +194,5 @@ def test_compare_int8_adds_inductor_rows(tmp_path, monkeypatch):
     saved = (tmp_path / "model-pt2e-int8.pt2").stat().st_size
     assert row.size_mb["pt2e-int8", "inductor"] == pytest.approx(saved / 1e6)
     assert (tmp_path / "model-fp32.pt2").is_file()
+    assert {(v.runtime, Path(v.path).suffix) for v in timed} == {("torch", ".ts"), ("inductor", ".pt2")}
     assert abs(row.top1["pt2e-int8", "inductor"] - row.top1["fp32", "inductor"]) <= 25

@@ -32,17 +32,24 @@ def halve_channels(model):
 def test_compare_int8_rows_and_columns(tmp_path):
     data = synthetic_data(n_train=128, n_val=32, n_test=64)
     qat = TrainConfig(epochs=1, batch_size=64, lr=0.01, warmup_epochs=0.2, progress=False)
-    df = compare_int8(trained_like(), data, calib_batches=1, calib_batch_size=32, qat=qat, onnx_folder=tmp_path,
-                      threads=(1, None), runs=2, warmup=1)
+    df = compare_int8(trained_like(), data, calib_batches=1, calib_batch_size=32, qat=qat, folder=tmp_path,
+                      threads=(1, None), runs=2, warmup=1, processes=1, openvino=True)
     assert list(df.columns) == COLUMNS
-    variants = ["fp32", "int8-default", "int8-optimal", "qat", "onnx-fp32", "onnx-int8"]
+    variants = ["fp32", "int8-default", "int8-optimal", "qat", "onnx-fp32", "onnx-int8", "openvino-fp32", "openvino-int8"]
     assert sorted(df.variant.unique()) == sorted(variants)
     thread_counts = {1, torch.get_num_threads()}  # None means all of torch's threads
     assert set(df.threads) == thread_counts and len(df) == len(variants) * len(thread_counts)
     assert set(df.runtime[df.variant.str.startswith("onnx")]) == {"onnxruntime"}
     assert (df[df.variant.isin(["fp32", "onnx-fp32"])].speedup == 1).all()
-    assert (df[df.variant.str.contains("int8")].size_ratio > 2.5).all()
-    assert (tmp_path / "model-int8.onnx").is_file()
+    int8 = df[df.variant.str.contains("int8")]
+    assert (int8[int8.runtime != "openvino"].size_ratio > 2.5).all()
+    assert (int8[int8.runtime == "openvino"].size_ratio > 2).all()  # the IR's graph weighs on a width-0.125 model
+    assert (tmp_path / "model-int8.onnx").is_file() and (tmp_path / "model-int8-optimal.ts").is_file()
+    assert set(df.runtime[df.variant.str.startswith("openvino")]) == {"openvino"}
+    assert (df[df.variant == "openvino-fp32"].speedup == 1).all()
+    # every latency comes from fresh processes: the median of their medians, with their spread
+    assert (df.processes == 1).all() and (df.min_ms <= df.latency_ms).all() and (df.latency_ms <= df.max_ms).all()
+    assert ((df.max_ms - df.min_ms) / df.min_ms - df.spread).abs().max() < 1e-9
     # every row is paired with FP32 PyTorch on the same test images
     base = df[(df.variant == "fp32") & (df.runtime == "torch")].top1.iloc[0]
     assert ((df.top1 - base - df.paired_delta).abs() < 1e-9).all()

@@ -91,12 +91,17 @@ def onnx_predict(session, x: torch.Tensor) -> torch.Tensor:
 def onnx_evaluate(session, split: Split, batch_size: int = 256, predictions: bool = False) -> dict:
     """Top-1 / top-5 accuracy (percent) and mean cross-entropy of an onnxruntime session on `split`
     (`predictions=True`: also `pred`, as in `train.evaluate`)."""
+    return evaluate_logits(lambda x: onnx_predict(session, x), split, batch_size, predictions)
+
+
+def evaluate_logits(predict, split: Split, batch_size: int = 256, predictions: bool = False) -> dict:
+    """`train.evaluate` for a runtime outside torch: `predict(x)` maps a normalised CPU float batch to logits."""
     correct1 = correct5 = 0
     loss_sum = 0.0
     preds = []
     split = split.to("cpu")
     for x, y in Batches(split, batch_size, train=False):
-        logits = onnx_predict(session, x)
+        logits = predict(x)
         loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
         top5 = logits.topk(min(5, logits.shape[1]), 1).indices
         correct1 += (top5[:, 0] == y).sum().item()
@@ -137,6 +142,6 @@ def export_fp32_int8(model: nn.Module, folder: str | Path | None, calib_batches,
     return {"onnx-fp32": fp32, "onnx-int8": int8}
 
 
-__all__ = ["export_onnx", "quantize_onnx", "onnx_session", "onnx_predict", "onnx_evaluate", "onnx_runner",
+__all__ = ["export_onnx", "quantize_onnx", "onnx_session", "onnx_predict", "onnx_evaluate", "evaluate_logits", "onnx_runner",
            "onnx_latency",
            "file_sizes_mb", "export_fp32_int8"]

@@ -1,8 +1,9 @@
 """Tidy comparison tables: what INT8 buys (size, CPU latency) and costs (accuracy), per runtime.
 
-`compare_int8` puts FP32, INT8 PTQ presets, QAT, the ONNX models and (optionally) PT2E INT8 under Inductor
-side by side, timed in the same run at every requested thread count (latency depends on it as much as on
-the model), in alternating blocks so that a change in the machine's speed cannot pose as a speedup.
+`compare_int8` puts FP32, INT8 PTQ presets, QAT, the ONNX models, OpenVINO and (optionally) PT2E INT8 under
+Inductor side by side, each saved and timed at every requested thread count by fresh processes started in
+rotation (`compress.quant.latency`), so that neither a change in the machine's speed nor this process's history
+can pose as a speedup.
 `pruned_int8_table` stacks quantization on a pruned (and optionally a sparse) model, with gzip sizes: the
 view of the seed's TF table.
 """
@@ -12,6 +13,7 @@ import copy
 import gzip
 import math
 import tempfile
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -20,7 +22,8 @@ import torch.nn.utils.prune  # makes torch.nn.utils.prune.remove (used below) av
 from torch import nn
 
 from ..data import CifarData, calibration_batches
-from ..metrics import count_params, gzip_size_mb, interleaved_latency, size_mb
+from . import latency
+from ..metrics import count_params, gzip_size_mb, size_mb
 from ..paired import COLUMNS as PAIRED, paired_difference
 from ..train import TrainConfig, evaluate
 from . import deploy
@@ -29,85 +32,99 @@ from .int8 import PRESETS, Int8Config, quantize_int8
 from .qat import QATConfig, quantize_qat
 
 COLUMNS = ["variant", "runtime", "split", "top1", "top5", *PAIRED, "size_mb", "gzip_mb", "size_ratio", "threads",
-           "batch_size", "latency_ms", "latency_p90_ms", "speedup", "others_cpu", "compile_s"]
+           "batch_size", "latency_ms", "latency_p90_ms", "min_ms", "max_ms", "spread", "processes", "flagged",
+           "speedup", "compile_s"]
 
 
 def compare_int8(fp32_model: nn.Module, data: CifarData, *, presets=PRESETS, backend: str = "x86",
                  calib_batches: int = 8, calib_batch_size: int = 128, qat: TrainConfig | None = None,
-                 onnx: bool = True, onnx_folder: str | Path | None = None, threads=(1, None), batch_size: int = 1,
-                 runs: int = 50, warmup: int = 10, blocks: int = 10, split: str = "test", seed: int = 0,
+                 onnx: bool = True, openvino: bool = False, folder: str | Path | None = None, threads=(1, None),
+                 runs: int = 50, warmup: int = 10, processes: int = 3, split: str = "test", seed: int = 0,
                  pt2e: bool = False, qat_data: CifarData | None = None) -> pd.DataFrame:
-    """One row per (variant, thread count): accuracy on `split`, file size, CPU latency at `batch_size`.
+    """One row per (variant, thread count): accuracy on `split`, file size, batch-1 CPU latency.
 
     Variants: `fp32`, `int8-<preset>` (torch.ao, `backend` kernels), `qat` (when a `qat` TrainConfig is
-    given), `onnx-fp32` and `onnx-int8` (onnxruntime), and with `pt2e=True` (needs torchao) `fp32` and
+    given), `onnx-fp32` and `onnx-int8` (onnxruntime), with `openvino=True` `openvino-fp32` and `openvino-int8`
+    (OpenVINO, INT8 by NNCF PTQ: `quant.openvino`), and with `pt2e=True` (needs torchao) `fp32` and
     `pt2e-int8` in runtime `inductor`: torch.compile with freezing of the exported FP32 model and of the PT2E
     INT8 program (`quant.pt2e`, default preset, same calibration batches); their size is the file
-    `torch.export.save` writes (`<onnx_folder>/model-{fp32,pt2e-int8}.pt2` when a folder is given) and
-    `compile_s` the seconds of their first call after torch.compile (NaN for the other rows). Each thread
-    count and batch size compiles once more (Inductor bakes the thread count in), in the untimed warm-up.
-    With both `qat` and `pt2e`, `qat-pt2e` (torchao's QAT flow, the same fine-tune) joins the Inductor rows.
+    `torch.export.save` writes and `compile_s` the seconds of their first call after torch.compile (NaN for the
+    other rows). With both `qat` and `pt2e`, `qat-pt2e` (torchao's QAT flow, the same fine-tune) joins them.
     `qat_data`: what the QAT fine-tunes train on (e.g. `data.with_train_subset(n)`; default `data`).
-    `threads`: None means torch's default (all cores). At each thread count the torch and Inductor variants
-    are timed in `blocks` alternating blocks (`metrics.interleaved_latency`), each onnxruntime session on its
-    own (its thread pool would slow its neighbours); `others_cpu` is the share of the machine's CPU
-    that other processes took meanwhile (`metrics.OthersCpu`; near 0 on a quiet machine, NaN off Linux).
-    `size_ratio` and `speedup` are against FP32 in the same runtime at the same thread count; the paired
-    columns (`compress.paired`) compare each row's predictions with FP32 PyTorch's on the same images.
-    Columns: see COLUMNS.
+
+    Latency comes from `latency.measure`: every variant is saved to `folder` (default: a temporary one; the
+    torch variants as TorchScript, FP32 and INT8 alike) and timed by `processes` fresh processes per thread
+    count, started in rotation; the row keeps the median of their medians, their min-max `spread` and `flagged`
+    where that spread exceeds `latency.SPREAD_LIMIT`. Timing inside this process measured the same model up to
+    3x apart: whatever ran before (a QAT fine-tune, a compile) leaves the allocator and the thread pools in a
+    state a deployed model never sees. `threads`: None means all cores. `size_ratio` and `speedup` are against
+    FP32 in the same runtime at the same thread count; the paired columns (`compress.paired`) compare each row's
+    predictions with FP32 PyTorch's on the same images. Columns: see COLUMNS.
     """
     fp32 = copy.deepcopy(fp32_model).float().eval()
     batches = [b.cpu() for b in calibration_batches(data.train, calib_batches, calib_batch_size, seed=seed)]
     target = getattr(data, split)
+    folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="compress-int8-"))
 
     models = {"fp32": fp32.cpu()}
-    acc = {"fp32": evaluate(copy.deepcopy(fp32).to(data.device), target, device=data.device, predictions=True)}
+    acc = {("torch", "fp32"): evaluate(copy.deepcopy(fp32).to(data.device), target, device=data.device,
+                                       predictions=True)}
     for preset in presets:
         cfg = Int8Config(preset, backend)
-        name = cfg.name
-        models[name] = quantize_int8(fp32, cfg, batches)
-        acc[name] = evaluate(models[name], target, device="cpu", predictions=True)
+        models[cfg.name] = quantize_int8(fp32, cfg, batches)
+        acc[("torch", cfg.name)] = evaluate(models[cfg.name], target, device="cpu", predictions=True)
     if qat is not None:
         res = quantize_qat(fp32, qat_data or data, qat, QATConfig(Int8Config("optimal", backend)))
         models["qat"] = res.model
-        acc["qat"] = res.test if split == "test" else evaluate(res.model, target, device="cpu", predictions=True)
-    sizes = {name: (size_mb(m), gzip_size_mb(m)) for name, m in models.items()}
-    files = deploy.export_fp32_int8(fp32, onnx_folder, batches) if onnx else {}  # None: a temporary folder
+        acc[("torch", "qat")] = res.test if split == "test" else evaluate(res.model, target, device="cpu", predictions=True)
+    saved = {("torch", name): _torchscript(m, folder / f"model-{name}.ts", batches[0][:1]) for name, m in models.items()}
+    sizes = {("torch", name): (size_mb(m), gzip_size_mb(m)) for name, m in models.items()}
+    files = deploy.export_fp32_int8(fp32, folder, batches) if onnx else {}
     for name, path in files.items():
-        sizes[name] = deploy.file_sizes_mb(path)
-        acc[name] = deploy.onnx_evaluate(deploy.onnx_session(path), target, predictions=True)
-    compiled = _inductor_variants(fp32, batches, onnx_folder, data=qat_data or data, qat=qat) if pt2e else {}
+        saved[("onnxruntime", name)] = path
+        sizes[("onnxruntime", name)] = deploy.file_sizes_mb(path)
+        acc[("onnxruntime", name)] = deploy.onnx_evaluate(deploy.onnx_session(path), target, predictions=True)
+    if openvino:
+        from . import openvino as ov
+
+        for name, path in ov.export_openvino(fp32, folder, batches).items():
+            saved[("openvino", name)] = path
+            sizes[("openvino", name)] = ov.file_sizes_mb(path)
+            acc[("openvino", name)] = ov.evaluate(ov.compiled(path), target, predictions=True)
+    compiled = _inductor_variants(fp32, batches, folder, data=qat_data or data, qat=qat) if pt2e else {}
     for name, (res, path) in compiled.items():
+        saved[("inductor", name)] = path
         sizes[("inductor", name)] = deploy.file_sizes_mb(path)
         acc[("inductor", name)] = (res.test if res.test is not None and split == "test"
                                    else evaluate(res.model, target, device="cpu", predictions=True))
-    reference = acc["fp32"]["pred"]
+    reference = acc[("torch", "fp32")]["pred"]
     for a in acc.values():
         a.update(paired_difference(a.pop("pred"), reference, target.labels))
 
+    counts = list(dict.fromkeys(t or torch.get_num_threads() for t in threads))  # distinct counts, in order
+    timed = latency.measure([latency.Variant(name, runtime, path) for (runtime, name), path in saved.items()],
+                            threads=counts, processes=processes, warmup=warmup, runs=runs)
     rows = []
-    for n in dict.fromkeys(t or torch.get_num_threads() for t in threads):  # distinct counts, in order
-        x = torch.randn(batch_size, 3, 32, 32)
-        # variants on torch's thread pool (eager, FX, Inductor) alternate block by block; each onnxruntime
-        # session has a pool of its own whose spinning threads slow whatever runs next to them (10-30% at 2
-        # threads here), so each is timed on its own
-        timed = {("torch", name): (lambda m=m.eval(): m(x)) for name, m in models.items()}
-        for name, (res, _) in compiled.items():
-            timed[("inductor", name)] = lambda m=res.model: m(x)
-        lats = interleaved_latency(timed, threads=n, warmup=warmup, runs=runs, blocks=blocks)
-        for name, path in files.items():
-            runner = deploy.onnx_runner(deploy.onnx_session(path, n), batch_size)
-            lats |= interleaved_latency({("onnxruntime", name): runner}, threads=n, warmup=warmup, runs=runs)
-        for (runtime, name), lat in lats.items():
-            key = name if runtime != "inductor" else (runtime, name)
-            compile_s = compiled[name][0].compile_s if runtime == "inductor" else math.nan
-            rows.append(_row(name, runtime, split, acc[key], sizes[key], {**lat, "batch_size": batch_size}, compile_s))
+    for t in timed.itertuples():
+        key = (t.runtime, t.variant)
+        compile_s = compiled[t.variant][0].compile_s if t.runtime == "inductor" else math.nan
+        rows.append(_row(t.variant, t.runtime, split, acc[key], sizes[key], t._asdict(), compile_s))
     df = pd.DataFrame(rows)
-    base = df[df.variant.isin(["fp32", "onnx-fp32"])].set_index(["runtime", "threads"])
+    base = df[df.variant.isin(["fp32", "onnx-fp32", "openvino-fp32"])].set_index(["runtime", "threads"])
     key = list(zip(df.runtime, df.threads))
     df["size_ratio"] = [base.loc[k, "size_mb"] / s for k, s in zip(key, df.size_mb)]
     df["speedup"] = [base.loc[k, "latency_ms"] / lat for k, lat in zip(key, df.latency_ms)]
     return df[COLUMNS]
+
+
+def _torchscript(model: nn.Module, path: Path, example: torch.Tensor) -> Path:
+    """`model` traced and saved as TorchScript (code and weights, no pickle): the file a fresh timing process
+    loads, and how torch.ao's INT8 models ship."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # torch.jit is deprecated in favour of torch.export, which FX INT8 lacks
+        torch.jit.save(torch.jit.trace(copy.deepcopy(model).cpu().eval(), example.cpu()), str(path))
+    return path
 
 
 def _inductor_variants(fp32: nn.Module, batches, folder, *, data: CifarData | None = None,
@@ -128,11 +145,11 @@ def _inductor_variants(fp32: nn.Module, batches, folder, *, data: CifarData | No
     return out
 
 
-def _row(variant, runtime, split, acc, sizes, lat, compile_s: float) -> dict:
+def _row(variant, runtime, split, acc, sizes, lat: dict, compile_s: float) -> dict:
     return {"variant": variant, "runtime": runtime, "split": split, "top1": acc["top1"], "top5": acc["top5"],
             **{c: acc[c] for c in PAIRED}, "size_mb": sizes[0], "gzip_mb": sizes[1], "threads": lat["threads"],
-            "batch_size": lat["batch_size"], "latency_ms": lat["median_ms"], "latency_p90_ms": lat["p90_ms"],
-            "others_cpu": math.nan if lat["others_cpu"] is None else lat["others_cpu"], "compile_s": compile_s}
+            "batch_size": 1, **{c: lat[c] for c in ("latency_ms", "latency_p90_ms", "min_ms", "max_ms", "spread",
+                                                    "processes", "flagged")}, "compile_s": compile_s}
 
 
 def pruned_int8_table(original: nn.Module, pruned: nn.Module, data: CifarData, *, sparse: nn.Module | None = None,

@@ -38,7 +38,7 @@ FIGURES = {
         t["budget"], float(t["baseline"].test_top1.iloc[0]) if "baseline" in t else None,
         f"{a}: pruning to a MAC budget")),
     "pruning": (("pruning",), lambda t, a: plots.pruning_rounds(t["pruning"], f"{a}: iterative pruning")),
-    "channels": (("pruning", "channels"), lambda t, a: plots.channels_per_layer(t["channels"], selected_config(t))),
+    "channels": (("pruning", "channels"), lambda t, a: plots.channels_per_layer(t["channels"], selected_config(t), arch=a)),
     "fixed_point": (("fixed_point",), lambda t, a: plots.fixed_point(t["fixed_point"], f"{a}: fixed-point accuracy by bits")),
     "int8": (("int8",), lambda t, a: plots.quant_comparison(t["int8"], f"{a}: FP32 vs INT8 (CPU)")),
     "pareto_macs": (("models",), lambda t, a: plots.pareto(t["models"], "macs", f"{a}: accuracy vs MACs")),
@@ -89,6 +89,14 @@ def readme_blocks(results_dir: str | Path = RESULTS_DIR, assets_dir: str | Path 
             "figures": figures_markdown(assets_dir, ARCHS, link_from, heading="####")}
 
 
+def stamp(figure, text: str) -> None:
+    """`text` centred under everything the figure draws (rotated tick labels and axis labels included), so
+    it never overprints them."""
+    renderer = figure.canvas.get_renderer()
+    bottom = min((ax.get_tightbbox(renderer).y0 for ax in figure.axes), default=0) / figure.bbox.height
+    figure.text(0.5, bottom - 0.01, text, ha="center", va="top", fontsize=7, color="0.4")
+
+
 def make_figures(results_dir: str | Path = RESULTS_DIR, assets_dir: str | Path = ASSETS_DIR,
                  archs=ARCHS, verbose: bool = True, readme: str | Path | None = None) -> list[Path]:
     """Draw every figure whose tables exist, each stamped with where its numbers come from (profile, data,
@@ -109,7 +117,7 @@ def make_figures(results_dir: str | Path = RESULTS_DIR, assets_dir: str | Path =
             except ValueError as e:  # a table from an older schema: say which, draw the others
                 print(f"skip {arch}_{suffix}.png: {e}")
                 continue
-            figure.text(0.5, -0.01, figure_label(provs[needs[0]]), ha="center", va="top", fontsize=7, color="0.4")
+            stamp(figure, figure_label(provs[needs[0]]))
             written.append(plots.save(figure, Path(assets_dir) / f"{arch}_{suffix}.png"))
     summary = summary_markdown(Path(results_dir), ARCHS)  # every architecture present, whichever were redrawn
     if summary:

@@ -24,6 +24,20 @@ def save(fig, path: str | Path, dpi: int = 120) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
+def log_ticks(axis) -> None:
+    """Plain numbers on a log axis (30, 50, 100, 200; never 3x10^1), the minor ticks at 2x, 3x and 5x labelled
+    too, so a span of less than a decade still reads."""
+    def plain(v, _):
+        return f"{v:g}"
+
+    def some(v, _):
+        mantissa = round(v / 10 ** np.floor(np.log10(v)), 6) if v > 0 else 0
+        return f"{v:g}" if mantissa in (2.0, 3.0, 5.0) else ""
+
+    axis.set_major_formatter(matplotlib.ticker.FuncFormatter(plain))
+    axis.set_minor_formatter(matplotlib.ticker.FuncFormatter(some))
+
+
 def _legend(ax, **kw):
     handles, labels = ax.get_legend_handles_labels()
     if handles:
@@ -79,14 +93,13 @@ def sensitivity(scan: pd.DataFrame, title: str = "Sensitivity: each conv layer p
 def pruning_rounds(rounds: pd.DataFrame, title: str = "Iterative pruning: cost and accuracy per round") -> plt.Figure:
     """Params, MACs, size and accuracy (final and mean over the fine-tune) per round, one line per config."""
     fig, axes = plt.subplots(2, 2, figsize=(11, 7))
-    panels = [("params", 1e6, "parameters (millions)"), ("macs", 1e6, "MACs per image (millions)"),
-              ("size_mb", 1, "file size (MB)")]
+    panels = [("params", 1e6, "parameters (millions, log scale)"), ("macs", 1e6, "MACs per image (millions, log scale)"),
+              ("size_mb", 1, "file size (MB, log scale)")]
     for (col, scale, label), ax in zip(panels, axes.flat):
         for name, d in rounds.groupby("config", sort=False):
             ax.plot(d["round"], d[col] / scale, marker="o", label=name)
         ax.set(xlabel="pruning round", ylabel=label, yscale="log", title=label.split(" (")[0])
-        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        log_ticks(ax.yaxis)
     ax = axes.flat[3]
     for i, (name, d) in enumerate(rounds.groupby("config", sort=False)):
         ax.plot(d["round"], d["test_top1"], marker="o", color=f"C{i}", label=f"{name}: final")
@@ -103,7 +116,7 @@ def pruning_rounds(rounds: pd.DataFrame, title: str = "Iterative pruning: cost a
     return fig
 
 
-def channels_per_layer(channels: pd.DataFrame, config: str, title: str | None = None) -> plt.Figure:
+def channels_per_layer(channels: pd.DataFrame, config: str, title: str | None = None, arch: str = "") -> plt.Figure:
     """Filters kept in each conv layer after each round of one configuration (grouped bars).
 
     Every bar counts the output channels a layer still has (round 0: the unpruned model, all filters);
@@ -120,7 +133,7 @@ def channels_per_layer(channels: pd.DataFrame, config: str, title: str | None = 
         ax.bar(x + i * w - 0.4 + w / 2, row.channels, w, label=f"kept after round {r}" if r else "before pruning (all)")
     ax.set_xticks(x, layers, rotation=60, ha="right", fontsize=7)
     ax.set(ylabel="output channels kept (filters)", xlabel="conv layer",
-           title=title or f"Output channels kept per conv layer: {config}")
+           title=title or f"{arch + ': ' if arch else ''}output channels kept per conv layer, configuration {config}")
     ax.grid(axis="y", alpha=0.3)
     _legend(ax)
     return fig
@@ -143,17 +156,20 @@ def fixed_point(table: pd.DataFrame, title: str = "Fixed-point quantization: acc
 def quant_comparison(table: pd.DataFrame, title: str = "FP32 vs INT8: size, accuracy and CPU latency") -> plt.Figure:
     """Bars per variant: file size, top-1 accuracy (with the paired difference to FP32 where the table has it)
     and batch-1 CPU latency (one bar per thread count)."""
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     runtime = table["runtime"] if "runtime" in table else pd.Series("torch", index=table.index)
-    suffix = runtime.map({"torch": "", "onnxruntime": " (ORT)", "inductor": " (Inductor)"}).fillna(" (" + runtime + ")")
+    suffix = runtime.map({"torch": "", "onnxruntime": " (ORT)", "inductor": " (Inductor)", "openvino": " (OpenVINO)"}
+                         ).fillna(" (" + runtime + ")")
     label = table.variant + suffix
+    fig, axes = plt.subplots(1, 3, figsize=(max(14, 1.5 * label.nunique()), 4.5))
     acc = table.assign(label=label).drop_duplicates("label")
     axes[0].bar(acc.label, acc.size_mb, color="C0")
     axes[0].set(ylabel="file size (MB)", title="size")
     bars = axes[1].bar(acc.label, acc.top1, color="C1")
     if "paired_delta" in acc:  # the difference to FP32 on the same images, with its paired 95% interval
-        axes[1].bar_label(bars, [f"{t:.2f}" if pd.isna(d) else f"{t:.2f}\n{d:+.2f}±{c:.2f}"
-                                 for t, d, c in zip(acc.top1, acc.paired_delta, acc.paired_ci95)], fontsize=6)
+        # vertical, inside the bar: side by side, horizontal labels of neighbouring bars overprint each other
+        axes[1].bar_label(bars, [f"{t:.2f}" if pd.isna(d) else f"{t:.2f}  ({d:+.2f} ± {c:.2f})"
+                                 for t, d, c in zip(acc.top1, acc.paired_delta, acc.paired_ci95)],
+                          fontsize=6, rotation=90, label_type="center", color="white")
     else:
         axes[1].bar_label(bars, fmt="%.2f", fontsize=7)
     lo, hi = (np.nanmin(acc.top1), np.nanmax(acc.top1)) if len(acc) else (0, 100)
@@ -167,7 +183,9 @@ def quant_comparison(table: pd.DataFrame, title: str = "FP32 vs INT8: size, accu
         d = lat[lat.threads == t].set_index("label").reindex(labels)
         axes[2].bar(x + i * w - 0.4 + w / 2, d.latency_ms, w, label=f"{int(t)} thread{'s' if t > 1 else ''}")
     axes[2].set_xticks(x, labels)
-    axes[2].set(ylabel="batch-1 latency (ms, median)", title="CPU latency")
+    how = (f"median of {int(table.processes.max())} fresh processes" if "processes" in table
+           else "median, timed inside the pipeline")  # tables from before `quant.latency`
+    axes[2].set(ylabel=f"batch-1 latency (ms, {how})", title="CPU latency, by thread count")
     _legend(axes[2])
     for a in axes:
         a.tick_params(axis="x", rotation=45, labelsize=7)
@@ -194,24 +212,42 @@ def pareto_style(kind: str) -> tuple[str, str]:
 
 def pareto(models: pd.DataFrame, x: str = "macs", title: str | None = None) -> plt.Figure:
     """Accuracy against cost (MACs or CPU latency) for every model produced; up and left is better."""
-    xlabel = {"macs": "MACs per image (millions, log scale)", "latency_ms": "batch-1 CPU latency (ms, log scale)",
+    threads = sorted({int(t) for t in models.get("latency_threads", pd.Series(dtype=float)).dropna()})
+    at = f", {'/'.join(map(str, threads))} thread{'s' if threads != [1] else ''}" if threads else ", all cores"
+    xlabel = {"macs": "MACs per image (millions, log scale)", "latency_ms": f"batch-1 CPU latency (ms{at}, log scale)",
               "size_mb": "file size (MB, log scale)", "params": "parameters (millions, log scale)"}[x]
     scale = 1e6 if x in ("macs", "params") else 1
     fig, ax = plt.subplots(figsize=(8, 5))
     d = models.dropna(subset=[x, "top1"])
+    labelled = []
     for kind, g in d.groupby("kind", sort=False):
         color, marker = pareto_style(kind)
         ax.scatter(g[x] / scale, g.top1, s=40, color=color, marker=marker, label=kind, zorder=3)
         if "INT8" in kind or "," in kind:
             continue  # quantized and other-runtime twins sit near their FP32 model: the legend names them
         for _, r in g.iterrows():
-            ax.annotate(r.model, (r[x] / scale, r.top1), fontsize=6, xytext=(3, 3), textcoords="offset points")
+            labelled.append((r[x] / scale, r.top1, r.model))
     ax.set(xscale="log", xlabel=xlabel, ylabel="test top-1 accuracy (%)",
            title=title or f"Accuracy vs {xlabel.split(' (')[0]}")
-    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    _annotate_apart(ax, labelled)
+    log_ticks(ax.xaxis)
     ax.grid(alpha=0.3, which="both")
     _legend(ax)
     return fig
+
+
+def _annotate_apart(ax, points) -> None:
+    """Label each (x, y, text) beside its point, moving a label down a line where it would overprint one
+    already placed near it (log x: within 15%; y: within 4% of the axis height)."""
+    lo, hi = ax.get_ylim()
+    span = max(hi - lo, 1e-9)
+    placed = []  # (log x, label height as a fraction of the axis)
+    for x, y, text in sorted(points, key=lambda p: (-p[1], p[0])):
+        lx, fy = np.log(x), (y - lo) / span
+        shift = next(k for k in range(8) if k == 7 or not any(
+            abs(lx - px) < 0.15 and abs(fy - 0.045 * k - py) < 0.04 for px, py in placed))
+        placed.append((lx, fy - 0.045 * shift))
+        ax.annotate(text, (x, y), fontsize=6, xytext=(4, 3 - 9 * shift), textcoords="offset points")
 
 
 BUDGET_STYLE = {"global": ("o", "tab:blue"), "sensitivity": ("s", "tab:orange"), "uniform": ("^", "tab:purple")}

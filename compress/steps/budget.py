@@ -26,7 +26,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .. import budget as budget_alg, latency
+from .. import budget as budget_alg
+from ..quant import latency
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..iterative import prune_step
 from ..metrics import count_macs, count_params, model_summary

@@ -12,13 +12,14 @@ from .. import metrics
 from ..paired import paired_difference
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..quant import Int8Config, compare_int8, fixed_point_table, pruned_int8_table, pt2e_available
+from ..quant.openvino import openvino_available
 from ..sparse import sparse_finetune
 from .cache import fingerprint
 from ..files import read_table, write_table
 from ..train import TrainConfig, evaluate
 from .session import Session
 
-LATENCY_BLOCKS = 10  # latency timed in alternating blocks (`metrics.time_interleaved`); part of the INT8 keys
+INT8_KEY_VERSION = 2  # 2: latency from fresh processes (`compress.quant.latency`), OpenVINO rows
 
 
 def _cached_table(s: Session, name: str, key: dict, make) -> tuple[pd.DataFrame, Path]:
@@ -50,28 +51,30 @@ def fixed_point(s: Session, model: nn.Module, bits=None, methods=("linear", "min
     return s.record("fixed_point", table, steps=[folder])
 
 
+def _rows_wanted(wanted: bool, available, what: str) -> bool:
+    """A runtime's rows where asked for and its packages import; where they do not, one line says why."""
+    if not wanted:
+        return False
+    ok, why = available()
+    if not ok:
+        print(f"{what} rows skipped: {why}", flush=True)
+    return ok
+
+
 def _int8_table(s: Session, model: nn.Module, step: str, presets=("default", "optimal"), *, backend: str = "x86",
                 qat: bool = True, onnx: bool = True, pt2e: bool | None = None) -> pd.DataFrame:
     cfg = qat_config(s) if qat else None
-    if pt2e is None and s.profile.pt2e:  # torchao's PT2E rows wherever it runs (`pt2e_available` says why not)
-        pt2e, why = pt2e_available()
-        if not pt2e:
-            print(f"PT2E rows skipped: {why}", flush=True)
-    key = s.key(step=step, model=fingerprint(model), presets=list(presets),
-                qat=cfg.to_dict() | {"progress": None} if cfg else None,
-                calib=[s.profile.calib_batches, s.profile.calib_batch_size],
-                latency=[s.profile.latency_runs, s.profile.latency_warmup, LATENCY_BLOCKS])
-    if backend != "x86" or not onnx:  # the defaults keep their historical keys
-        key.update(backend=backend, onnx=onnx)
-    if cfg and s.profile.qat_train_size is not None:
-        key["qat_train_size"] = s.profile.qat_train_size
-    pt2e = bool(pt2e)
-    if pt2e:
-        key["pt2e"] = True
+    p = s.profile
+    pt2e = _rows_wanted(p.pt2e if pt2e is None else pt2e, pt2e_available, "PT2E")
+    openvino = _rows_wanted(p.openvino, openvino_available, "OpenVINO")
+    key = s.key(step=step, key_version=INT8_KEY_VERSION, model=fingerprint(model), presets=list(presets),
+                qat=cfg.to_dict() | {"progress": None} if cfg else None, qat_train_size=p.qat_train_size,
+                calib=[p.calib_batches, p.calib_batch_size], backend=backend, onnx=onnx, pt2e=pt2e, openvino=openvino,
+                latency=[p.latency_runs, p.latency_warmup, p.latency_processes, list(p.latency_threads)])
     return _cached_table(s, step, key, lambda: compare_int8(
-        model, s.data, presets=presets, backend=backend, qat=cfg, onnx=onnx, runs=s.profile.latency_runs,
-        warmup=s.profile.latency_warmup, blocks=LATENCY_BLOCKS, seed=s.seed, pt2e=pt2e,
-        qat_data=s.data.with_train_subset(s.profile.qat_train_size, s.seed), **_calib(s)))
+        model, s.data, presets=presets, backend=backend, qat=cfg, onnx=onnx, openvino=openvino,
+        runs=p.latency_runs, warmup=p.latency_warmup, processes=p.latency_processes, threads=p.latency_threads,
+        seed=s.seed, pt2e=pt2e, qat_data=s.data.with_train_subset(p.qat_train_size, s.seed), **_calib(s)))
 
 
 def _add_quant_models(s: Session, table: pd.DataFrame, base_name: str, label: str, costs: dict) -> None:
@@ -97,7 +100,7 @@ def _add_quant_models(s: Session, table: pd.DataFrame, base_name: str, label: st
         else:  # this table pairs it with the pruned FP32 model, not the baseline: no interval to show here
             paired = {}
         s.add_model(name, kind, {**costs, "top1": r.top1, "size_mb": r.size_mb, "gzip_mb": r.gzip_mb,
-                                 "latency_ms": r.latency_ms, "runtime": r.runtime, **paired})
+                                 "latency_ms": r.latency_ms, "latency_threads": r.threads, "runtime": r.runtime, **paired})
 
 
 def int8(s: Session, model: nn.Module, *, backend: str = "x86", qat: bool = True, onnx: bool = True,

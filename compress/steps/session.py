@@ -111,5 +111,5 @@ class Session:
         return table
 
     def add_model(self, name: str, kind: str, row: dict) -> None:
-        keep = ("top1", "paired_ci95", "mcnemar_p", "params", "macs", "size_mb", "gzip_mb", "latency_ms", "runtime")
+        keep = ("top1", "paired_ci95", "mcnemar_p", "params", "macs", "size_mb", "gzip_mb", "latency_ms", "latency_threads", "runtime")
         self.models[name] = {"model": name, "kind": kind, **{k: row.get(k) for k in keep}}
