@@ -107,14 +107,14 @@ plots.fixed_point(fixed, f"{ARCH}: fixed-point accuracy by bits");"""),
 steps.show(int8)
 plots.quant_comparison(int8, f"{ARCH}: FP32 vs INT8 (CPU)");"""),
         new_markdown_cell("""## 5. Pruned + INT8 and sparse + INT8
-The pruned model carried forward quantized to INT8 (PTQ and QAT, PyTorch, onnxruntime and PT2E), and
+The pruned model carried forward quantized to INT8 (PTQ and QAT, PyTorch, onnxruntime, OpenVINO and PT2E), and
 unstructured magnitude sparsity (which only shrinks the *compressed* file) combined with INT8."""),
         new_code_cell("""combined = steps.combined(s, baseline, pruned.model(device=s.device), pruned.best, steps.sparse(s, baseline))
 steps.show(combined)"""),
         new_markdown_cell("""How far pruning and INT8 go together: the smallest pruned configuration quantized the same way
-(its accuracy cost is in the pruning table above)."""),
+(`vs_baseline_*`: each row against the unpruned baseline on the same test images)."""),
         new_code_cell("""if pruned.smallest != pruned.best:
-    steps.show(steps.pruned_int8(s, pruned.model(pruned.smallest, device=s.device), pruned.smallest))"""),
+    steps.show(steps.pruned_int8(s, pruned.model(pruned.smallest, device=s.device), pruned.smallest, baseline=baseline))"""),
         new_markdown_cell("""## 6. Accuracy against cost
 Every model this notebook produced. Up and to the left is better."""),
         new_code_cell("""models = steps.models_table(s)

@@ -33,14 +33,15 @@ from .qat import QATConfig, quantize_qat
 
 COLUMNS = ["variant", "runtime", "split", "top1", "top5", *PAIRED, "size_mb", "gzip_mb", "size_ratio", "threads",
            "batch_size", "latency_ms", "latency_p90_ms", "min_ms", "max_ms", "spread", "processes", "flagged",
-           "speedup", "compile_s"]
+           "speedup", "compile_s", "vs_baseline_delta", "vs_baseline_ci95", "vs_baseline_p"]
 
 
 def compare_int8(fp32_model: nn.Module, data: CifarData, *, presets=PRESETS, backend: str = "x86",
                  calib_batches: int = 8, calib_batch_size: int = 128, qat: TrainConfig | None = None,
                  onnx: bool = True, openvino: bool = False, folder: str | Path | None = None, threads=(1, None),
                  runs: int = 50, warmup: int = 10, processes: int = 3, split: str = "test", seed: int = 0,
-                 pt2e: bool = False, qat_data: CifarData | None = None) -> pd.DataFrame:
+                 pt2e: bool = False, qat_data: CifarData | None = None,
+                 baseline_pred: torch.Tensor | None = None) -> pd.DataFrame:
     """One row per (variant, thread count): accuracy on `split`, file size, batch-1 CPU latency.
 
     Variants: `fp32`, `int8-<preset>` (torch.ao, `backend` kernels), `qat` (when a `qat` TrainConfig is
@@ -59,7 +60,9 @@ def compare_int8(fp32_model: nn.Module, data: CifarData, *, presets=PRESETS, bac
     3x apart: whatever ran before (a QAT fine-tune, a compile) leaves the allocator and the thread pools in a
     state a deployed model never sees. `threads`: None means all cores. `size_ratio` and `speedup` are against
     FP32 in the same runtime at the same thread count; the paired columns (`compress.paired`) compare each row's
-    predictions with FP32 PyTorch's on the same images. Columns: see COLUMNS.
+    predictions with FP32 PyTorch's on the same images; `baseline_pred` (the unpruned baseline's top-1 class per
+    image of `split`, for a pruned `fp32_model`) adds `vs_baseline_*`: each row against the baseline, paired on the
+    same images (NaN without it). Columns: see COLUMNS.
     """
     fp32 = copy.deepcopy(fp32_model).float().eval()
     batches = [b.cpu() for b in calibration_batches(data.train, calib_batches, calib_batch_size, seed=seed)]
@@ -99,7 +102,11 @@ def compare_int8(fp32_model: nn.Module, data: CifarData, *, presets=PRESETS, bac
                                    else evaluate(res.model, target, device="cpu", predictions=True))
     reference = acc[("torch", "fp32")]["pred"]
     for a in acc.values():
-        a.update(paired_difference(a.pop("pred"), reference, target.labels))
+        pred = a.pop("pred")
+        a.update(paired_difference(pred, reference, target.labels))
+        vs = paired_difference(pred, baseline_pred, target.labels) if baseline_pred is not None else {}
+        a.update(vs_baseline_delta=vs.get("paired_delta", math.nan), vs_baseline_ci95=vs.get("paired_ci95", math.nan),
+                 vs_baseline_p=vs.get("mcnemar_p", math.nan))
 
     counts = list(dict.fromkeys(t or torch.get_num_threads() for t in threads))  # distinct counts, in order
     timed = latency.measure([latency.Variant(name, runtime, path) for (runtime, name), path in saved.items()],
@@ -149,7 +156,8 @@ def _row(variant, runtime, split, acc, sizes, lat: dict, compile_s: float) -> di
     return {"variant": variant, "runtime": runtime, "split": split, "top1": acc["top1"], "top5": acc["top5"],
             **{c: acc[c] for c in PAIRED}, "size_mb": sizes[0], "gzip_mb": sizes[1], "threads": lat["threads"],
             "batch_size": 1, **{c: lat[c] for c in ("latency_ms", "latency_p90_ms", "min_ms", "max_ms", "spread",
-                                                    "processes", "flagged")}, "compile_s": compile_s}
+                                                    "processes", "flagged")}, "compile_s": compile_s,
+            **{c: acc[c] for c in ("vs_baseline_delta", "vs_baseline_ci95", "vs_baseline_p")}}
 
 
 def pruned_int8_table(original: nn.Module, pruned: nn.Module, data: CifarData, *, sparse: nn.Module | None = None,

@@ -62,7 +62,8 @@ def _rows_wanted(wanted: bool, available, what: str) -> bool:
 
 
 def _int8_table(s: Session, model: nn.Module, step: str, presets=("default", "optimal"), *, backend: str = "x86",
-                qat: bool = True, onnx: bool = True, pt2e: bool | None = None) -> pd.DataFrame:
+                qat: bool = True, onnx: bool = True, pt2e: bool | None = None,
+                baseline: nn.Module | None = None) -> tuple[pd.DataFrame, Path]:
     cfg = qat_config(s) if qat else None
     p = s.profile
     pt2e = _rows_wanted(p.pt2e if pt2e is None else pt2e, pt2e_available, "PT2E")
@@ -70,11 +71,14 @@ def _int8_table(s: Session, model: nn.Module, step: str, presets=("default", "op
     key = s.key(step=step, key_version=INT8_KEY_VERSION, model=fingerprint(model), presets=list(presets),
                 qat=cfg.to_dict() | {"progress": None} if cfg else None, qat_train_size=p.qat_train_size,
                 calib=[p.calib_batches, p.calib_batch_size], backend=backend, onnx=onnx, pt2e=pt2e, openvino=openvino,
-                latency=[p.latency_runs, p.latency_warmup, p.latency_processes, list(p.latency_threads)])
+                latency=[p.latency_runs, p.latency_warmup, p.latency_processes, list(p.latency_threads)],
+                baseline=fingerprint(baseline) if baseline is not None else None)
+    baseline_pred = (lambda: evaluate(baseline, s.data.test, predictions=True)["pred"]) if baseline is not None else None
     return _cached_table(s, step, key, lambda: compare_int8(
         model, s.data, presets=presets, backend=backend, qat=cfg, onnx=onnx, openvino=openvino,
         runs=p.latency_runs, warmup=p.latency_warmup, processes=p.latency_processes, threads=p.latency_threads,
-        seed=s.seed, pt2e=pt2e, qat_data=s.data.with_train_subset(p.qat_train_size, s.seed), **_calib(s)))
+        seed=s.seed, pt2e=pt2e, qat_data=s.data.with_train_subset(p.qat_train_size, s.seed),
+        baseline_pred=baseline_pred() if baseline_pred else None, **_calib(s)))
 
 
 def _add_quant_models(s: Session, table: pd.DataFrame, base_name: str, label: str, costs: dict) -> None:
@@ -97,7 +101,9 @@ def _add_quant_models(s: Session, table: pd.DataFrame, base_name: str, label: st
             paired = {c: r.get(c) for c in ("paired_ci95", "mcnemar_p")}
         elif name == base_name:  # the pruned FP32 model: keep its pairing against the baseline (its own step's)
             paired = {c: s.models.get(name, {}).get(c) for c in ("paired_ci95", "mcnemar_p")}
-        else:  # this table pairs it with the pruned FP32 model, not the baseline: no interval to show here
+        elif "vs_baseline_ci95" in r and not pd.isna(r.vs_baseline_ci95):  # paired with the baseline in its step
+            paired = {"paired_ci95": r.vs_baseline_ci95, "mcnemar_p": r.vs_baseline_p}
+        else:  # a table from before `vs_baseline_*`: paired with the pruned FP32 model only, no interval here
             paired = {}
         s.add_model(name, kind, {**costs, "top1": r.top1, "size_mb": r.size_mb, "gzip_mb": r.gzip_mb,
                                  "latency_ms": r.latency_ms, "latency_threads": r.threads, "runtime": r.runtime, **paired})
@@ -139,12 +145,13 @@ def sparse(s: Session, baseline: nn.Module) -> nn.Module:
 
 
 def pruned_int8(s: Session, pruned: nn.Module, config: str, *, backend: str = "x86", qat: bool = True,
-                onnx: bool = True, pt2e: bool | None = None) -> pd.DataFrame:
+                onnx: bool = True, pt2e: bool | None = None, baseline: nn.Module | None = None) -> pd.DataFrame:
     """The pruned model of configuration `config` against its INT8 versions (PTQ `optimal`, QAT, onnxruntime,
-    PT2E), as `int8` does for the baseline. Rows join the session's `pruned_int8` table under `config`
+    PT2E), as `int8` does for the baseline; with `baseline`, each row is also paired with it (`vs_baseline_*`).
+    Rows join the session's `pruned_int8` table under `config`
     (one table for every configuration quantized); returns this configuration's rows."""
     table, folder = _int8_table(s, pruned, "pruned_int8", presets=("optimal",), backend=backend, qat=qat,
-                                onnx=onnx, pt2e=pt2e)
+                                onnx=onnx, pt2e=pt2e, baseline=baseline)
     table = table.assign(config=config)
     before = s.tables.get("pruned_int8")
     kept = before[before.config != config] if before is not None and "config" in before else None
@@ -162,7 +169,7 @@ def combined(s: Session, baseline: nn.Module, pruned: nn.Module, config: str, sp
     Records `pruned_int8` (`pruned_int8` above) and `combined` (the seed's table: original / pruned /
     pruned+INT8 / pruned+float16 / int16-act int8-weight / sparse / sparse+INT8).
     """
-    pruned_int8(s, pruned, config, backend=backend, qat=qat, onnx=onnx, pt2e=pt2e)
+    pruned_int8(s, pruned, config, backend=backend, qat=qat, onnx=onnx, pt2e=pt2e, baseline=baseline)
     key = s.key(step="combined", baseline=fingerprint(baseline), pruned=fingerprint(pruned),
                 sparse=fingerprint(sparse_model) if sparse_model is not None else None,
                 calib=[s.profile.calib_batches, s.profile.calib_batch_size])
