@@ -12,6 +12,7 @@ from pathlib import Path
 from . import plots
 from ..models import ARCHS
 from ..files import REPO_ROOT, atomic_write_text
+from .findings import findings_markdown
 from .summary import figure_label, replace_block, summary_markdown
 from .tables import load_tables
 from .targets import targets_markdown
@@ -84,7 +85,8 @@ def figures_markdown(assets_dir: str | Path, archs=ARCHS, link_from: str | Path 
 def readme_blocks(results_dir: str | Path = RESULTS_DIR, assets_dir: str | Path = ASSETS_DIR,
                   link_from: str | Path = REPO_ROOT) -> dict[str, str]:
     """The README's generated blocks (`<!-- name:start/end -->`) by name, from the results and assets."""
-    return {"results": summary_markdown(Path(results_dir), ARCHS, heading="####"),
+    return {"findings": findings_markdown(Path(results_dir), ARCHS, heading="####"),
+            "results": summary_markdown(Path(results_dir), ARCHS, heading="####"),
             "targets": targets_markdown(Path(results_dir), ARCHS, heading="####"),
             "figures": figures_markdown(assets_dir, ARCHS, link_from, heading="####")}
 
