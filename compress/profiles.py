@@ -200,18 +200,6 @@ class Profile:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
-    # Fields that only one step reads and that this step writes into its own cache key: leaving them out of
-    # the profile part of every key means changing one reruns that step alone, not every step of the profile.
-    # The budget steps (steps/budget.py) key on exactly the fields they read, so none of theirs is here either;
-    # `distill_comparison` only says whether the notebook runs a step.
-    STEP_KEYED = ("last_round_epochs", "distill_comparison", "budget_factors", "arch_budget_factors", "budget_methods", "budget_select_at",
-                  "budget_steps", "budget_epochs", "budget_scratch", "budget_seeds", "openvino", "latency_processes",
-                  "latency_threads")
-
-    def key_dict(self) -> dict:
-        """The profile as it enters a step's cache key (`STEP_KEYED` fields are keyed by their step)."""
-        return {k: v for k, v in self.to_dict().items() if k not in self.STEP_KEYED}
-
 
 PROFILES = {
     "smoke": Profile(

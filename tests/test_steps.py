@@ -234,7 +234,7 @@ def test_last_round_epochs_lengthen_only_that_round_and_keep_every_other_key(tin
     plain = steps.Session.create("vgg16_bn", "smoke", data=tiny_data)
     first = steps.prune_rounds(plain, baseline, configs, 2, round_to=2)
     longer = steps.Session.create("vgg16_bn", "smoke", data=tiny_data, last_round_epochs={"aggressive": 2})
-    assert longer.key(step="x") == plain.key(step="x")  # the field is keyed by the pruning step alone
+    assert longer.key("x") == plain.key("x")  # the field is keyed by the pruning step alone
     trained = []
     real = steps.pruning.fit
     monkeypatch.setattr(steps.pruning, "fit", lambda model, data, cfg, **k: trained.append(cfg) or real(model, data, cfg, **k))
@@ -270,3 +270,15 @@ def test_quantizing_a_pruned_model_keeps_its_interval_against_the_baseline(tiny_
     _add_quant_models(s, table, "pruned:a", "pruned", {"params": 10, "macs": 5})
     assert s.models["pruned:a"]["paired_ci95"] == 0.4 and s.models["pruned:a"]["latency_ms"] == 2.0
     assert s.models["pruned:a+int8-optimal"]["paired_ci95"] is None  # paired with the pruned model, not the baseline
+
+
+def test_a_step_key_names_only_what_the_step_reads(tiny_data):
+    """Changing how latency is timed must not rerun pruning: no profile in the keys, only each step's reads."""
+    s = steps.Session.create("resnet18", "smoke", data=tiny_data)
+    timed = steps.Session.create("resnet18", "smoke", data=tiny_data, latency_runs=99, latency_warmup=7,
+                                 sensitivity_ratios=(0.0, 0.3), fixed_point_bits=(8,))
+    assert s.key("prune_round", a=1) == timed.key("prune_round", a=1)
+    key = s.key("prune_round")
+    assert "profile" not in key and {"step", "key_version", "arch", "width", "seed", "data"} == set(key)
+    wider = steps.Session.create("resnet18", "smoke", data=tiny_data, width=0.25)
+    assert wider.key("prune_round") != key  # the width decides every weight

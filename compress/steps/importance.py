@@ -29,12 +29,9 @@ def sensitivity(s: Session, model: nn.Module, criterion: str = "l1", *, ratios=N
     ratios = list(s.profile.sensitivity_ratios if ratios is None else ratios)
     size = s.profile.sensitivity_eval_size if eval_size is None else eval_size
     split = s.data.val.subset(stratified_indices(s.data.val.labels.cpu().numpy(), size, s.seed))
-    extra = {} if layers is None else {"layers": list(layers)}
-    if criterion == "taylor":
-        extra["taylor_images"] = taylor_images
-    if eval_size is not None:
-        extra["eval_size"] = eval_size
-    key = s.key(step="sensitivity", baseline=fingerprint(model), ratios=ratios, criterion=criterion, **extra)
+    extra = {"layers": None if layers is None else list(layers),
+             "taylor_images": taylor_images if criterion == "taylor" else None, "eval_size": size}
+    key = s.key("sensitivity", baseline=fingerprint(model), ratios=ratios, criterion=criterion, **extra)
 
     def compute(folder: Path) -> None:
         scan = importance.sensitivity_scan(

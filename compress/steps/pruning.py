@@ -131,11 +131,9 @@ def prune_rounds(s: Session, baseline: nn.Module, configs: dict, rounds: int | N
             cfg = base_cfg
             if k == rounds and name in s.profile.last_round_epochs:
                 cfg = dataclasses.replace(base_cfg, epochs=s.profile.last_round_epochs[name])
-            key = s.key(step="prune_round", baseline=base_id, config=name, ratios=ratios, rounds=rounds, round=k,
-                        criterion=criterion, round_to=round_to, distill=distill,
-                        finetune=cfg.to_dict() | {"progress": None, "desc": None})
-            if rescale:  # only models without BN: the other keys stay as they were
-                key["rescale"] = True
+            key = s.key("prune_round", baseline=base_id, config=name, ratios=ratios, rounds=rounds, round=k,
+                        criterion=criterion, round_to=round_to, distill=distill, rescale=rescale,
+                        finetune=cfg.identity(s.device))
 
             def compute(folder: Path, k=k, targets=targets, previous=previous, name=name, cfg=cfg) -> None:
                 model = (load_checkpoint(previous / "model.pt", arch)[0] if previous is not None
@@ -234,10 +232,10 @@ def finetune_ratios(s: Session, baseline: nn.Module, ratios, *, criterion: str =
     Used by the interactive panel; validates the ratios before anything is cached."""
     model = prune(copy.deepcopy(baseline), ratios, criterion=criterion)  # a bad ratio fails here
     cfg = _finetune_config(s)
-    key = s.key(step="finetune_ratios", baseline=fingerprint(baseline), ratios=ratios, criterion=criterion,
-                distill=s.profile.distill, finetune=cfg.to_dict() | {"progress": None})
-    if not has_batchnorm(baseline):
-        key["rescale"] = True
+    rescale = not has_batchnorm(baseline)
+    key = s.key("finetune_ratios", baseline=fingerprint(baseline), ratios=ratios, criterion=criterion,
+                distill=s.profile.distill, rescale=rescale, finetune=cfg.identity(s.device))
+    if rescale:
         _rescale(s, model, baseline, seed=s.seed)
 
     def compute(folder: Path) -> None:

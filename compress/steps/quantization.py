@@ -44,7 +44,7 @@ def qat_config(s: Session) -> TrainConfig:
 def fixed_point(s: Session, model: nn.Module, bits=None, methods=("linear", "minmax", "log")) -> pd.DataFrame:
     """Test accuracy of simulated fixed point at each bit width (default: the profile's) and method."""
     bits = tuple(s.profile.fixed_point_bits if bits is None else bits)
-    key = s.key(step="fixed_point", baseline=fingerprint(model), bits=list(bits), methods=list(methods),
+    key = s.key("fixed_point", baseline=fingerprint(model), bits=list(bits), methods=list(methods),
                 calib=[s.profile.calib_batches, s.profile.calib_batch_size])
     table, folder = _cached_table(s, "fixed_point", key, lambda: fixed_point_table(
         model, s.data, bits, methods, arch=s.arch, seed=s.seed, **_calib(s)))
@@ -68,7 +68,7 @@ def _int8_table(s: Session, model: nn.Module, step: str, presets=("default", "op
     p = s.profile
     pt2e = _rows_wanted(p.pt2e if pt2e is None else pt2e, pt2e_available, "PT2E")
     openvino = _rows_wanted(p.openvino, openvino_available, "OpenVINO")
-    key = s.key(step=step, key_version=INT8_KEY_VERSION, model=fingerprint(model), presets=list(presets),
+    key = s.key(step, int8_version=INT8_KEY_VERSION, model=fingerprint(model), presets=list(presets),
                 qat=cfg.to_dict() | {"progress": None} if cfg else None, qat_train_size=p.qat_train_size,
                 calib=[p.calib_batches, p.calib_batch_size], backend=backend, onnx=onnx, pt2e=pt2e, openvino=openvino,
                 latency=[p.latency_runs, p.latency_warmup, p.latency_processes, list(p.latency_threads)],
@@ -122,13 +122,13 @@ def int8(s: Session, model: nn.Module, *, backend: str = "x86", qat: bool = True
 
 def sparse(s: Session, baseline: nn.Module) -> nn.Module:
     """Unstructured magnitude pruning of the baseline to the profile's sparsity, fine-tuned (cached, resumable)."""
-    key = s.key(step="sparse", baseline=fingerprint(baseline), target=s.profile.target_sparsity,
-                epochs=s.profile.sparse_epochs, distill=s.profile.distill, lr=s.profile.finetune_lr_for(s.arch))
+    target = s.profile.target_sparsity
+    cfg = TrainConfig.finetune_from_profile(s.profile, epochs=s.profile.sparse_epochs, arch=s.arch, seed=s.seed,
+                                            desc=f"sparse fine-tune ({target:.0%})")
+    key = s.key("sparse", baseline=fingerprint(baseline), target=target, distill=s.profile.distill,
+                finetune=cfg.identity(s.device))
 
     def compute(folder: Path) -> None:
-        target = s.profile.target_sparsity
-        cfg = TrainConfig.finetune_from_profile(s.profile, epochs=s.profile.sparse_epochs, arch=s.arch, seed=s.seed,
-                                                desc=f"sparse fine-tune ({target:.0%})")
         model, record = sparse_finetune(copy.deepcopy(baseline), s.data, cfg, target, device=s.device,
                                         teacher=baseline if s.profile.distill else None,
                                         state_path=folder / "train_state.pt")
@@ -170,11 +170,9 @@ def combined(s: Session, baseline: nn.Module, pruned: nn.Module, config: str, sp
     pruned+INT8 / pruned+float16 / int16-act int8-weight / sparse / sparse+INT8).
     """
     pruned_int8(s, pruned, config, backend=backend, qat=qat, onnx=onnx, pt2e=pt2e, baseline=baseline)
-    key = s.key(step="combined", baseline=fingerprint(baseline), pruned=fingerprint(pruned),
+    key = s.key("combined", baseline=fingerprint(baseline), pruned=fingerprint(pruned),
                 sparse=fingerprint(sparse_model) if sparse_model is not None else None,
-                calib=[s.profile.calib_batches, s.profile.calib_batch_size])
-    if backend != "x86":
-        key["backend"] = backend
+                calib=[s.profile.calib_batches, s.profile.calib_batch_size], backend=backend)
     table, folder = _cached_table(s, "combined", key, lambda: pruned_int8_table(
         baseline, pruned, s.data, sparse=sparse_model, config=Int8Config("optimal", backend), seed=s.seed, **_calib(s)))
     return s.record("combined", table.assign(config=config), steps=[folder])

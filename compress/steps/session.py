@@ -23,6 +23,9 @@ from ..provenance import provenance
 from ..train import default_device, resolve_precision
 
 CACHE_ENV = "COMPRESS_CACHE"
+# 2: keys name only what each step reads (before: the whole profile); `python -m compress.steps.rekey` moves
+# version-1 entries to their version-2 keys
+KEY_VERSION = 2
 
 
 def step_cache(root: str | Path | None = None) -> StepCache:
@@ -80,10 +83,13 @@ class Session:
         results = Path(results_dir) if results_dir else default_results_dir(prof.name)
         return cls(arch, prof, data.to(dev), dev, seed, step_cache(cache_root), results.resolve())
 
-    def key(self, **extra) -> dict:
-        """The cache key of a step: this session's identity plus the step's own settings."""
-        return {"arch": self.arch, "profile": self.profile.key_dict(), "seed": self.seed,
-                "data": self.data.summary(), **extra}
+    def key(self, step: str, **reads) -> dict:
+        """The cache key of a step: the run's identity (architecture, width, seed, data), the step's name and
+        KEY_VERSION (raised when its algorithm changes, so older results are recomputed, not reused), and exactly
+        the settings the step reads (`reads`, each always present). Nothing else of the profile: changing
+        `latency_runs` reruns only the steps that time."""
+        return {"step": step, "key_version": KEY_VERSION, "arch": self.arch, "width": float(self.profile.width),
+                "seed": self.seed, "data": self.data.summary(), **reads}
 
     @property
     def precision(self) -> str:
