@@ -50,8 +50,10 @@ class Speed:
     eval: float
 
 
-def measure_speed(arch: str, profile: Profile, device: torch.device, steps: int = 5) -> Speed:
-    """A few timed training and evaluation batches with the trainer's own path (precision, memory layout)."""
+def measure_speed(arch: str, profile: Profile, device: torch.device, steps: int = 3) -> Speed:
+    """A few timed training and evaluation batches with the trainer's own path (precision, memory layout).
+    Small batches on a CPU (64 images: per image a CPU costs about the same at any batch size), so the plan of
+    three full-width architectures prints within seconds, not minutes."""
     from .kernels import channels_last_training
     from .train import TrainConfig, channels_last_pays, resolve_precision
 
@@ -65,7 +67,7 @@ def _timed_steps(model, profile: Profile, device: torch.device, precision: str, 
     from .train import _autocast
 
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    batch = min(profile.batch_size, 256)
+    batch = min(profile.batch_size, 256 if device.type == "cuda" else 64)
     x = torch.randn(batch, 3, 32, 32, device=device).contiguous(memory_format=memory_format)
     y = torch.randint(0, 10, (batch,), device=device)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
@@ -83,7 +85,7 @@ def _timed_steps(model, profile: Profile, device: torch.device, precision: str, 
 
     out = []
     for fn in (train_step, eval_step):
-        fn(), fn()  # warm-up (the first calls pick kernels and allocate)
+        fn()  # warm-up (the first call picks kernels and allocates)
         if device.type == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
