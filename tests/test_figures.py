@@ -181,3 +181,19 @@ def test_the_stamp_sits_below_every_label_and_log_axes_read_as_plain_numbers(tmp
     monkeypatch.setattr(figures.plots, "save", check)
     figures.make_figures(tmp_path / "results", tmp_path / "assets", archs=["resnet18"], verbose=False)
     assert "resnet18_channels.png" in checked and "resnet18_pareto_macs.png" in checked
+
+
+def test_the_literature_table_sets_the_nearest_chosen_budget_beside_each_paper(tmp_path):
+    from compress.report.literature import PUBLISHED, literature_markdown
+
+    budget = pd.DataFrame({"kind": ["pruned"] * 4, "method": ["global", "global", "uniform", "global"],
+                           "target": [2.0, 4.0, 2.0, 2.0], "round": [2] * 4, "seed": [0, 0, 0, 1],
+                           "selected": [True, True, False, True], "mac_reduction": [2.01, 3.98, 2.0, 2.02],
+                           "paired_delta": [-0.31, -0.9, -0.5, -0.2], "paired_ci95": [0.2, 0.3, 0.3, 0.2],
+                           "total_epochs": [6] * 4})
+    write_table(tmp_path / "resnet18" / "budget.csv", budget, provenance({}))
+    text = literature_markdown(tmp_path, ["resnet18", "vgg16"])
+    (depgraph,) = [line for line in text.splitlines() if line.startswith("| DepGraph")]
+    assert "resnet18 global 2x | 2.01x | -0.31 ± 0.20 | 6 epochs" in depgraph  # chosen method, main seed, nearest
+    assert "| vgg16: not run yet" in text and "vgg16_bn" not in text
+    assert round(PUBLISHED[0].mac_factor, 2) == 2.39  # 58.1% fewer FLOPs

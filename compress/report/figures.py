@@ -13,6 +13,7 @@ from . import plots
 from ..models import ARCHS
 from ..files import REPO_ROOT, atomic_write_text
 from .findings import findings_markdown
+from .literature import literature_markdown
 from .summary import figure_label, replace_block, summary_markdown
 from .tables import load_tables
 from .targets import targets_markdown
@@ -87,6 +88,7 @@ def readme_blocks(results_dir: str | Path = RESULTS_DIR, assets_dir: str | Path 
     """The README's generated blocks (`<!-- name:start/end -->`) by name, from the results and assets."""
     return {"findings": findings_markdown(Path(results_dir), ARCHS, heading="####"),
             "results": summary_markdown(Path(results_dir), ARCHS, heading="####"),
+            "literature": literature_markdown(Path(results_dir), ARCHS),
             "targets": targets_markdown(Path(results_dir), ARCHS, heading="####"),
             "figures": figures_markdown(assets_dir, ARCHS, link_from, heading="####")}
 
