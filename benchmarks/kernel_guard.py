@@ -18,7 +18,7 @@ from compress.kernels import affected_convs, channels_last_training
 from compress.models import build_model
 from compress.pruning import prune
 from compress.provenance import device_name
-from compress.train import _autocast, resolve_precision
+from compress.train import PRECISIONS, _autocast, resolve_precision
 
 
 def images_per_second(model, precision: str, channels_last: bool, batch: int, steps: int, repeats: int) -> float:
@@ -52,7 +52,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto")
     args = p.parse_args()
     precision = resolve_precision(args.precision, "cpu")
     model = build_model("resnet18", width=args.width)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from .models import ARCHS
 from .profiles import BUDGET_METHODS, PROFILES, default_profile_name
+from .train import PRECISIONS
 from .files import REPO_ROOT
 
 TRACEBACK_ENV = "COMPRESS_TRACEBACK"
@@ -160,7 +161,7 @@ def add_train(sub) -> None:
     _common(p)
     p.add_argument("--epochs", type=positive_int, default=None, help="baseline epochs (default: the profile's)")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the profile's)")
-    p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default=None,
+    p.add_argument("--precision", choices=PRECISIONS, default=None,
                    help="training arithmetic (default: the profile's; auto = bf16 where the hardware has it)")
     p.add_argument("--export", type=Path, default=None, help="also copy the trained checkpoint to this file")
     p.set_defaults(func=cmd_train)

@@ -16,12 +16,12 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .data import CifarData, Split
+from .data import Split
 from .metrics import count_macs, count_params
 from .models import conv_layers, example_input
 from .pruning import ChannelPruner, check_criterion
 from .ratios import channel_targets, check_ratio
-from .train import TrainConfig, evaluate, fit
+from .train import evaluate
 
 SCAN_COLUMNS = ["layer", "group", "ratio", "channels", "top1", "top5", "loss", "params", "macs"]
 
@@ -42,7 +42,6 @@ def l1_ranking(model: nn.Module) -> pd.DataFrame:
 
 def sensitivity_scan(model: nn.Module, split: Split, ratios: Sequence[float] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
                      *, layers: Sequence[str] | None = None, criterion: str = "l1", batch_size: int = 1024,
-                     retrain: TrainConfig | None = None, train_data: CifarData | None = None,
                      data_for_taylor=None, seed: int = 0, progress: bool = True) -> pd.DataFrame:
     """Accuracy on `split` (use the validation split) with each conv pruned alone at each channel ratio.
 
@@ -51,13 +50,10 @@ def sensitivity_scan(model: nn.Module, split: Split, ratios: Sequence[float] = (
     through a residual sum cannot be pruned alone: they are pruned as their set, `group` names it, and
     every member gets the same rows; MACs are `metrics.count_macs`, the counter of every table. Fast by construction: channel importance is measured once on the
     unpruned model, and each set is pruned step by step along that ranking on one copy with one
-    dependency graph, which gives the same model as pruning a fresh copy at each ratio. With `retrain` (a TrainConfig) and `train_data`, each pruned
-    copy is fine-tuned before evaluation (Li et al.'s "prune and retrain" curve; much slower).
+    dependency graph, which gives the same model as pruning a fresh copy at each ratio.
     """
     check_criterion(criterion, data_for_taylor)
     ratios = sorted({0.0, *(check_ratio("sensitivity ratio", r) for r in ratios)})
-    if retrain is not None and train_data is None:
-        raise ValueError("retrain needs train_data (a CifarData) to fine-tune each pruned copy on")
     device = next(model.parameters()).device
     split = split.to(device)
     example = example_input(1, next(model.parameters()).device)
@@ -87,12 +83,8 @@ def sensitivity_scan(model: nn.Module, split: Split, ratios: Sequence[float] = (
             if drop != removed:
                 pruner.remove(s, order[removed:drop])
                 removed = drop
-                scored = work
-                if retrain is not None:
-                    scored = copy.deepcopy(work)
-                    fit(scored, train_data, retrain, device=device)
                 macs, params = count_macs(work), count_params(work)
-                last = {"channels": counts[s] - drop, **evaluate(scored, split, batch_size), "params": params, "macs": macs}
+                last = {"channels": counts[s] - drop, **evaluate(work, split, batch_size), "params": params, "macs": macs}
             results[(s, r)] = last  # rounding kept the same channels: the same model, the same numbers
             bar.update(1)
         del work, pruner

@@ -16,7 +16,7 @@ import copy
 import html
 import io
 import textwrap
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import pandas as pd
 from torch import nn
@@ -95,10 +95,7 @@ def check_ratios(arch: str, model: nn.Module, ratios) -> dict[str, float]:
 # ----------------------------------------------------------------------------- preview
 @dataclass(frozen=True, eq=False)
 class Preview:
-    """What pruning with some ratios gives, measured on a copy. Displays as a few lines, never the model.
-
-    Fields are attributes; `p["params"]`-style access is kept for code written against the old dict.
-    """
+    """What pruning with some ratios gives, measured on a copy. Displays as a few lines, never the model."""
     arch: str
     params: int
     macs: int
@@ -108,14 +105,6 @@ class Preview:
     size_reduction: float
     channels: pd.DataFrame  # layer, before, after: output channels per conv
     model: nn.Module = field(repr=False)  # the pruned copy
-
-    def keys(self) -> list[str]:
-        return [f.name for f in fields(self)]
-
-    def __getitem__(self, key: str):
-        if key not in self.keys():
-            raise KeyError(key)
-        return getattr(self, key)
 
     def summary(self) -> str:
         return (f"{self.params / 1e6:.3f} M params ({self.param_reduction:.1f}x fewer), "
@@ -145,15 +134,16 @@ class Preview:
                 f"<details><summary>output channels per conv layer (before, after)</summary>{table}</details></div>")
 
 
-def preview(model: nn.Module, arch: str, ratios, *, criterion: str = "l1") -> Preview:
+def preview(model: nn.Module, arch: str, ratios) -> Preview:
     """What pruning `model` with `ratios` would give, measured on a copy (the model is untouched).
 
     Returns a `Preview`: params, MACs, size (MB), their reduction factors against the unpruned model,
-    the output channels per conv layer before and after, and the pruned copy.
+    the output channels per conv layer before and after, and the pruned copy (L1-ranked filters: the costs
+    depend only on how many filters go, not on which, so no criterion needs data here).
     """
     check_ratios(arch, model, ratios)  # a bad name or ratio fails here, before any work
     before = metrics.conv_channels(model)
-    pruned = prune(copy.deepcopy(model).cpu(), ratios, criterion=criterion if criterion != "taylor" else "l1")
+    pruned = prune(copy.deepcopy(model).cpu(), ratios, criterion="l1")
     after = metrics.conv_channels(pruned)
     base_params, base_macs = metrics.count_params(model), metrics.count_macs(model)
     params, macs, size = metrics.count_params(pruned), metrics.count_macs(pruned), metrics.size_mb(pruned)

@@ -1,4 +1,4 @@
-"""What a compressed model costs: parameters, MACs, file size (raw and gzip), latency, peak memory.
+"""What a compressed model costs: parameters, MACs, file size (raw and gzip), latency.
 
 MACs are the multiply-accumulates of the conv and linear layers for one 32x32 image, counted by thop: the one
 counter every table uses (BN, ReLU, pooling and residual adds are not MACs; `count_macs`). Latency is the median (and p90) of many timed runs after a warm-up, with the
@@ -198,45 +198,6 @@ def interleaved_latency(fns: dict, *, threads: int | None = None, warmup: int = 
     with num_threads(threads) as n, torch.inference_mode(), OthersCpu() as others:
         times = time_interleaved(fns, warmup=warmup, runs=runs, blocks=blocks)
     return {name: {**latency_stats(t), "threads": n, "others_cpu": others.share} for name, t in times.items()}
-
-
-def peak_memory_mb(model: nn.Module, *, batch_size: int = 1, device="cpu") -> dict:
-    """Peak inference memory (weights + activations) in MB, and how it was obtained.
-
-    CUDA: measured with `torch.cuda.max_memory_allocated`. CPU: computed as the weights plus the largest
-    input + output pair of any leaf module during one forward pass (what must be alive at once).
-    """
-    device = torch.device(device)
-    model = model.to(device).eval()
-    x = torch.randn(batch_size, 3, 32, 32, device=device)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        base = torch.cuda.memory_allocated(device)
-        with torch.inference_mode():
-            model(x)
-        torch.cuda.synchronize(device)
-        weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
-        peak = torch.cuda.max_memory_allocated(device) - base + weights
-        return {"peak_memory_mb": peak / 1e6, "method": "measured (torch.cuda.max_memory_allocated)"}
-    weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
-    largest = 0
-
-    def hook(_m, inputs, output):
-        nonlocal largest
-        size = sum(t.numel() * t.element_size() for t in inputs if torch.is_tensor(t))
-        if torch.is_tensor(output):
-            size += output.numel() * output.element_size()
-        largest = max(largest, size)
-
-    handles = [m.register_forward_hook(hook) for m in model.modules() if not list(m.children())]
-    try:
-        with torch.inference_mode():
-            model(x)
-    finally:
-        for h in handles:
-            h.remove()
-    return {"peak_memory_mb": (weights + largest) / 1e6, "method": "computed (weights + largest layer input+output)"}
 
 
 def model_summary(model: nn.Module) -> dict:

@@ -163,8 +163,6 @@ DEFAULT_CONFIGS: dict[str, dict[str, object]] = {
     },
 }
 DEFAULT_CONFIGS["vgg16_bn"] = DEFAULT_CONFIGS["vgg16"]
-TARGET_REDUCTION = {"resnet18": {"macs": 19, "params": 50}, "vgg16": {"macs": 8, "params": 50},
-                    "vgg16_bn": {"macs": 8, "params": 50}}
 
 
 def default_configs(arch: str, scan: pd.DataFrame | None = None, max_drop: float = 1.0) -> dict[str, object]:

@@ -3,9 +3,7 @@
     python notebooks/build.py                  # rewrite notebooks/{resnet18,vgg16,vgg16_bn}.ipynb (no outputs)
     python notebooks/build.py --keep-outputs   # the same, keeping the published outputs of unchanged cells
 
-The notebooks hold no logic: every cell calls `compress`. Committed notebooks carry no outputs (the
-figures a reader should see are the README's, regenerated from committed results tables);
-The committed notebooks are the ones `python -m compress reproduce --profile cpu --publish` executed, with
+The notebooks hold no logic: every cell calls `compress`. The committed notebooks are the ones `python -m compress reproduce --profile cpu --publish` executed, with
 their outputs, so a reader sees tables and plots on a code-hosting page; `tests/test_notebooks.py` checks
 that their code cells match this template and executes them in the smoke profile.
 """

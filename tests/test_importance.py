@@ -7,7 +7,7 @@ from conftest import tiny_model
 from compress.importance import l1_ranking, sensitivity_scan
 from compress.metrics import conv_channels
 from compress.pruning import prune
-from compress.train import TrainConfig, evaluate
+from compress.train import evaluate
 
 
 def _model(arch, seed=0):
@@ -51,19 +51,14 @@ def test_coupled_resnet_layers_share_their_rows(tiny_data):
     assert a.equals(b) and set(a.group) == {"layer2.0.conv2"} and len(scan) == 6
 
 
-def test_scan_with_retraining_and_other_criteria(tiny_data):
+def test_scan_with_other_criteria(tiny_data):
     model = _model("vgg16_bn")
-    cfg = TrainConfig(epochs=1, batch_size=64, lr=0.01, progress=False)
-    scan = sensitivity_scan(model, tiny_data.val, [0.5], layers=["conv5_3"], retrain=cfg, train_data=tiny_data,
-                            progress=False)
-    assert len(scan) == 2 and scan.top1.notna().all()
     taylor = sensitivity_scan(model, tiny_data.val, [0.5], layers=["conv1_1"], criterion="taylor",
                               data_for_taylor=tiny_data.train.subset(range(64)), progress=False)
     assert list(taylor.channels) == [8, 4]
 
 
-@pytest.mark.parametrize("kwargs,message", [({"layers": ["conv9_9"]}, "valid names"), ({"criterion": "bn_scale"}, "no BatchNorm"),
-                                            ({"retrain": TrainConfig(epochs=1)}, "train_data")])
+@pytest.mark.parametrize("kwargs,message", [({"layers": ["conv9_9"]}, "valid names"), ({"criterion": "bn_scale"}, "no BatchNorm")])
 def test_scan_rejects_bad_input(kwargs, message, tiny_data):
     with pytest.raises(ValueError, match=message):
         sensitivity_scan(_model("vgg16"), tiny_data.val, [0.5], progress=False, **kwargs)

@@ -15,9 +15,9 @@ def test_preview_matches_real_pruning_and_leaves_the_model(arch, ratios):
     before = {k: v.clone() for k, v in model.state_dict().items()}
     p = interactive.preview(model, arch, ratios)
     real = prune(build_model(arch, width=0.25), ratios)  # same init seed? compare structure, not weights
-    assert p["params"] == metrics.count_params(real) and p["macs"] == metrics.count_macs(real)
-    assert dict(zip(p["channels"].layer, p["channels"].after)) == metrics.conv_channels(real)
-    assert p["param_reduction"] > 1 and all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert p.params == metrics.count_params(real) and p.macs == metrics.count_macs(real)
+    assert dict(zip(p.channels.layer, p.channels.after)) == metrics.conv_channels(real)
+    assert p.param_reduction > 1 and all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
 def test_preview_rejects_bad_ratios_before_work():
@@ -198,9 +198,6 @@ def test_preview_displays_in_a_few_lines_never_the_model():
     p = interactive.preview(build_model("resnet18", width=0.125), "resnet18",
                             {"layer3.0.conv1": 0.5, "layer4.0.conv2": 0.7})
     assert isinstance(p, interactive.Preview) and isinstance(p.model, torch.nn.Module)
-    assert p["params"] == p.params and p["channels"] is p.channels and "size_reduction" in p.keys()
-    with pytest.raises(KeyError):
-        p["nope"]
     text = repr(p)
     assert len(text.splitlines()) <= 5 and "fewer" in text and "layer3.0.conv1 32->16" in text
     page = p._repr_html_()
@@ -216,7 +213,7 @@ def test_mac_target_fills_the_sliders_with_its_allocation(arch):
     panel.fill_from_target()
     base = metrics.count_macs(build_model(arch, width=0.125))
     previewed = interactive.preview(build_model(arch, width=0.125), arch, panel.ratios())
-    assert base / previewed["macs"] == pytest.approx(3, rel=0.02)
+    assert base / previewed.macs == pytest.approx(3, rel=0.02)
     assert "sliders set for 3x" in panel.fill_note.value
     assert not panel.button.disabled
 

@@ -1,7 +1,7 @@
 """Static INT8 post-training quantization (and the QAT graph calls) with torch.ao FX graph mode.
 
-This module is the project's only door to `torch.ao.quantization`: moving to torchao (pt2e) later means
-rewriting this file alone. torch.ao's deprecation warnings are silenced here, in `_silence_torch_ao`, for
+This module is the project's only door to `torch.ao.quantization` (FX graph mode, deprecated upstream in
+torch 2.14; `pt2e.py` holds the maintained torchao flow beside it). torch.ao's deprecation warnings are silenced here, in `_silence_torch_ao`, for
 its own messages only.
 
 FX traces the model, fuses conv-bn(-relu) and add-relu, inserts observers; `calibrate` runs a few training

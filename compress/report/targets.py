@@ -216,20 +216,6 @@ def _pt2e(arch, t) -> list[dict]:
     return [_row(arch, target, "; ".join(parts) + _busy(t["int8"]), bool(ok))]
 
 
-def _ensure_deltas(tables: dict) -> dict:
-    """Tables written before pairing get the plain difference as `paired_delta` (and no interval), so
-    their targets still read; `_delta` then shows no ± ."""
-    def fill(name, delta):
-        d = tables.get(name)
-        if d is not None and "paired_delta" not in d:
-            tables[name] = d.assign(paired_delta=delta(d), paired_ci95=math.nan)
-
-    fill("pruning", lambda d: d.test_top1 - d.loc[d["round"] == 0, "test_top1"].iloc[0])
-    fill("int8", lambda d: d.top1 - d.loc[(d.variant == "fp32") & (d.runtime == "torch"), "top1"].iloc[0])
-    fill("fixed_point", lambda d: -d["top1_drop"])
-    return tables
-
-
 CHECKS = (_baseline, _wall_time, _pruned, _int8, _fixed_point, _pruned_int8, _distillation, _pt2e)
 
 
@@ -241,7 +227,7 @@ def targets_table(results_dir: str | Path, arch: str) -> pd.DataFrame:
     rows = []
     for check in CHECKS:
         try:
-            rows += check(arch, _ensure_deltas(dict(tables)))
+            rows += check(arch, dict(tables))
         except (KeyError, AttributeError, IndexError, ValueError) as e:  # a table of another schema: say so
             rows.append(_row(arch, check.__name__.strip("_").replace("_", " "),
                              f"unreadable table ({type(e).__name__}: {e})", None))

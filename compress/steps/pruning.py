@@ -179,11 +179,6 @@ def prune_rounds(s: Session, baseline: nn.Module, configs: dict, rounds: int | N
     return result
 
 
-def load_pruned(s: Session, result: PruneResult, config: str | None = None) -> nn.Module:
-    """The last round's model of `config` (default: the one carried forward)."""
-    return result.model(config, s.device)
-
-
 def distillation_effect(s: Session, baseline: nn.Module, result: PruneResult, config: str | None = None) -> pd.DataFrame:
     """The same ratios pruned over the same rounds, fine-tuned with and without distillation from the
     baseline: `config`'s rows of `result` (default: its `best`) beside a rerun with distillation flipped.

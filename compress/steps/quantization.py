@@ -11,7 +11,7 @@ from torch import nn
 from .. import metrics
 from ..paired import paired_difference
 from ..checkpoint import load_checkpoint, save_checkpoint
-from ..quant import Int8Config, compare_int8, fixed_point_table, pruned_int8_table, pt2e_available
+from ..quant import METHODS as FIXED_POINT_METHODS, PRESETS as INT8_PRESETS, Int8Config, compare_int8, fixed_point_table, pruned_int8_table, pt2e_available
 from ..quant.openvino import openvino_available
 from ..sparse import sparse_finetune
 from .cache import fingerprint
@@ -41,7 +41,7 @@ def qat_config(s: Session) -> TrainConfig:
     return TrainConfig.finetune_from_profile(s.profile, epochs=s.profile.qat_epochs, lr=s.profile.qat_lr, seed=s.seed)
 
 
-def fixed_point(s: Session, model: nn.Module, bits=None, methods=("linear", "minmax", "log")) -> pd.DataFrame:
+def fixed_point(s: Session, model: nn.Module, bits=None, methods=FIXED_POINT_METHODS) -> pd.DataFrame:
     """Test accuracy of simulated fixed point at each bit width (default: the profile's) and method."""
     bits = tuple(s.profile.fixed_point_bits if bits is None else bits)
     key = s.key("fixed_point", baseline=fingerprint(model), bits=list(bits), methods=list(methods),
@@ -61,7 +61,7 @@ def _rows_wanted(wanted: bool, available, what: str) -> bool:
     return ok
 
 
-def _int8_table(s: Session, model: nn.Module, step: str, presets=("default", "optimal"), *, backend: str = "x86",
+def _int8_table(s: Session, model: nn.Module, step: str, presets=INT8_PRESETS, *, backend: str = "x86",
                 qat: bool = True, onnx: bool = True, pt2e: bool | None = None,
                 baseline: nn.Module | None = None) -> tuple[pd.DataFrame, Path]:
     cfg = qat_config(s) if qat else None
