@@ -394,7 +394,8 @@ def cmd_quantize(args) -> None:
     for table in (steps.fixed_point(s, model, args.bits, tuple(args.methods)), steps.int8(s, model, **opts)):
         print(table.round(3).to_string(index=False))
     if pruned is not None:
-        print(steps.combined(s, model, pruned, args.pruned.stem, sparse, **opts).round(3).to_string(index=False))
+        print(steps.pruned_int8(s, pruned, args.pruned.stem, baseline=model, **opts).round(3).to_string(index=False))
+        print(steps.combined(s, model, pruned, args.pruned.stem, sparse, backend=args.backend).round(3).to_string(index=False))
     steps.save_results(s)
 
 

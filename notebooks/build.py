@@ -107,7 +107,10 @@ plots.quant_comparison(int8, f"{ARCH}: FP32 vs INT8 (CPU)");"""),
         new_markdown_cell("""## 5. Pruned + INT8 and sparse + INT8
 The pruned model carried forward quantized to INT8 (PTQ and QAT, PyTorch, onnxruntime, OpenVINO and PT2E), and
 unstructured magnitude sparsity (which only shrinks the *compressed* file) combined with INT8."""),
-        new_code_cell("""combined = steps.combined(s, baseline, pruned.model(device=s.device), pruned.best, steps.sparse(s, baseline))
+        new_code_cell("""pruned_model = pruned.model(device=s.device)
+steps.show(steps.pruned_int8(s, pruned_model, pruned.best, baseline=baseline))"""),
+        new_code_cell("""sparse = steps.sparse(s, baseline)  # magnitude pruning to the profile's sparsity, fine-tuned (cached)
+combined = steps.combined(s, baseline, pruned_model, pruned.best, sparse)
 steps.show(combined)"""),
         new_markdown_cell("""How far pruning and INT8 go together: the smallest pruned configuration quantized the same way
 (`vs_baseline_*`: each row against the unpruned baseline on the same test images)."""),

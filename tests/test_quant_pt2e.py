@@ -181,7 +181,7 @@ def test_compare_int8_adds_inductor_rows(tmp_path, monkeypatch):
     qat = TrainConfig(epochs=1, batch_size=64, lr=0.01, warmup_epochs=0.2, progress=False)
     df = compare_int8(trained_like(), data, presets=(), onnx=False, pt2e=True, qat=qat, folder=tmp_path,
                       calib_batches=1, calib_batch_size=32, threads=(1,), runs=2, warmup=1)
-    assert list(df.columns) == COLUMNS and COLUMNS[-1] == "compile_s"
+    assert list(df.columns) == COLUMNS and "compile_s" in COLUMNS
     assert list(zip(df.variant, df.runtime)) == [("fp32", "torch"), ("qat", "torch"), ("fp32", "inductor"),
                                                  ("pt2e-int8", "inductor"), ("qat-pt2e", "inductor")]
     assert (tmp_path / "model-qat-pt2e.pt2").is_file()

@@ -60,7 +60,11 @@ def literature_markdown(results_dir: str | Path, archs) -> str:
     for p in PUBLISHED:
         if p.arch not in archs:
             continue
-        ours = _ours(load_tables(results_dir, p.arch).get("budget"), p.mac_factor)
+        try:
+            ours = _ours(load_tables(results_dir, p.arch).get("budget"), p.mac_factor)
+        except (KeyError, AttributeError) as e:  # a budget table of an older schema: say so, keep the row
+            print(f"literature: {p.arch} budget table lacks {e}")
+            ours = {}
         mine = (f"| {p.arch} {ours['method']} {ours['target']:g}x | {ours['mac_reduction']:.2f}x | "
                 f"{ours['paired_delta']:+.2f} ± {ours['paired_ci95']:.2f} | {int(ours['total_epochs'])} epochs |"
                 if ours else f"| {p.arch}: not run yet | | | |")

@@ -5,7 +5,8 @@
     scan = steps.sensitivity(s, baseline)
     pruned = steps.prune_rounds(s, baseline, steps.prune_configs(s, scan))   # -> PruneResult (.best on validation)
     curve = steps.budget_sweep(s, baseline, scan)   # 2x .. 32x fewer MACs, with equal-budget and from-scratch controls
-    steps.int8(s, baseline); steps.combined(s, baseline, pruned.model(), pruned.best, steps.sparse(s, baseline))
+    steps.int8(s, baseline); steps.pruned_int8(s, pruned.model(), pruned.best, baseline=baseline)
+    steps.combined(s, baseline, pruned.model(), pruned.best, steps.sparse(s, baseline))
     steps.save_results(s)
 
 A step's cache key is everything that changes its result (architecture, profile, seed, data, upstream
