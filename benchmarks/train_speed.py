@@ -18,7 +18,7 @@ from compress.data import Batches, load_for_profile, synthetic_data
 from compress.models import ARCHS, build_model
 from compress.profiles import get_profile
 from compress.provenance import device_name
-from compress.train import TrainConfig, _autocast, channels_last_pays, default_device, evaluate, fit, resolve_precision
+from compress.train import _autocast, channels_last_pays, default_device, evaluate, fit, resolve_precision
 
 
 def throughput(arch: str, data, device, batch_size: int, steps: int, width: float, compile: bool, precision: str) -> dict:
@@ -79,7 +79,7 @@ def main() -> None:
         data = load_for_profile(prof, args.data).to(device)
         print(f"data: {data.summary()}")
         for arch in args.arch:
-            cfg = TrainConfig.from_profile(prof, arch, compile=args.compile, progress=False, precision=args.precision[0])
+            cfg = prof.train_config(arch, compile=args.compile, progress=False, precision=args.precision[0])
             model = build_model(arch, width=prof.width if args.width is None else width)
             t0 = time.perf_counter()
             r = fit(model, data, cfg, device=device)

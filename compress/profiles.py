@@ -200,6 +200,25 @@ class Profile:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def train_config(self, arch: str, **overrides) -> TrainConfig:
+        """The baseline recipe of this profile for `arch` (the trainer itself never reads a profile)."""
+        cfg = TrainConfig(epochs=self.epochs_for(arch), batch_size=self.batch_size, lr=self.lr_for(arch),
+                          weight_decay=self.weight_decay, label_smoothing=self.label_smoothing,
+                          warmup_epochs=self.warmup_epochs, eval_batch_size=self.eval_batch_size,
+                          precision=self.precision)
+        return dataclasses.replace(cfg, **overrides)
+
+    def finetune_config(self, epochs: int | None = None, lr: float | None = None, *, arch: str | None = None,
+                        **overrides) -> TrainConfig:
+        """A short recovery run after pruning or for QAT: fewer epochs, lower peak (scaled for `arch`), brief warm-up."""
+        if lr is None:
+            lr = self.finetune_lr_for(arch) if arch else self.finetune_lr
+        cfg = TrainConfig(epochs=self.finetune_epochs if epochs is None else epochs, batch_size=self.batch_size,
+                          lr=lr, weight_decay=self.weight_decay, label_smoothing=self.label_smoothing,
+                          warmup_epochs=min(1.0, self.warmup_epochs), eval_batch_size=self.eval_batch_size,
+                          precision=self.precision, desc="fine-tune")
+        return dataclasses.replace(cfg, **overrides)
+
 
 PROFILES = {
     "smoke": Profile(

@@ -55,9 +55,9 @@ def measure_speed(arch: str, profile: Profile, device: torch.device, steps: int 
     Small batches on a CPU (64 images: per image a CPU costs about the same at any batch size), so the plan of
     three full-width architectures prints within seconds, not minutes."""
     from .kernels import channels_last_training
-    from .train import TrainConfig, channels_last_pays, resolve_precision
+    from .train import channels_last_pays, resolve_precision
 
-    precision = resolve_precision(TrainConfig.from_profile(profile, arch).precision, device)
+    precision = resolve_precision(profile.train_config(arch).precision, device)
     model = build_model(arch, width=profile.width).to(device)
     with channels_last_training(model, device, channels_last_pays(precision, device)) as channels_last:
         return _timed_steps(model, profile, device, precision, channels_last, steps)
@@ -152,9 +152,8 @@ def baseline_progress(arch: str, profile: Profile, data, seed: int, device) -> f
     from .steps.session import step_cache
     from .train import progress_path
     from .files import read_json
-    from .train import TrainConfig
 
-    cfg = TrainConfig.from_profile(profile, arch, seed=seed)
+    cfg = profile.train_config(arch, seed=seed)
     key = baseline_key(arch, profile.width, seed, data.summary(), cfg.identity(device))
     cache = step_cache()
     if cache.is_done("baseline", key):

@@ -57,27 +57,6 @@ class TrainConfig:
     progress: bool = True
     desc: str = "train"
 
-    @classmethod
-    def from_profile(cls, profile, arch: str, **overrides) -> "TrainConfig":
-        """The baseline recipe of a profile for `arch`."""
-        cfg = cls(epochs=profile.epochs_for(arch), batch_size=profile.batch_size, lr=profile.lr_for(arch),
-                  weight_decay=profile.weight_decay, label_smoothing=profile.label_smoothing,
-                  warmup_epochs=profile.warmup_epochs, eval_batch_size=profile.eval_batch_size,
-                  precision=profile.precision)
-        return dataclasses.replace(cfg, **overrides)
-
-    @classmethod
-    def finetune_from_profile(cls, profile, epochs: int | None = None, lr: float | None = None, *,
-                              arch: str | None = None, **overrides) -> "TrainConfig":
-        """A short recovery run after pruning or for QAT: fewer epochs, lower peak (scaled for `arch`), brief warm-up."""
-        if lr is None:
-            lr = profile.finetune_lr_for(arch) if arch else profile.finetune_lr
-        cfg = cls(epochs=profile.finetune_epochs if epochs is None else epochs, batch_size=profile.batch_size,
-                  lr=lr, weight_decay=profile.weight_decay,
-                  label_smoothing=profile.label_smoothing, warmup_epochs=min(1.0, profile.warmup_epochs),
-                  eval_batch_size=profile.eval_batch_size, precision=profile.precision, desc="fine-tune")
-        return dataclasses.replace(cfg, **overrides)
-
     def __post_init__(self):
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {self.precision!r}")

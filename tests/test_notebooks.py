@@ -90,7 +90,7 @@ def test_the_plan_counts_the_baseline_epochs_already_saved(tmp_path, monkeypatch
     profile = get_profile("smoke")
     data = load_for_profile(profile, "synthetic")
     assert baseline_progress("vgg16", profile, data, 0, "cpu") == 0.0
-    key = baseline_key("vgg16", profile.width, 0, data.summary(), TrainConfig.from_profile(profile, "vgg16", seed=0).identity("cpu"))
+    key = baseline_key("vgg16", profile.width, 0, data.summary(), profile.train_config("vgg16", seed=0).identity("cpu"))
     folder = StepCache(tmp_path).folder("baseline", key)
     folder.mkdir(parents=True)
     write_json(progress_path(folder / STATE_FILE), {"seconds": 60.0, "epoch": 8, "epochs": 18})

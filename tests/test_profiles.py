@@ -49,5 +49,5 @@ def test_finetune_rate_is_scaled_like_the_baseline_rate():
     p = PROFILES["full"]
     assert p.finetune_lr_for("resnet18") == p.finetune_lr
     assert p.finetune_lr_for("vgg16") == pytest.approx(p.finetune_lr * p.lr_for("vgg16") / p.lr)
-    assert TrainConfig.finetune_from_profile(p, arch="vgg16").lr == p.finetune_lr_for("vgg16")
-    assert TrainConfig.finetune_from_profile(p, arch="vgg16", lr=0.3).lr == 0.3
+    assert p.finetune_config(arch="vgg16").lr == p.finetune_lr_for("vgg16")
+    assert p.finetune_config(arch="vgg16", lr=0.3).lr == 0.3

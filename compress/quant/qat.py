@@ -67,8 +67,8 @@ def freeze_schedule(config: QATConfig):
 
 def quantize_qat(model: nn.Module, data: CifarData, train: TrainConfig, config: QATConfig = QATConfig(), *,
                  device=None) -> QATResult:
-    """Fine-tune a fake-quantized copy of `model` with `train` (e.g. TrainConfig.finetune_from_profile(
-    profile, epochs=profile.qat_epochs, lr=profile.qat_lr)), convert it to INT8 and test it on the CPU."""
+    """Fine-tune a fake-quantized copy of `model` with `train` (e.g. `profile.finetune_config(
+    epochs=profile.qat_epochs, lr=profile.qat_lr)`), convert it to INT8 and test it on the CPU."""
     train = dataclasses.replace(train, precision="fp32", compile=False, desc="QAT")
     prepared = prepare_qat(model, config.int8)
     result = fit(prepared, data, train, device=device, step_hook=freeze_schedule(config))

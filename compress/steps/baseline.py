@@ -26,7 +26,7 @@ def baseline_key(arch: str, width: float, seed: int, data_summary: str, train_id
 
 
 def _baseline_config(s: Session, **train_overrides) -> tuple[TrainConfig, dict]:
-    cfg = TrainConfig.from_profile(s.profile, s.arch, seed=s.seed, **train_overrides)
+    cfg = s.profile.train_config(s.arch, seed=s.seed, **train_overrides)
     return cfg, baseline_key(s.arch, s.profile.width, s.seed, s.data.summary(), cfg.identity(s.device))
 
 

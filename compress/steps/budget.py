@@ -78,7 +78,7 @@ def _identity(s: Session, seed: int) -> dict:
 
 def _finetune_config(s: Session, seed: int) -> TrainConfig:
     p = s.profile
-    return TrainConfig.finetune_from_profile(p, epochs=p.budget_epochs // p.budget_steps, arch=s.arch, seed=seed)
+    return p.finetune_config(epochs=p.budget_epochs // p.budget_steps, arch=s.arch, seed=seed)
 
 
 def allocation_for(s: Session, baseline: nn.Module, method: str, target: float, scan: pd.DataFrame | None = None,
@@ -175,7 +175,7 @@ def scratch_run(s: Session, baseline: nn.Module, pruned: BudgetRun, *, base: dic
     base_cost = _costs(baseline)
     architecture, _ = load_checkpoint(pruned.checkpoint, s.arch)
     channels = {n: m.out_channels for n, m in architecture.named_modules() if isinstance(m, nn.Conv2d)}
-    cfg = TrainConfig.from_profile(p, s.arch, seed=s.seed, epochs=p.epochs_for(s.arch) + p.budget_epochs)
+    cfg = p.train_config(s.arch, seed=s.seed, epochs=p.epochs_for(s.arch) + p.budget_epochs)
     key = {"step": "budget_scratch", **_identity(s, s.seed), "channels": channels, "train": cfg.identity(s.device)}
 
     def compute(folder: Path) -> None:

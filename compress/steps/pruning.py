@@ -67,7 +67,7 @@ def prune_configs(s: Session, scan: pd.DataFrame | None = None, max_drop: float 
 
 
 def _finetune_config(s: Session, **overrides) -> TrainConfig:
-    return TrainConfig.finetune_from_profile(s.profile, arch=s.arch, seed=s.seed, **overrides)
+    return s.profile.finetune_config(arch=s.arch, seed=s.seed, **overrides)
 
 
 def prune_rounds(s: Session, baseline: nn.Module, configs: dict, rounds: int | None = None, *,

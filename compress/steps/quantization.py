@@ -38,7 +38,7 @@ def _calib(s: Session) -> dict:
 
 
 def qat_config(s: Session) -> TrainConfig:
-    return TrainConfig.finetune_from_profile(s.profile, epochs=s.profile.qat_epochs, lr=s.profile.qat_lr, seed=s.seed)
+    return s.profile.finetune_config(epochs=s.profile.qat_epochs, lr=s.profile.qat_lr, seed=s.seed)
 
 
 def fixed_point(s: Session, model: nn.Module, bits=None, methods=FIXED_POINT_METHODS) -> pd.DataFrame:
@@ -123,7 +123,7 @@ def int8(s: Session, model: nn.Module, *, backend: str = "x86", qat: bool = True
 def sparse(s: Session, baseline: nn.Module) -> nn.Module:
     """Unstructured magnitude pruning of the baseline to the profile's sparsity, fine-tuned (cached, resumable)."""
     target = s.profile.target_sparsity
-    cfg = TrainConfig.finetune_from_profile(s.profile, epochs=s.profile.sparse_epochs, arch=s.arch, seed=s.seed,
+    cfg = s.profile.finetune_config(epochs=s.profile.sparse_epochs, arch=s.arch, seed=s.seed,
                                             desc=f"sparse fine-tune ({target:.0%})")
     key = s.key("sparse", baseline=fingerprint(baseline), target=target, distill=s.profile.distill,
                 finetune=cfg.identity(s.device))
