@@ -352,8 +352,9 @@ def cmd_budget(args) -> None:
     sweep = steps.budget_sweep(s, baseline, scan)
     cols = ["kind", "method", "target", "seed", "mac_reduction", "param_reduction", "test_top1", "paired_delta",
             "paired_ci95", "vs_equal_delta", "vs_equal_ci95", "final_val_top1"]
-    last = sweep.table[sweep.table["round"] == sweep.table.groupby(["kind", "method", "target", "seed"])["round"].transform("max")]
-    print(last[cols].round(3).to_string(index=False))
+    from .report.tables import budget_finals
+
+    print(budget_finals(sweep.table)[cols].round(3).to_string(index=False))
     print(f"allocation method (validation at {prof.budget_select_at:g}x): {sweep.chosen}")
     print("batch-1 CPU latency, fresh processes (torch eager FP32, onnxruntime FP32 and INT8) ...", flush=True)
     timed = steps.budget_latency(s, sweep, baseline=baseline, round_to_at=prof.budget_select_at)

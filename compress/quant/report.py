@@ -134,13 +134,12 @@ def _torchscript(model: nn.Module, path: Path, example: torch.Tensor) -> Path:
     return path
 
 
-def _inductor_variants(fp32: nn.Module, batches, folder, *, data: CifarData | None = None,
+def _inductor_variants(fp32: nn.Module, batches, folder: Path, *, data: CifarData | None = None,
                        qat: TrainConfig | None = None) -> dict:
-    """{variant: (Pt2eResult, saved .pt2 file)} for the FP32, PT2E INT8 and (with `qat`) PT2E QAT models
-    under Inductor."""
+    """{variant: (Pt2eResult, .pt2 file saved in `folder`)} for the FP32, PT2E INT8 and (with `qat`) PT2E QAT
+    models under Inductor."""
     from . import pt2e  # torchao is imported only when asked for
 
-    folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="compress-pt2e-"))
     out = {"fp32": pt2e.export_fp32(fp32, example=batches[0]),
            "pt2e-int8": pt2e.quantize_pt2e(fp32, pt2e.Pt2eConfig(), batches)}
     if qat is not None and data is not None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .tables import load_tables
+from .tables import budget_finals, chosen_curve, load_tables
 
 
 FP32_VARIANTS = ("fp32", "onnx-fp32", "openvino-fp32")
@@ -130,9 +130,8 @@ def _budget(t: dict) -> str | None:
     d = t.get("budget")
     if d is None or not len(d):
         return None
-    last = d[d["round"] == d.groupby(["kind", "method", "target", "seed"])["round"].transform("max")]
-    main = last.seed.min()
-    chosen = last[(last.kind == "pruned") & last.selected.astype(bool) & (last.seed == main)].sort_values("target")
+    last = budget_finals(d)
+    chosen = chosen_curve(last)
     parts = [f"{r.target:g}x: {r.test_top1:.2f}% ({_pm(r.paired_delta, r.paired_ci95)}; against the equal-budget "
              f"model {_pm(r.vs_equal_delta, r.vs_equal_ci95)}) at {r.mac_reduction:.2f}x fewer MACs"
              for r in chosen.itertuples()]

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .tables import load_tables
+from .tables import budget_finals, chosen_curve, load_tables
 
 
 @dataclass(frozen=True)
@@ -45,8 +45,7 @@ def _ours(budget: pd.DataFrame | None, factor: float) -> dict:
     """The chosen method's final model at the budget nearest `factor` (main seed), or an empty row."""
     if budget is None or not len(budget):
         return {}
-    last = budget[budget["round"] == budget.groupby(["kind", "method", "target", "seed"])["round"].transform("max")]
-    chosen = last[(last.kind == "pruned") & last.selected.astype(bool) & (last.seed == last.seed.min())]
+    chosen = chosen_curve(budget_finals(budget))
     if not len(chosen):
         return {}
     distance = np.abs(np.log(chosen.target.astype(float) / factor))  # nearest on the log scale of the curve

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..files import atomic_write_bytes
+from .tables import budget_finals
 
 
 def save(fig, path: str | Path, dpi: int = 120) -> Path:
@@ -259,7 +260,7 @@ def budget_curve(table: pd.DataFrame, baseline_top1: float | None = None,
     the seed repeats as open markers, the controls (equal-budget baseline, pruned architecture trained from
     scratch) as their own markers, and the baseline as a line. Error bars: the paired 95% interval against
     the baseline, placed on the point."""
-    last = table[table["round"] == table.groupby(["kind", "method", "target", "seed"])["round"].transform("max")]
+    last = budget_finals(table)
     fig, ax = plt.subplots(figsize=(8, 4.8))
     main_seed = last.seed.min()
     pruned = last[last.kind == "pruned"]

@@ -17,3 +17,15 @@ def load_tables(results_dir: str | Path, arch: str, with_provenance: bool = Fals
     read = {name: read_table(folder / f"{name}.csv") for name in TABLES if (folder / f"{name}.csv").is_file()}
     tables = {name: t for name, (t, _) in read.items()}
     return (tables, {name: p for name, (_, p) in read.items()}) if with_provenance else tables
+
+
+def budget_finals(budget):
+    """The model each run of a `budget` table ends with: the last step of every (kind, method, target, seed)."""
+    runs = budget.groupby(["kind", "method", "target", "seed"])["round"].transform("max")
+    return budget[budget["round"] == runs]
+
+
+def chosen_curve(finals):
+    """Of `budget_finals`: the method chosen on validation, main seed, by target (the curve a reader quotes)."""
+    chosen = finals[(finals.kind == "pruned") & finals.selected.astype(bool) & (finals.seed == finals.seed.min())]
+    return chosen.sort_values("target")

@@ -73,12 +73,12 @@ def _int8_table(s: Session, model: nn.Module, step: str, presets=INT8_PRESETS, *
                 calib=[p.calib_batches, p.calib_batch_size], backend=backend, onnx=onnx, pt2e=pt2e, openvino=openvino,
                 latency=[p.latency_runs, p.latency_warmup, p.latency_processes, list(p.latency_threads)],
                 baseline=fingerprint(baseline) if baseline is not None else None)
-    baseline_pred = (lambda: evaluate(baseline, s.data.test, predictions=True)["pred"]) if baseline is not None else None
     return _cached_table(s, step, key, lambda: compare_int8(
         model, s.data, presets=presets, backend=backend, qat=cfg, onnx=onnx, openvino=openvino,
         runs=p.latency_runs, warmup=p.latency_warmup, processes=p.latency_processes, threads=p.latency_threads,
         seed=s.seed, pt2e=pt2e, qat_data=s.data.with_train_subset(p.qat_train_size, s.seed),
-        baseline_pred=baseline_pred() if baseline_pred else None, **_calib(s)))
+        baseline_pred=None if baseline is None else evaluate(baseline, s.data.test, predictions=True)["pred"],
+        **_calib(s)))
 
 
 def _add_quant_models(s: Session, table: pd.DataFrame, base_name: str, label: str, costs: dict) -> None:
@@ -124,7 +124,7 @@ def sparse(s: Session, baseline: nn.Module) -> nn.Module:
     """Unstructured magnitude pruning of the baseline to the profile's sparsity, fine-tuned (cached, resumable)."""
     target = s.profile.target_sparsity
     cfg = s.profile.finetune_config(epochs=s.profile.sparse_epochs, arch=s.arch, seed=s.seed,
-                                            desc=f"sparse fine-tune ({target:.0%})")
+                                    desc=f"sparse fine-tune ({target:.0%})")
     key = s.key("sparse", baseline=fingerprint(baseline), target=target, distill=s.profile.distill,
                 finetune=cfg.identity(s.device))
 

@@ -55,11 +55,12 @@ def _same_run_kind(a: dict, b: dict) -> bool:
     return kind(a) == kind(b)
 
 
-def table_provenance(s: Session, name: str) -> dict:
+def table_provenance(s: Session, name: str, run: dict | None = None) -> dict:
     """The saving run's provenance, plus `steps`: the provenance of each cached step that computed the table's
     rows (the baseline's included: everything derives from it), and `commits`: every commit that contributed,
-    in order of appearance, the saving run's own only where it computed rows itself (a table no step made)."""
-    prov = s.provenance()
+    in order of appearance, the saving run's own only where it computed rows itself (a table no step made).
+    `run`: the saving run's provenance, when already read (it asks git)."""
+    prov = dict(run or s.provenance())
     logged = {entry["folder"]: entry["provenance"] for entry in s.cache.log}
     own = s.table_steps.get(name, [])
     folders = list(logged) if name in ("models", "timings") else [*own, *([s.baseline_step] if s.baseline_step else [])]
@@ -99,8 +100,9 @@ def save_results(s: Session, results_dir: str | Path | None = None) -> Path:
         log["commit"] = [p.get("git_commit") for p in log.provenance]
         timings = s.record("timings", log[["step", "folder", "cached", "seconds", "commit"]])
         print(timing_summary(timings))
+    run = s.provenance()
     for name, df in s.tables.items():
-        prov = table_provenance(s, name)
+        prov = table_provenance(s, name, run)
         if name == "models" and kept_steps:  # rows kept from the file keep their steps' provenance
             prov["steps"] = {**kept_steps, **prov["steps"]}
             prov["commits"] = _commits(prov["steps"].values(), prov["commits"])
