@@ -34,7 +34,8 @@ def _fake_results(root, arch="resnet18"):
                                 "target": [2.0, 8.0, 8.0, 8.0, 1.0, 8.0], "round": [1] * 6, "seed": [0, 0, 0, 1, 0, 0],
                                 "macs": [500, 125, 126, 125, 1000, 125], "test_top1": [59.5, 57, 56, 57.2, 60.3, 55],
                                 "paired_ci95": [0.3, 0.5, 0.5, 0.5, 0.2, 0.6]}),
-        "models": pd.DataFrame({"model": ["baseline", "pruned:a"], "kind": ["baseline (FP32)", "pruned (FP32)"],
+        "models": pd.DataFrame({"model": ["baseline", "pruned:a"], "family": ["baseline", "pruned"],
+                                "precision": ["FP32", "FP32"], "kind": ["baseline (FP32)", "pruned (FP32)"],
                                 "top1": [60, 58], "params": [100, 10], "macs": [1000, 80], "size_mb": [1, 0.1],
                                 "gzip_mb": [0.9, 0.09], "latency_ms": [20, 3], "runtime": ["torch", "torch"]}),
     }
@@ -102,6 +103,7 @@ def test_summary_pairs_the_difference_where_the_step_did(tmp_path):
     _fake_results(tmp_path / "results")
     prov = provenance({"profile": {"name": "cpu", "width": 1.0}}, seed=0, data_source="x/cifar10-jpeg.tar.gz")
     models = pd.DataFrame({"model": ["baseline", "baseline+int8-optimal", "pruned:a+int8-optimal"],
+                           "family": ["baseline", "baseline", "pruned"], "precision": ["FP32", "INT8", "INT8"],
                            "kind": ["baseline (FP32)", "baseline (INT8)", "pruned (INT8)"], "top1": [60, 59.9, 58],
                            "paired_ci95": [0.0, 0.12, float("nan")], "params": [100, 100, 10], "macs": [1000] * 3,
                            "size_mb": [1, 0.25, 0.03], "gzip_mb": [0.9, 0.2, 0.02], "latency_ms": [20, 5, 1],
@@ -142,19 +144,46 @@ def test_the_committed_readme_shows_the_committed_results():
 def test_pareto_styles_keep_every_kind_apart():
     """The cpu ResNet18 run files 12 kinds; matplotlib's 10-color cycle made two pairs look the same."""
     from compress.report.plots import pareto_style
+    from compress.schema import FAMILIES, PRECISIONS, RUNTIMES
 
-    kinds = [f"{base} ({prec}{rt})" for base in ("baseline", "pruned") for prec in ("FP32", "INT8")
-             for rt in ("", ", inductor", ", onnxruntime")] + ["sparse (FP32)"]
-    styles = [pareto_style(k) for k in kinds]
+    kinds = [(f, p, r) for f in FAMILIES for p in PRECISIONS for r in RUNTIMES]
+    styles = [pareto_style(*k) for k in kinds]
     assert len(set(styles)) == len(kinds)
-    assert pareto_style("pruned (INT8, onnxruntime)")[1] == "s" and pareto_style("baseline (FP32)")[1] == "o"
+    assert pareto_style("pruned", "INT8", "onnxruntime")[1] == "s" and pareto_style("baseline", "FP32", "torch")[1] == "o"
+
+
+def test_the_report_reads_typed_columns_never_the_kind_label(tmp_path):
+    """The committed ResNet18 tables drawn twice, once with every `kind` label scrambled: the summary, the targets
+    and the Pareto legend must not change, because they select on family / precision / runtime alone."""
+    import shutil
+
+    from compress.files import REPO_ROOT, read_table
+    from compress.report.plots import pareto
+    from compress.report.summary import summary_markdown
+    from compress.report.targets import targets_markdown
+
+    for name in ("plain", "scrambled"):
+        shutil.copytree(REPO_ROOT / "results" / "resnet18", tmp_path / name / "resnet18")
+    path = tmp_path / "scrambled" / "resnet18" / "models.csv"
+    models, prov = read_table(path)
+    write_table(path, models.assign(kind="unreadable label"), prov)
+    out = {}
+    for name in ("plain", "scrambled"):
+        root = tmp_path / name
+        fig = pareto(read_table(root / "resnet18" / "models.csv")[0])
+        out[name] = (summary_markdown(root, ["resnet18"]), targets_markdown(root, ["resnet18"]),
+                     [t.get_text() for t in fig.axes[0].get_legend().get_texts()])
+        plt.close(fig)
+    assert out["plain"] == out["scrambled"]
+    assert "pruned (INT8, onnxruntime)" in out["plain"][2]
 
 
 def test_a_summary_never_mixes_data_sets(tmp_path):
     import pytest
 
     _fake_results(tmp_path / "results", "resnet18")
-    models = pd.DataFrame({"model": ["baseline"], "kind": ["baseline (FP32)"], "top1": [60], "params": [100],
+    models = pd.DataFrame({"model": ["baseline"], "family": ["baseline"], "precision": ["FP32"],
+                           "kind": ["baseline (FP32)"], "top1": [60], "params": [100],
                            "macs": [1000], "size_mb": [1], "gzip_mb": [0.9], "latency_ms": [20], "runtime": ["torch"]})
     write_table(tmp_path / "results" / "vgg16" / "models.csv", models,
                 provenance({}, seed=0, data_source="image folder cifar10-jpeg.tar.gz (JPEG CIFAR-10 copy)", device="cpu"))

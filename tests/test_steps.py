@@ -121,12 +121,12 @@ def test_save_results_writes_every_table_and_merges_models(tiny_data, tmp_path):
     assert timings.step.tolist() == ["baseline"] and timings.seconds.iloc[0] > 0
 
     other = steps.Session.create("vgg16_bn", "smoke", data=tiny_data, results_dir=tmp_path)
-    other.add_model("pruned:x", "pruned (FP32)", {"top1": 50.0})
+    other.add_model("pruned:x", "pruned", {"top1": 50.0})
     steps.save_results(other)
     assert read_table(folder / "models.csv")[0].model.tolist() == ["baseline", "pruned:x"]
 
     wider = steps.Session.create("vgg16_bn", "smoke", data=tiny_data, results_dir=tmp_path, width=0.25)
-    wider.add_model("pruned:y", "pruned (FP32)", {"top1": 60.0})
+    wider.add_model("pruned:y", "pruned", {"top1": 60.0})
     steps.save_results(wider)  # another width: the old rows are not this run's, so they go
     assert read_table(folder / "models.csv")[0].model.tolist() == ["pruned:y"]
 
@@ -263,7 +263,7 @@ def test_quantizing_a_pruned_model_keeps_its_interval_against_the_baseline(tiny_
     from compress.steps.quantization import _add_quant_models
 
     s = steps.Session.create("vgg16_bn", "smoke", data=tiny_data)
-    s.add_model("pruned:a", "pruned (FP32)", {"top1": 80.0, "paired_ci95": 0.4, "mcnemar_p": 0.2, "params": 10, "macs": 5})
+    s.add_model("pruned:a", "pruned", {"top1": 80.0, "paired_ci95": 0.4, "mcnemar_p": 0.2, "params": 10, "macs": 5})
     table = pd.DataFrame({"variant": ["fp32", "int8-optimal"], "runtime": ["torch", "torch"], "threads": [2, 2],
                           "top1": [80.0, 79.9], "size_mb": [1.0, 0.3], "gzip_mb": [0.9, 0.2], "latency_ms": [2.0, 1.0],
                           "paired_ci95": [0.0, 0.1], "mcnemar_p": [1.0, 0.5]})

@@ -118,7 +118,8 @@ def test_vgg_targets_have_their_own_thresholds(tmp_path, arch):
 def test_figures_redraw_the_readme_block_between_its_markers(tmp_path):
     _write(tmp_path / "results")
     readme = tmp_path / "README.md"
-    models = pd.DataFrame({"model": ["baseline", "int8"], "kind": ["baseline (FP32)", "INT8"], "top1": [90.0, 89.8],
+    models = pd.DataFrame({"model": ["baseline", "int8"], "family": ["baseline", "baseline"], "precision": ["FP32", "INT8"],
+                           "kind": ["baseline (FP32)", "baseline (INT8)"], "top1": [90.0, 89.8],
                            "paired_ci95": [0.0, 0.1], "params": [11e6, 11e6], "macs": [555e6, 555e6],
                            "size_mb": [44.8, 11.3], "gzip_mb": [41.0, 10.0], "latency_ms": [6.0, 2.0],
                            "runtime": ["torch", "torch"]})

@@ -25,6 +25,7 @@ from ..data import CifarData, calibration_batches
 from . import latency
 from ..metrics import count_params, gzip_size_mb, size_mb
 from ..paired import COLUMNS as PAIRED, paired_difference
+from ..schema import FP32_VARIANTS
 from ..train import TrainConfig, evaluate
 from . import deploy
 from .fixed_point import FixedPointConfig, quantize_fixed_point, storage_bytes
@@ -117,7 +118,7 @@ def compare_int8(fp32_model: nn.Module, data: CifarData, *, presets=PRESETS, bac
         compile_s = compiled[t.variant][0].compile_s if t.runtime == "inductor" else math.nan
         rows.append(_row(t.variant, t.runtime, split, acc[key], sizes[key], t._asdict(), compile_s))
     df = pd.DataFrame(rows)
-    base = df[df.variant.isin(["fp32", "onnx-fp32", "openvino-fp32"])].set_index(["runtime", "threads"])
+    base = df[df.variant.isin(FP32_VARIANTS)].set_index(["runtime", "threads"])
     key = list(zip(df.runtime, df.threads))
     df["size_ratio"] = [base.loc[k, "size_mb"] / s for k, s in zip(key, df.size_mb)]
     df["speedup"] = [base.loc[k, "latency_ms"] / lat for k, lat in zip(key, df.latency_ms)]

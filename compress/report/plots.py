@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..files import atomic_write_bytes
+from ..schema import model_kind
 from .tables import budget_finals
 
 
@@ -197,18 +198,15 @@ def quant_comparison(table: pd.DataFrame, title: str = "FP32 vs INT8: size, accu
 
 
 _PARETO_MARKERS = {"baseline": "o", "pruned": "s", "sparse": "^"}
-_PARETO_COLORS = {("FP32", ""): "C0", ("INT8", ""): "C1", ("FP32", "inductor"): "C2", ("INT8", "inductor"): "C3",
-                  ("FP32", "onnxruntime"): "C4", ("INT8", "onnxruntime"): "C5"}
+_PARETO_COLORS = {("FP32", "torch"): "C0", ("INT8", "torch"): "C1", ("FP32", "inductor"): "C2", ("INT8", "inductor"): "C3",
+                  ("FP32", "onnxruntime"): "C4", ("INT8", "onnxruntime"): "C5", ("FP32", "openvino"): "C6",
+                  ("INT8", "openvino"): "C8"}
 
 
-def pareto_style(kind: str) -> tuple[str, str]:
-    """(color, marker) of a models-table kind such as 'pruned (INT8, onnxruntime)': the marker says which model
-    (baseline, pruned, sparse), the color its precision and runtime, so a dozen kinds stay distinguishable
-    (matplotlib's cycle repeats after ten colors)."""
-    base, _, rest = kind.partition(" (")
-    precision, _, runtime = rest.rstrip(")").partition(", ")
-    color = _PARETO_COLORS.get((precision, runtime.strip()), "C7")
-    return color, _PARETO_MARKERS.get(base, "D")
+def pareto_style(family: str, precision: str, runtime: str) -> tuple[str, str]:
+    """(color, marker) of a models-table row: the marker says which model (baseline, pruned, sparse), the color
+    its precision and runtime, so a dozen kinds stay distinguishable (matplotlib's cycle repeats after ten)."""
+    return _PARETO_COLORS.get((precision, runtime), "C7"), _PARETO_MARKERS.get(family, "D")
 
 
 def pareto(models: pd.DataFrame, x: str = "macs", title: str | None = None) -> plt.Figure:
@@ -221,10 +219,11 @@ def pareto(models: pd.DataFrame, x: str = "macs", title: str | None = None) -> p
     fig, ax = plt.subplots(figsize=(8, 5))
     d = models.dropna(subset=[x, "top1"])
     labelled = []
-    for kind, g in d.groupby("kind", sort=False):
-        color, marker = pareto_style(kind)
-        ax.scatter(g[x] / scale, g.top1, s=40, color=color, marker=marker, label=kind, zorder=3)
-        if "INT8" in kind or "," in kind:
+    for (family, precision, runtime), g in d.groupby(["family", "precision", "runtime"], sort=False):
+        color, marker = pareto_style(family, precision, runtime)
+        ax.scatter(g[x] / scale, g.top1, s=40, color=color, marker=marker,
+                   label=model_kind(family, precision, runtime), zorder=3)
+        if precision != "FP32" or runtime != "torch":
             continue  # quantized and other-runtime twins sit near their FP32 model: the legend names them
         for _, r in g.iterrows():
             labelled.append((r[x] / scale, r.top1, r.model))

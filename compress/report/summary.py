@@ -15,7 +15,7 @@ def headline(results_dir: Path, arch: str) -> pd.DataFrame:
     if not path.is_file():
         return pd.DataFrame()
     m = read_table(path)[0]
-    base = m[m.kind.str.startswith("baseline")].iloc[0]
+    base = m[(m.family == "baseline") & (m.precision == "FP32") & (m.runtime == "torch")].iloc[0]
     m["params_x"] = base.params / m.params
     m["macs_x"] = base.macs / m.macs
     m["size_x"] = base.size_mb / m.size_mb

@@ -65,7 +65,7 @@ def train_baseline(s: Session, *, train: bool = True, **train_overrides) -> nn.M
     s.baseline_step = folder.name
     s.record("baseline", pd.DataFrame([record]), steps=[folder])
     s.record("history", read_table(folder / "history.csv")[0], steps=[folder])
-    s.add_model("baseline", "baseline (FP32)", {**record, "top1": record["test_top1"], "runtime": "torch"})
+    s.add_model("baseline", "baseline", {**record, "top1": record["test_top1"]})
     return model.to(s.device).eval()
 
 

@@ -175,7 +175,7 @@ def prune_rounds(s: Session, baseline: nn.Module, configs: dict, rounds: int | N
     s.record("channels", result.channels, steps=table.step.dropna())
     last = table[table["round"] == rounds]
     for _, r in last.iterrows():
-        s.add_model(f"pruned:{r.config}", "pruned (FP32)", {**r.to_dict(), "top1": r.test_top1, "runtime": "torch"})
+        s.add_model(f"pruned:{r.config}", "pruned", {**r.to_dict(), "top1": r.test_top1})
     return result
 
 

@@ -16,6 +16,7 @@ from ..quant.openvino import openvino_available
 from ..sparse import sparse_finetune
 from .cache import fingerprint
 from ..files import read_table, write_table
+from ..schema import variant_precision
 from ..train import TrainConfig, evaluate
 from .session import Session
 
@@ -81,22 +82,19 @@ def _int8_table(s: Session, model: nn.Module, step: str, presets=INT8_PRESETS, *
         **_calib(s)))
 
 
-def _add_quant_models(s: Session, table: pd.DataFrame, base_name: str, label: str, costs: dict) -> None:
+def _add_quant_models(s: Session, table: pd.DataFrame, base_name: str, family: str, costs: dict) -> None:
     """File each variant (at the largest thread count) as a model of the accuracy-vs-cost table.
 
     The FP32 PyTorch row is `base_name` itself (adding its measured latency); the others are
-    `<base_name>+<variant>`, e.g. `pruned:aggressive+int8-optimal`. The table pairs each row with FP32 PyTorch
-    on `base_name`: the models table keeps that pairing only when `base_name` is the baseline.
+    `<base_name>+<variant>`, e.g. `pruned:aggressive+int8-optimal` (`@<runtime>` outside torch and onnxruntime).
+    The table pairs each row with FP32 PyTorch on `base_name`: the models table keeps that pairing only when
+    `base_name` is the baseline.
     """
     top = table[table.threads == table.threads.max()]
     for _, r in top.iterrows():
-        quantized = "int8" in r.variant or r.variant.startswith("qat")
         name = base_name if r.variant == "fp32" and r.runtime == "torch" else f"{base_name}+{r.variant}"
         if r.runtime not in ("torch", "onnxruntime"):
             name = f"{base_name}+{r.variant}@{r.runtime}"
-        kind = f"{label} ({'INT8' if quantized else 'FP32'}{'' if r.runtime == 'torch' else ', ' + r.runtime})"
-        if name == base_name:
-            kind = s.models.get(name, {}).get("kind", kind)
         if base_name == "baseline":
             paired = {c: r.get(c) for c in ("paired_ci95", "mcnemar_p")}
         elif name == base_name:  # the pruned FP32 model: keep its pairing against the baseline (its own step's)
@@ -105,8 +103,9 @@ def _add_quant_models(s: Session, table: pd.DataFrame, base_name: str, label: st
             paired = {"paired_ci95": r.vs_baseline_ci95, "mcnemar_p": r.vs_baseline_p}
         else:  # a table from before `vs_baseline_*`: paired with the pruned FP32 model only, no interval here
             paired = {}
-        s.add_model(name, kind, {**costs, "top1": r.top1, "size_mb": r.size_mb, "gzip_mb": r.gzip_mb,
-                                 "latency_ms": r.latency_ms, "latency_threads": r.threads, "runtime": r.runtime, **paired})
+        s.add_model(name, family, {**costs, "top1": r.top1, "size_mb": r.size_mb, "gzip_mb": r.gzip_mb,
+                                   "latency_ms": r.latency_ms, "latency_threads": r.threads, **paired},
+                    precision=variant_precision(r.variant), runtime=r.runtime)
 
 
 def int8(s: Session, model: nn.Module, *, backend: str = "x86", qat: bool = True, onnx: bool = True,
@@ -140,7 +139,7 @@ def sparse(s: Session, baseline: nn.Module) -> nn.Module:
 
     folder, _ = s.run("sparse", key, compute)
     r = s.record("sparse", read_table(folder / "sparse.csv")[0], steps=[folder]).iloc[0]
-    s.add_model("sparse", "sparse (FP32)", {**r.to_dict(), "top1": r.test_top1, "runtime": "torch"})
+    s.add_model("sparse", "sparse", {**r.to_dict(), "top1": r.test_top1})
     return load_checkpoint(folder / "model.pt", s.arch)[0].to(s.device).eval()
 
 

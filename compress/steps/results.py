@@ -9,12 +9,9 @@ from pathlib import Path
 import pandas as pd
 
 from ..files import read_table, write_table
+from ..schema import MODEL_COLUMNS
 from .session import Session
 
-# paired_ci95 / mcnemar_p: of the difference to the baseline on the same test images (`compress.paired`),
-# where the step that made the model paired it with the baseline; empty otherwise
-MODEL_COLUMNS = ["model", "kind", "top1", "paired_ci95", "mcnemar_p", "params", "macs", "size_mb", "gzip_mb",
-                 "latency_ms", "latency_threads", "runtime"]
 
 
 def show(df: pd.DataFrame) -> None:

@@ -20,6 +20,7 @@ from ..profiles import Profile, default_profile_name, get_profile
 from ..files import REPO_ROOT
 from .cache import StepCache
 from ..provenance import provenance
+from ..schema import model_kind
 from ..train import default_device, resolve_precision
 
 CACHE_ENV = "COMPRESS_CACHE"
@@ -116,6 +117,8 @@ class Session:
         self.table_steps[name] = [Path(f).name for f in steps]
         return table
 
-    def add_model(self, name: str, kind: str, row: dict) -> None:
-        keep = ("top1", "paired_ci95", "mcnemar_p", "params", "macs", "size_mb", "gzip_mb", "latency_ms", "latency_threads", "runtime")
-        self.models[name] = {"model": name, "kind": kind, **{k: row.get(k) for k in keep}}
+    def add_model(self, name: str, family: str, row: dict, *, precision: str = "FP32", runtime: str = "torch") -> None:
+        """File a model of the accuracy-vs-cost table under its typed facts (`schema.MODEL_COLUMNS`)."""
+        keep = ("top1", "paired_ci95", "mcnemar_p", "params", "macs", "size_mb", "gzip_mb", "latency_ms", "latency_threads")
+        self.models[name] = {"model": name, "family": family, "precision": precision, "runtime": runtime,
+                             "kind": model_kind(family, precision, runtime), **{k: row.get(k) for k in keep}}
