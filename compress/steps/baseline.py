@@ -11,6 +11,7 @@ from ..checkpoint import load_checkpoint, save_checkpoint
 from ..metrics import model_costs, model_summary
 from ..models import build_model
 from .cache import MissingStep
+from .keys import BaselineReads, baseline_config
 from ..files import read_json, read_table, write_json, write_table
 from ..train import TrainConfig, fit
 from .session import Session
@@ -21,13 +22,13 @@ STATE_FILE = "train_state.pt"  # the resumable training state inside the baselin
 def baseline_key(arch: str, width: float, seed: int, data_summary: str, train_identity: dict) -> dict:
     """The baseline's cache key: only what decides its weights (not the rest of the profile), so tuning
     later steps never throws away hours of baseline training. Pinned by a test: keep it stable."""
-    return {"step": "baseline", "arch": arch, "width": float(width), "seed": seed, "data": data_summary,
-            "train": train_identity}
+    reads = train_identity if isinstance(train_identity, BaselineReads) else BaselineReads(train_identity)
+    return {"step": "baseline", "arch": arch, "width": float(width), "seed": seed, "data": data_summary, **reads.key()}
 
 
 def _baseline_config(s: Session, **train_overrides) -> tuple[TrainConfig, dict]:
-    cfg = s.profile.train_config(s.arch, seed=s.seed, **train_overrides)
-    return cfg, baseline_key(s.arch, s.profile.width, s.seed, s.data.summary(), cfg.identity(s.device))
+    cfg = baseline_config(s.profile, s.arch, s.seed, **train_overrides)
+    return cfg, baseline_key(s.arch, s.profile.width, s.seed, s.data.summary(), BaselineReads(cfg.identity(s.device)))
 
 
 def baseline_folder(s: Session, **train_overrides) -> Path:

@@ -36,6 +36,7 @@ from ..paired import COLUMNS as PAIRED, paired_difference
 from ..pruning import has_batchnorm, prune_to_channels
 from ..data import calibration_batches
 from .cache import fingerprint
+from .keys import BudgetLatencyReads, BudgetRoundReads, BudgetScratchReads, budget_config, scratch_config
 from ..files import read_json, read_table, write_json, write_table
 from ..train import TrainConfig, evaluate, fit
 from .pruning import rescale_inputs
@@ -77,8 +78,7 @@ def _identity(s: Session, seed: int) -> dict:
 
 
 def _finetune_config(s: Session, seed: int) -> TrainConfig:
-    p = s.profile
-    return p.finetune_config(epochs=p.budget_epochs // p.budget_steps, arch=s.arch, seed=seed)
+    return budget_config(s.profile, s.arch, seed)
 
 
 def allocation_for(s: Session, baseline: nn.Module, method: str, target: float, scan: pd.DataFrame | None = None,
@@ -133,9 +133,9 @@ def budget_run(s: Session, baseline: nn.Module, method: str, target: float, *, s
     previous, records = None, []
     for k, channels in enumerate(schedule, 1):
         key = {"step": "budget_round", **_identity(s, seed), "baseline": base_id, "method": method, "target": float(target),
-               "metric": metric, "round": k, "steps": p.budget_steps, "channels": channels, "criterion": CRITERION,
+               "metric": metric, "round": k, "channels": channels, "criterion": CRITERION,
                "previous": previous.name if previous is not None else None, "rescale": rescale,
-               "finetune": cfg.identity(s.device)}
+               **BudgetRoundReads(p.budget_steps, cfg.identity(s.device)).key()}
 
         def compute(folder: Path, k=k, channels=channels, previous=previous) -> None:
             model = (load_checkpoint(previous / "model.pt", s.arch)[0] if previous is not None
@@ -175,8 +175,8 @@ def scratch_run(s: Session, baseline: nn.Module, pruned: BudgetRun, *, base: dic
     base_cost = _costs(baseline)
     architecture, _ = load_checkpoint(pruned.checkpoint, s.arch)
     channels = {n: m.out_channels for n, m in architecture.named_modules() if isinstance(m, nn.Conv2d)}
-    cfg = p.train_config(s.arch, seed=s.seed, epochs=p.epochs_for(s.arch) + p.budget_epochs)
-    key = {"step": "budget_scratch", **_identity(s, s.seed), "channels": channels, "train": cfg.identity(s.device)}
+    cfg = scratch_config(p, s.arch, s.seed)
+    key = {"step": "budget_scratch", **_identity(s, s.seed), "channels": channels, **BudgetScratchReads(cfg.identity(s.device)).key()}
 
     def compute(folder: Path) -> None:
         model = build_model(s.arch, width=p.width)
@@ -272,7 +272,7 @@ def budget_latency(s: Session, sweep: BudgetSweep, *, baseline: nn.Module | None
     p = s.profile
     key = {"step": "budget_latency", "key_version": KEY_VERSION, "machine": device_name(torch.device("cpu")),
            "models": [fingerprint(m) for *_, m in models], "round_to": [rt for *_, rt, _ in models],
-           "warmup": p.latency_warmup, "runs": p.latency_runs, "processes": processes}
+           "processes": processes, **BudgetLatencyReads.of(p, s.arch, s.device).key()}
 
     def compute(folder: Path) -> None:
         calib = calibration_batches(s.data.train, p.calib_batches, p.calib_batch_size, seed=s.seed)

@@ -9,6 +9,7 @@ from torch import nn
 from .. import importance
 from ..data import Split, stratified_indices
 from .cache import fingerprint
+from .keys import SensitivityReads
 from ..files import read_table, write_table
 from .session import Session
 
@@ -29,16 +30,15 @@ def sensitivity(s: Session, model: nn.Module, criterion: str = "l1", *, ratios=N
     ratios = list(s.profile.sensitivity_ratios if ratios is None else ratios)
     size = s.profile.sensitivity_eval_size if eval_size is None else eval_size
     split = s.data.val.subset(stratified_indices(s.data.val.labels.cpu().numpy(), size, s.seed))
-    extra = {"layers": None if layers is None else list(layers),
-             "taylor_images": taylor_images if criterion == "taylor" else None, "eval_size": size}
-    key = s.key("sensitivity", baseline=fingerprint(model), ratios=ratios, criterion=criterion, **extra)
+    key = s.key("sensitivity", baseline=fingerprint(model), criterion=criterion, layers=None if layers is None else list(layers),
+                taylor_images=taylor_images if criterion == "taylor" else None, **SensitivityReads(ratios, size).key())
 
     def compute(folder: Path) -> None:
         scan = importance.sensitivity_scan(
             model, split, ratios, layers=layers, criterion=criterion, batch_size=s.profile.eval_batch_size,
             data_for_taylor=taylor_data(s, taylor_images) if criterion == "taylor" else None, seed=s.seed)
         write_table(folder / "sensitivity.csv", scan, s.provenance({"step": "sensitivity", "criterion": criterion,
-                                                                    "eval_images": len(split), **extra}))
+                                                                    "eval_images": len(split), **{k: key[k] for k in ("layers", "taylor_images", "eval_size")}}))
 
     folder, _ = s.run("sensitivity", key, compute)
     return s.record("sensitivity", read_table(folder / "sensitivity.csv")[0], steps=[folder])

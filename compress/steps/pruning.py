@@ -3,7 +3,6 @@ configuration carried forward (chosen on validation), and the distillation compa
 from __future__ import annotations
 
 import copy
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from ..iterative import prune_step
 from ..pruning import ChannelPruner, arch_of, check_criterion, has_batchnorm, match_activation_scale, prune
 from ..ratios import channel_targets, default_configs, expand, round_ratios, select_config
 from .cache import fingerprint
+from .keys import FinetuneRatiosReads, PruneRoundReads, prune_config
 from ..files import read_json, write_json, write_table
 from ..train import TrainConfig, evaluate, fit
 from .session import Session
@@ -66,10 +66,6 @@ def prune_configs(s: Session, scan: pd.DataFrame | None = None, max_drop: float 
     return {n: configs[n] for n in wanted if n in configs}
 
 
-def _finetune_config(s: Session, **overrides) -> TrainConfig:
-    return s.profile.finetune_config(arch=s.arch, seed=s.seed, **overrides)
-
-
 def prune_rounds(s: Session, baseline: nn.Module, configs: dict, rounds: int | None = None, *,
                  distill: bool | None = None, criterion: str = "l1", round_to: int | None = None,
                  data_for_taylor=None, max_drop: float = 1.0) -> PruneResult:
@@ -108,7 +104,6 @@ def prune_rounds(s: Session, baseline: nn.Module, configs: dict, rounds: int | N
     if unknown:
         raise ValueError(f"profile {s.profile.name!r}: last_round_epochs names unknown configuration(s) {unknown}; "
                          f"known: {[*default_configs(arch), 'sensitivity']}")
-    base_cfg = _finetune_config(s)
     base_id = fingerprint(baseline)
     teacher = baseline.to(s.device) if distill else None
     rescale = not has_batchnorm(baseline)  # `pruning.match_activation_scale`: why a model without BN needs it
@@ -128,12 +123,9 @@ def prune_rounds(s: Session, baseline: nn.Module, configs: dict, rounds: int | N
         previous = None  # folder of the previous round's step; None: start from the baseline
         for k, step in enumerate(round_ratios(ratios, rounds), 1):
             targets = channel_targets(base_channels, step, round_to)
-            cfg = base_cfg
-            if k == rounds and name in s.profile.last_round_epochs:
-                cfg = dataclasses.replace(base_cfg, epochs=s.profile.last_round_epochs[name])
-            key = s.key("prune_round", baseline=base_id, config=name, ratios=ratios, rounds=rounds, round=k,
-                        criterion=criterion, round_to=round_to, distill=distill, rescale=rescale,
-                        finetune=cfg.identity(s.device))
+            cfg = prune_config(s.profile, s.arch, s.seed, name, last_round=k == rounds)
+            key = s.key("prune_round", baseline=base_id, config=name, ratios=ratios, round=k, criterion=criterion,
+                        round_to=round_to, rescale=rescale, **PruneRoundReads(rounds, distill, cfg.identity(s.device)).key())
 
             def compute(folder: Path, k=k, targets=targets, previous=previous, name=name, cfg=cfg) -> None:
                 model = (load_checkpoint(previous / "model.pt", arch)[0] if previous is not None
@@ -226,10 +218,10 @@ def finetune_ratios(s: Session, baseline: nn.Module, ratios, *, criterion: str =
     """One-shot prune with `ratios`, fine-tune with the profile's recipe (distilled), measure (cached).
     Used by the interactive panel; validates the ratios before anything is cached."""
     model = prune(copy.deepcopy(baseline), ratios, criterion=criterion)  # a bad ratio fails here
-    cfg = _finetune_config(s)
+    cfg = prune_config(s.profile, s.arch, s.seed)
     rescale = not has_batchnorm(baseline)
-    key = s.key("finetune_ratios", baseline=fingerprint(baseline), ratios=ratios, criterion=criterion,
-                distill=s.profile.distill, rescale=rescale, finetune=cfg.identity(s.device))
+    key = s.key("finetune_ratios", baseline=fingerprint(baseline), ratios=ratios, criterion=criterion, rescale=rescale,
+                **FinetuneRatiosReads(s.profile.distill, cfg.identity(s.device)).key())
     if rescale:
         _rescale(s, model, baseline, seed=s.seed)
 

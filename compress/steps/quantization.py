@@ -3,6 +3,7 @@ and pruned / sparse + INT8. Each is cached by the weights it starts from and its
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 
 import pandas as pd
@@ -15,6 +16,7 @@ from ..quant import METHODS as FIXED_POINT_METHODS, PRESETS as INT8_PRESETS, Int
 from ..quant.openvino import openvino_available
 from ..sparse import sparse_finetune
 from .cache import fingerprint
+from .keys import CombinedReads, FixedPointReads, Int8Reads, SparseReads, qat_config as _qat_config, sparse_config
 from ..files import read_table, write_table
 from ..schema import variant_precision
 from ..train import TrainConfig, evaluate
@@ -39,14 +41,14 @@ def _calib(s: Session) -> dict:
 
 
 def qat_config(s: Session) -> TrainConfig:
-    return s.profile.finetune_config(epochs=s.profile.qat_epochs, lr=s.profile.qat_lr, seed=s.seed)
+    return _qat_config(s.profile, s.seed)
 
 
 def fixed_point(s: Session, model: nn.Module, bits=None, methods=FIXED_POINT_METHODS) -> pd.DataFrame:
     """Test accuracy of simulated fixed point at each bit width (default: the profile's) and method."""
     bits = tuple(s.profile.fixed_point_bits if bits is None else bits)
-    key = s.key("fixed_point", baseline=fingerprint(model), bits=list(bits), methods=list(methods),
-                calib=[s.profile.calib_batches, s.profile.calib_batch_size])
+    key = s.key("fixed_point", baseline=fingerprint(model), methods=list(methods),
+                **dataclasses.replace(FixedPointReads.of(s.profile, s.arch, s.device), bits=list(bits)).key())
     table, folder = _cached_table(s, "fixed_point", key, lambda: fixed_point_table(
         model, s.data, bits, methods, arch=s.arch, seed=s.seed, **_calib(s)))
     return s.record("fixed_point", table, steps=[folder])
@@ -69,11 +71,10 @@ def _int8_table(s: Session, model: nn.Module, step: str, presets=INT8_PRESETS, *
     p = s.profile
     pt2e = _rows_wanted(p.pt2e if pt2e is None else pt2e, pt2e_available, "PT2E")
     openvino = _rows_wanted(p.openvino, openvino_available, "OpenVINO")
-    key = s.key(step, int8_version=INT8_KEY_VERSION, model=fingerprint(model), presets=list(presets),
-                qat=cfg.to_dict() | {"progress": None} if cfg else None, qat_train_size=p.qat_train_size,
-                calib=[p.calib_batches, p.calib_batch_size], backend=backend, onnx=onnx, pt2e=pt2e, openvino=openvino,
-                latency=[p.latency_runs, p.latency_warmup, p.latency_processes, list(p.latency_threads)],
-                baseline=fingerprint(baseline) if baseline is not None else None)
+    reads = dataclasses.replace(Int8Reads.of(p, s.arch, s.device, s.seed), pt2e=pt2e, openvino=openvino,
+                                qat=cfg.identity(s.device) if cfg else None)  # as asked and as available
+    key = s.key(step, int8_version=INT8_KEY_VERSION, model=fingerprint(model), presets=list(presets), backend=backend,
+                onnx=onnx, baseline=fingerprint(baseline) if baseline is not None else None, **reads.key())
     return _cached_table(s, step, key, lambda: compare_int8(
         model, s.data, presets=presets, backend=backend, qat=cfg, onnx=onnx, openvino=openvino,
         runs=p.latency_runs, warmup=p.latency_warmup, processes=p.latency_processes, threads=p.latency_threads,
@@ -122,10 +123,8 @@ def int8(s: Session, model: nn.Module, *, backend: str = "x86", qat: bool = True
 def sparse(s: Session, baseline: nn.Module) -> nn.Module:
     """Unstructured magnitude pruning of the baseline to the profile's sparsity, fine-tuned (cached, resumable)."""
     target = s.profile.target_sparsity
-    cfg = s.profile.finetune_config(epochs=s.profile.sparse_epochs, arch=s.arch, seed=s.seed,
-                                    desc=f"sparse fine-tune ({target:.0%})")
-    key = s.key("sparse", baseline=fingerprint(baseline), target=target, distill=s.profile.distill,
-                finetune=cfg.identity(s.device))
+    cfg = sparse_config(s.profile, s.arch, s.seed)
+    key = s.key("sparse", baseline=fingerprint(baseline), **SparseReads(target, s.profile.distill, cfg.identity(s.device)).key())
 
     def compute(folder: Path) -> None:
         model, record = sparse_finetune(copy.deepcopy(baseline), s.data, cfg, target, device=s.device,
@@ -168,7 +167,7 @@ def combined(s: Session, baseline: nn.Module, pruned: nn.Module, config: str, sp
     sparse+INT8). The runtimes' comparison of the pruned model is `pruned_int8`, a step of its own."""
     key = s.key("combined", baseline=fingerprint(baseline), pruned=fingerprint(pruned),
                 sparse=fingerprint(sparse_model) if sparse_model is not None else None,
-                calib=[s.profile.calib_batches, s.profile.calib_batch_size], backend=backend)
+                backend=backend, **CombinedReads.of(s.profile, s.arch, s.device).key())
     table, folder = _cached_table(s, "combined", key, lambda: pruned_int8_table(
         baseline, pruned, s.data, sparse=sparse_model, config=Int8Config("optimal", backend), seed=s.seed, **_calib(s)))
     return s.record("combined", table.assign(config=config), steps=[folder])
