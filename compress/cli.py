@@ -1,12 +1,6 @@
 """Command line: `python -m compress <command> ...`; `--help` on each command lists its options.
 
-    train        train (or load from the step cache) the baseline
-    sensitivity  L1 ranking and per-layer sensitivity scan of the baseline
-    prune        iterative structured pruning rounds over the baseline, or to a budget (--macs 4x)
-    budget       the accuracy-vs-MACs curve: every budget of the profile, with its controls
-    quantize     fixed point, INT8 PTQ / QAT / onnxruntime, and pruned + INT8
-    figures      draw every figure and the summary from a results folder
-    reproduce    run the notebooks headless (plan and time estimate first), then the figures
+{commands}
 
 Every command runs the same cached steps as the notebooks (`compress.steps`) and writes the same tables to
 `<results>/<arch>/<table>.csv` (default `runs/<profile>/results`), so `figures` draws whatever either made.
@@ -26,6 +20,7 @@ from .models import ARCHS
 from .profiles import BUDGET_METHODS, PROFILES, default_profile_name
 from .train import PRECISIONS
 from .files import REPO_ROOT
+from .steps.pipeline import PIPELINE
 
 TRACEBACK_ENV = "COMPRESS_TRACEBACK"
 
@@ -157,7 +152,7 @@ def _baseline(args, s):
 
 # ----------------------------------------------------------------------------- train
 def add_train(sub) -> None:
-    p = sub.add_parser("train", help="train the baseline (resumable; cached by its recipe)")
+    p = sub.add_parser("train", help=HELP["train"])
     _common(p)
     p.add_argument("--epochs", type=positive_int, default=None, help="baseline epochs (default: the profile's)")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the profile's)")
@@ -199,7 +194,7 @@ def _criterion_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_sensitivity(sub) -> None:
-    p = sub.add_parser("sensitivity", help="L1 ranking and each conv pruned alone at growing ratios")
+    p = sub.add_parser("sensitivity", help=HELP["sensitivity"])
     _common(p)
     _baseline_option(p)
     _criterion_options(p)
@@ -225,7 +220,7 @@ def cmd_sensitivity(args) -> None:
 
 
 def add_prune(sub) -> None:
-    p = sub.add_parser("prune", help="iterative structured pruning + fine-tuning rounds")
+    p = sub.add_parser("prune", help=HELP["prune"])
     _common(p)
     _baseline_option(p)
     _criterion_options(p)
@@ -332,7 +327,7 @@ def budget_target(text: str):
 
 
 def add_budget(sub) -> None:
-    p = sub.add_parser("budget", help="the accuracy-vs-MACs curve: every budget of the profile, with its controls")
+    p = sub.add_parser("budget", help=HELP["budget"])
     _common(p)
     p.set_defaults(func=cmd_budget)
 
@@ -367,7 +362,7 @@ def cmd_budget(args) -> None:
 def add_quantize(sub) -> None:
     from .quant import BACKENDS, METHODS
 
-    p = sub.add_parser("quantize", help="fixed point, INT8 PTQ / QAT / onnxruntime, and pruned + INT8")
+    p = sub.add_parser("quantize", help=HELP["quantize"])
     _common(p)
     _baseline_option(p)
     p.add_argument("--pruned", type=Path, default=None, help="a pruned checkpoint: adds the pruned + INT8 tables")
@@ -402,7 +397,7 @@ def cmd_quantize(args) -> None:
 
 # ----------------------------------------------------------------------------- figures / reproduce
 def add_figures(sub) -> None:
-    p = sub.add_parser("figures", help="draw every figure and the summary from a results folder (no arguments: "
+    p = sub.add_parser("figures", help=HELP["figures"] + " (no arguments: "
                                        "redraws the committed results/, assets/ and the README's generated blocks)")
     p.add_argument("--results", type=folder_path, default=REPO_ROOT / "results")
     p.add_argument("--assets", type=Path, default=None, help="where the figures go (default: assets/ for results/, "
@@ -425,7 +420,7 @@ def cmd_figures(args) -> None:
 
 
 def add_reproduce(sub) -> None:
-    p = sub.add_parser("reproduce", help="run the notebooks headless (plan and time estimate first), then the figures")
+    p = sub.add_parser("reproduce", help=HELP["reproduce"])
     p.add_argument("--profile", choices=sorted(PROFILES), default=None,
                    help="run size (default: $COMPRESS_PROFILE, else full on a GPU and quick on a CPU)")
     p.add_argument("--arch", choices=ARCHS, nargs="*", default=list(ARCHS))
@@ -448,11 +443,22 @@ def cmd_reproduce(args) -> None:
               engine=args.engine, allow_long=args.allow_long, max_hours=args.max_hours, plan_only=args.plan)
 
 
-COMMANDS = [add_train, add_sensitivity, add_prune, add_budget, add_quantize, add_figures, add_reproduce]
+# the pipeline's commands in its order (`steps.pipeline.PIPELINE`), then the two that read or run it whole
+HELP = {**{stage.command: stage.summary for stage in PIPELINE if stage.command},
+        "figures": "draw every figure and the summary from a results folder",
+        "reproduce": "run the notebooks headless (plan and time estimate first), then the figures"}
+_ADD = {"train": add_train, "sensitivity": add_sensitivity, "prune": add_prune, "budget": add_budget,
+        "quantize": add_quantize, "figures": add_figures, "reproduce": add_reproduce}
+COMMANDS = [_ADD[name] for name in HELP]
+
+
+def description() -> str:
+    """The module's text with its command list drawn from HELP."""
+    return __doc__.format(commands="\n".join(f"    {name:<12} {text}" for name, text in HELP.items()))
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="python -m compress", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(prog="python -m compress", description=description(), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--traceback", action="store_true", help="show the full Python traceback on errors")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for add in COMMANDS:

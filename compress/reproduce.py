@@ -16,21 +16,18 @@ import logging
 import os
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from .models import ARCHS, build_model
 from .profiles import Profile, get_profile
-from .ratios import DEFAULT_CONFIGS
+from .steps.pipeline import Sizes, Speed, estimate
 from .files import REPO_ROOT
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
 RESULTS_DIR = REPO_ROOT / "results"
 ASSETS_DIR = REPO_ROOT / "assets"
-SETS = {"resnet18": 12, "vgg16": 13, "vgg16_bn": 13}  # channel sets a sensitivity scan prunes one by one
-PRUNED_COST = 0.5  # a pruned model's training cost per image relative to the baseline's (a rough mean)
 
 
 def output_dirs(profile: str, publish: bool = False) -> tuple[Path, Path, Path]:
@@ -42,14 +39,6 @@ def output_dirs(profile: str, publish: bool = False) -> tuple[Path, Path, Path]:
 
 
 # ----------------------------------------------------------------------------- the plan
-@dataclass
-class Speed:
-    """Images per second on this device for one architecture at a profile's width and batch size."""
-
-    train: float
-    eval: float
-
-
 def measure_speed(arch: str, profile: Profile, device: torch.device, steps: int = 3) -> Speed:
     """A few timed training and evaluation batches with the trainer's own path (precision, memory layout).
     Small batches on a CPU (64 images: per image a CPU costs about the same at any batch size), so the plan of
@@ -97,54 +86,6 @@ def _timed_steps(model, profile: Profile, device: torch.device, precision: str, 
     return Speed(*out)
 
 
-def plan(arch: str, profile: Profile, speed: Speed, data_sizes: tuple[int, int, int]) -> list[dict]:
-    """The notebook's steps with the images each trains and evaluates and an estimated time in seconds.
-
-    `data_sizes` = (train, val, test). Fine-tunes with distillation also run the teacher forward
-    (an evaluation of the baseline per image). A rough guide, not a promise: within a factor of ~1.5.
-    """
-    n, v, t = data_sizes
-    p = profile
-    configs = len(p.prune_configs) if p.prune_configs else len(DEFAULT_CONFIGS[arch]) + 1  # + `sensitivity`
-    teacher = n / speed.eval if p.distill else 0.0
-    q = min(n, p.qat_train_size or n)  # QAT trains on a subset where the profile says so
-    pt2e = int(p.pt2e)  # PT2E adds a QAT fine-tune (in fp32, as FX's: the factor 2), evaluations and compiles
-    qat = 1 + pt2e
-    finetune_epoch = n * PRUNED_COST / speed.train + teacher + v / speed.eval
-    rows = [
-        ("baseline", p.epochs_for(arch) * (n / speed.train + v / speed.eval) + t / speed.eval),
-        ("sensitivity", SETS[arch] * (len(p.sensitivity_ratios) - 1) * (p.sensitivity_eval_size or v) / speed.eval),
-        ("prune rounds", configs * p.prune_rounds * (p.finetune_epochs * finetune_epoch + t / speed.eval)
-         + sum(e - p.finetune_epochs for e in p.last_round_epochs.values()) * finetune_epoch),
-        ("distillation comparison", p.distill_comparison * p.prune_rounds * p.finetune_epochs * (finetune_epoch - teacher)),
-        ("budget sweep", budget_seconds(arch, p, speed, data_sizes)),
-        ("sparse", p.sparse_epochs * (n / speed.train + teacher + v / speed.eval)),
-        ("fixed point", 3 * len(p.fixed_point_bits) * 2 * t / speed.eval),
-        ("INT8 + QAT", qat * p.qat_epochs * 2 * q / speed.train + (6 + 2 * pt2e) * t / speed.eval
-         + 0.02 * 12 * p.latency_runs + 60 * pt2e),
-        ("pruned + INT8, combined", (1 + (configs > 1)) * (qat * p.qat_epochs * 2 * q * PRUNED_COST / speed.train
-                                                            + 60 * pt2e) + (8 + 2 * pt2e) * t / speed.eval),
-    ]
-    return [{"step": name, "seconds": seconds} for name, seconds in rows]
-
-
-def budget_seconds(arch: str, p: Profile, speed: Speed, data_sizes: tuple[int, int, int]) -> float:
-    """The budget sweep (`steps.budget_sweep`): per run, `budget_epochs` fine-tune epochs of a model whose
-    training costs about 1/sqrt(factor) of the baseline's per image on a CPU (per-op overheads keep small
-    models from getting proportionally faster; floor 0.15), plus the from-scratch runs."""
-    n, v, t = data_sizes
-
-    def cost(f: float) -> float:  # one epoch at `f`x fewer MACs
-        return max(f ** -0.5, 0.15) * n / speed.train + v / speed.eval
-
-    factors = p.budget_factors_for(arch)
-    runs = ([p.budget_select_at] * len(p.budget_methods) + [f for f in factors if f != p.budget_select_at]
-            + [1.0] + [p.budget_select_at] * len(p.budget_seeds.get(arch, ())))
-    finetunes = sum(p.budget_epochs * cost(f) + p.budget_steps * t / speed.eval for f in runs)
-    scratch = sum((p.epochs_for(arch) + p.budget_epochs) * cost(f) for f in p.budget_scratch.get(arch, ()))
-    return finetunes + scratch
-
-
 def baseline_progress(arch: str, profile: Profile, data, seed: int, device) -> float:
     """The share of the baseline's training the step cache already holds: 1.0 when it finished, epochs saved
     over epochs when an interrupted run left a resumable state (e.g. 8/18), else 0.0."""
@@ -175,7 +116,7 @@ def print_plan(profile: Profile, archs, data, seed: int, device: torch.device) -
     totals = {}
     for arch in archs:
         speed = measure_speed(arch, profile, device)
-        rows = plan(arch, profile, speed, sizes)
+        rows = estimate(arch, profile, speed, Sizes(*sizes))
         done = baseline_progress(arch, profile, data, seed, device)
         if done >= 1.0:
             rows[0] = {"step": "baseline (cached)", "seconds": 0.0}

@@ -16,12 +16,22 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # the repository's compress, also when run as `python notebooks/build.py`
+from compress.steps.pipeline import PIPELINE  # noqa: E402  (the order of the sections)
 TITLES = {"resnet18": "ResNet18", "vgg16": "VGG16", "vgg16_bn": "VGG16_BN"}
 
 
+def heading(name: str, body: str):
+    """A section's first cell: its number and title from the pipeline list, then `body`."""
+    number = next(i for i, s in enumerate(PIPELINE, 1) if s.name == name)
+    return new_markdown_cell(f"## {number}. {PIPELINE[number - 1].title}{body}")
+
+
 def cells(arch: str) -> list:
+    """The header (title, parameters, session), then one section per pipeline stage, in `PIPELINE` order."""
     title = TITLES[arch]
-    return [
+    sections = {}
+    header = [
         new_markdown_cell(f"""# Compressing {title} on CIFAR-10
 
 Baseline -> layer importance -> iterative structured pruning -> quantization (fixed-point, INT8 PTQ, QAT)
@@ -40,13 +50,17 @@ from compress.report import plots
 
 s = steps.Session.create(ARCH, PROFILE, source=DATA, seed=SEED, results_dir=RESULTS_DIR)
 print(s.describe())"""),
-        new_markdown_cell("""## 1. Baseline
+    ]
+    sections['baseline'] = [
+        heading('baseline', """
 Trained with the profile's recipe (or loaded from the step cache). The accuracy reported is the **final
 epoch's** test accuracy; the curves show the validation split carved from the training set."""),
         new_code_cell("""baseline = steps.train_baseline(s)
 steps.show(s.tables["baseline"])
 plots.training_curves(s.tables["history"], f"{ARCH}: baseline training");"""),
-        new_markdown_cell("""## 2. Layer importance
+    ]
+    sections['importance'] = [
+        heading('importance', """
 **L1 ranking**: each conv layer's filters sorted by L1 norm, normalised by the largest. A steep curve
 means a few filters carry the layer; a flat one means filters are interchangeable.
 
@@ -55,7 +69,9 @@ without retraining. Layers whose curve stays flat can be pruned hard; steep ones
         new_code_cell("""plots.l1_ranking(steps.l1_ranking(s, baseline), f"{ARCH}: filters ranked by L1 norm");"""),
         new_code_cell("""scan = steps.sensitivity(s, baseline)
 plots.sensitivity(scan, f"{ARCH}: sensitivity of each conv layer");"""),
-        new_markdown_cell("""## 3. Iterative structured pruning
+    ]
+    sections['prune'] = [
+        heading('prune', """
 Several ratio configurations, each pruned over rounds with a fine-tune (distilled from the unpruned
 baseline) after each. Ratios are **channel** ratios: a conv whose inputs and outputs both lose a
 fraction p keeps about (1-p)^2 of its parameters. Look for the configuration that keeps accuracy
@@ -73,7 +89,9 @@ unpruned baseline as teacher (or with it, where the profile turned distillation 
 skips it (`distill_comparison`): it found no effect on any architecture."""),
         new_code_cell("""if s.profile.distill_comparison:
     steps.show(steps.distillation_effect(s, baseline, pruned))"""),
-        new_markdown_cell("""## 3b. Pruning to a budget
+    ]
+    sections['budget'] = [
+        heading('budget', """
 "Give me 4x fewer MACs": `budget.allocate` finds the channels each layer keeps for a target (within 1%),
 by one of three rules: `global` (importance ranked across layers), `sensitivity` (the scan above: least
 sensitive layers first) and `uniform` (one ratio everywhere). The sweep reaches each budget in a few
@@ -87,14 +105,18 @@ steps.show(allocation.table)"""),
 print(f"allocation method (validation accuracy at {s.profile.budget_select_at:g}x): {curve.chosen}")
 steps.show(curve.table)
 plots.budget_curve(curve.table, float(s.tables["baseline"].test_top1.iloc[0]), f"{ARCH}: pruning to a MAC budget");"""),
-        new_markdown_cell("""### Tune the ratios yourself
+    ]
+    sections['ratios'] = [
+        heading('ratios', """
 Move the sliders (seeded from the sensitivity scan): params, MACs, size and channels per layer update
 at once, without training. A MAC target (e.g. `4x`) and its button fill the sliders with the allocation
 `budget.allocate` finds for it, to tweak from there. The fine-tune button fine-tunes and evaluates the
 chosen ratios with this profile. Without widgets, pass a plain dict to `interactive.preview`."""),
         new_code_cell("""interactive.ratio_panel(s, baseline, scan=scan)"""),
         new_code_cell("""interactive.preview(baseline, ARCH, interactive.seed_ratios(ARCH, baseline, scan, max_drop=2.0))"""),
-        new_markdown_cell("""## 4. Quantization
+    ]
+    sections['quantize'] = [
+        heading('quantize', """
 **Fixed-point** (simulated): weights, activations and BN rounded to a bit width (BN folded into the
 preceding conv first). **INT8 PTQ** with torch.ao (FX graph mode, x86 backend): `default` (per-tensor
 min-max) against `optimal` (per-channel weights, histogram activations). **QAT** fine-tunes with fake
@@ -104,7 +126,9 @@ plots.fixed_point(fixed, f"{ARCH}: fixed-point accuracy by bits");"""),
         new_code_cell("""int8 = steps.int8(s, baseline)
 steps.show(int8)
 plots.quant_comparison(int8, f"{ARCH}: FP32 vs INT8 (CPU)");"""),
-        new_markdown_cell("""## 5. Pruned + INT8 and sparse + INT8
+    ]
+    sections['combine'] = [
+        heading('combine', """
 The pruned model carried forward quantized to INT8 (PTQ and QAT, PyTorch, onnxruntime, OpenVINO and PT2E), and
 unstructured magnitude sparsity (which only shrinks the *compressed* file) combined with INT8."""),
         new_code_cell("""pruned_model = pruned.model(device=s.device)
@@ -116,13 +140,18 @@ steps.show(combined)"""),
 (`vs_baseline_*`: each row against the unpruned baseline on the same test images)."""),
         new_code_cell("""if pruned.smallest != pruned.best:
     steps.show(steps.pruned_int8(s, pruned.model(pruned.smallest, device=s.device), pruned.smallest, baseline=baseline))"""),
-        new_markdown_cell("""## 6. Accuracy against cost
+    ]
+    sections['results'] = [
+        heading('results', """
 Every model this notebook produced. Up and to the left is better."""),
         new_code_cell("""models = steps.models_table(s)
 plots.pareto(models, "macs", f"{ARCH}: accuracy vs MACs")
 plots.pareto(models, "latency_ms", f"{ARCH}: accuracy vs CPU latency");"""),
         new_code_cell("""steps.save_results(s)"""),
     ]
+    missing = [s.name for s in PIPELINE if s.name not in sections]
+    assert not missing and len(sections) == len(PIPELINE), missing  # one section per pipeline stage
+    return header + [cell for s in PIPELINE for cell in sections[s.name]]
 
 
 def build(arch: str) -> nbformat.NotebookNode:
