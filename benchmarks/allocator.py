@@ -26,7 +26,8 @@ def child(args) -> dict:
     import compress
     from compress.data import synthetic_data
     from compress.models import build_model
-    from compress.train import _autocast, evaluate
+    from compress.train import evaluate
+    from compress.device import autocast
 
     data = synthetic_data(n_train=args.train_batch * (args.train_steps + 2), n_val=args.eval_images, n_test=8)
     model = build_model(args.arch, width=args.width)
@@ -42,7 +43,7 @@ def child(args) -> dict:
     y = data.train.labels[: args.train_batch]
 
     def step():
-        with _autocast(torch.device("cpu"), args.precision):
+        with autocast(torch.device("cpu"), args.precision):
             loss = torch.nn.functional.cross_entropy(model(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -18,7 +18,7 @@ from compress.kernels import affected_convs, channels_last_training
 from compress.models import build_model
 from compress.pruning import prune
 from compress.provenance import device_name
-from compress.train import PRECISIONS, _autocast, resolve_precision
+from compress.device import PRECISIONS, autocast, resolve_precision
 
 
 def images_per_second(model, precision: str, channels_last: bool, batch: int, steps: int, repeats: int) -> float:
@@ -28,7 +28,7 @@ def images_per_second(model, precision: str, channels_last: bool, batch: int, st
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
     def step():
-        with _autocast(torch.device("cpu"), precision):
+        with autocast(torch.device("cpu"), precision):
             loss = F.cross_entropy(model(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()

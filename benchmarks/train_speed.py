@@ -18,7 +18,8 @@ from compress.data import Batches, load_for_profile, synthetic_data
 from compress.models import ARCHS, build_model
 from compress.profiles import get_profile
 from compress.provenance import device_name
-from compress.train import _autocast, channels_last_pays, default_device, evaluate, fit, resolve_precision
+from compress.train import evaluate, fit
+from compress.device import autocast, channels_last_pays, default_device, resolve_precision
 
 
 def throughput(arch: str, data, device, batch_size: int, steps: int, width: float, compile: bool, precision: str) -> dict:
@@ -36,7 +37,7 @@ def throughput(arch: str, data, device, batch_size: int, steps: int, width: floa
         done = 0
         while done < n:
             for x, y in batches:
-                with _autocast(device, precision):
+                with autocast(device, precision):
                     loss = torch.nn.functional.cross_entropy(fwd(x), y)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .models import ARCHS
 from .profiles import BUDGET_METHODS, PROFILES, default_profile_name
-from .train import PRECISIONS
+from .device import PRECISIONS
 from .files import REPO_ROOT
 from .steps.pipeline import PIPELINE
 

@@ -14,7 +14,8 @@ import os
 from dataclasses import dataclass, field
 
 from .models import ARCHS
-from .train import PRECISIONS, TrainConfig
+from .train import TrainConfig
+from .device import PRECISIONS
 
 PROFILE_ENV = "COMPRESS_PROFILE"
 BUDGET_METHODS = ("global", "sensitivity", "uniform")  # `budget.allocate`'s rules (named here, below it)

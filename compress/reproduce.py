@@ -44,7 +44,7 @@ def measure_speed(arch: str, profile: Profile, device: torch.device, steps: int 
     Small batches on a CPU (64 images: per image a CPU costs about the same at any batch size), so the plan of
     three full-width architectures prints within seconds, not minutes."""
     from .kernels import channels_last_training
-    from .train import channels_last_pays, resolve_precision
+    from .device import channels_last_pays, resolve_precision
 
     precision = resolve_precision(profile.train_config(arch).precision, device)
     model = build_model(arch, width=profile.width).to(device)
@@ -53,7 +53,7 @@ def measure_speed(arch: str, profile: Profile, device: torch.device, steps: int 
 
 
 def _timed_steps(model, profile: Profile, device: torch.device, precision: str, channels_last: bool, steps: int) -> Speed:
-    from .train import _autocast
+    from .device import autocast
 
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     batch = min(profile.batch_size, 256 if device.type == "cuda" else 64)
@@ -62,14 +62,14 @@ def _timed_steps(model, profile: Profile, device: torch.device, precision: str, 
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
     def train_step():
-        with _autocast(device, precision):
+        with autocast(device, precision):
             loss = torch.nn.functional.cross_entropy(model(x), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
 
     def eval_step():
-        with torch.no_grad(), _autocast(device, precision):
+        with torch.no_grad(), autocast(device, precision):
             model(x)
 
     out = []

@@ -169,7 +169,6 @@ def test_a_second_process_waits_for_the_step_then_finds_it(tmp_path):
     import subprocess
     import sys
     import textwrap
-    import time
 
     script = textwrap.dedent(f"""
         import sys, time

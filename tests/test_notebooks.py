@@ -84,7 +84,6 @@ def test_the_plan_counts_the_baseline_epochs_already_saved(tmp_path, monkeypatch
     from compress.steps.cache import StepCache
     from compress.train import progress_path
     from compress.files import write_json
-    from compress.train import TrainConfig
 
     monkeypatch.setenv("COMPRESS_CACHE", str(tmp_path))
     profile = get_profile("smoke")

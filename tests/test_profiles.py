@@ -44,7 +44,6 @@ def test_vgg16_gets_a_gentler_learning_rate():
 
 
 def test_finetune_rate_is_scaled_like_the_baseline_rate():
-    from compress.train import TrainConfig
 
     p = PROFILES["full"]
     assert p.finetune_lr_for("resnet18") == p.finetune_lr

@@ -2,13 +2,13 @@ import pandas as pd
 import pytest
 import torch
 
-from compress import train
+from compress import device
 from compress.data import load_cifar10
 from compress.models import build_model
 from compress.train import progress_path
 from compress.files import read_json
-from compress.train import (TrainConfig, bf16_pays, cpu_has_fast_bf16, evaluate, fit, param_groups, resolve_precision,
-                            warmup_linear_decay)
+from compress.train import TrainConfig, evaluate, fit, param_groups, warmup_linear_decay
+from compress.device import bf16_pays, cpu_has_fast_bf16, resolve_precision
 
 
 def test_fit_learns_synthetic_data_and_reports_final_epoch(tiny_data):
@@ -145,10 +145,10 @@ def test_train_config_rejects_impossible_settings(bad):
 
 def test_auto_precision_reads_this_cpu(monkeypatch):
     info = {"vendor_id": "GenuineIntel", "flags": "avx512f avx512_bf16"}
-    monkeypatch.setattr(train, "cpu_info", lambda: info)
-    assert train.resolve_precision("auto", "cpu") == "fp32"
-    monkeypatch.setattr(train, "cpu_info", lambda: {**info, "flags": "avx512f avx512_bf16 amx_bf16"})
-    assert train.resolve_precision("auto", "cpu") == "bf16"
+    monkeypatch.setattr(device, "cpu_info", lambda: info)
+    assert device.resolve_precision("auto", "cpu") == "fp32"
+    monkeypatch.setattr(device, "cpu_info", lambda: {**info, "flags": "avx512f avx512_bf16 amx_bf16"})
+    assert device.resolve_precision("auto", "cpu") == "bf16"
 
 
 def test_compress_precision_decides_what_auto_means_and_nothing_else(monkeypatch):

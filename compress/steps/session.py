@@ -21,7 +21,7 @@ from ..files import REPO_ROOT
 from .cache import StepCache
 from ..provenance import provenance
 from ..schema import model_kind
-from ..train import default_device, resolve_precision
+from ..device import default_device, resolve_precision
 
 CACHE_ENV = "COMPRESS_CACHE"
 # 2: keys name only what each step reads (before: the whole profile); `python -m compress.steps.rekey` moves
