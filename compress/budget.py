@@ -6,7 +6,7 @@ channel set keeps so the pruned model lands within `tolerance` (1%) of the targe
 * `uniform`: one channel ratio everywhere, found by bisection (the control every allocation must beat);
 * `global`: every channel's importance (L1 filter norm by default) divided by its layer's mean, ranked across
   all layers, the weakest removed first; a per-layer cap (`max_ratio`) so no layer is emptied;
-* `sensitivity`: NetAdapt-like, guided by a validation sensitivity scan (`importance.sensitivity_scan`):
+* `sensitivity`: NetAdapt-like, guided by a validation sensitivity scan (`sensitivity.sensitivity_scan`):
   repeatedly take channels from the set whose scanned accuracy drop grows least per MAC saved.
 
 The search runs on a cost model (MACs and parameters as functions of the channels each set keeps, read off
@@ -309,7 +309,7 @@ def drop_curves(scan: pd.DataFrame, sets: dict[str, int]) -> dict[str, tuple[np.
     non-decreasing (a noisy scan's bump is not a free lunch), clamped at 0, extended flat past the last ratio."""
     missing = {"group", "ratio", "top1"} - set(scan.columns)
     if missing:
-        raise ValueError(f"the sensitivity scan lacks column(s) {sorted(missing)}; expected an importance.sensitivity_scan table")
+        raise ValueError(f"the sensitivity scan lacks column(s) {sorted(missing)}; expected an sensitivity.sensitivity_scan table")
     curves = {}
     for s in sets:
         rows = scan[scan.group == s].drop_duplicates("ratio").sort_values("ratio")
@@ -364,7 +364,7 @@ def allocate(model: nn.Module, target, method: str = "global", *, example_inputs
         raise ValueError(f"unknown allocation method {method!r}; choose one of {list(METHODS)}")
     target = Target.parse(target)
     if method == "sensitivity" and scan is None:
-        raise ValueError("method 'sensitivity' needs the validation sensitivity scan (importance.sensitivity_scan)")
+        raise ValueError("method 'sensitivity' needs the validation sensitivity scan (sensitivity.sensitivity_scan)")
     if method == "global":
         check_criterion(criterion, data_for_taylor)
     search = _Search(model, target, example_inputs, max_ratio, round_to)

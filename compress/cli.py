@@ -261,7 +261,7 @@ def cmd_prune(args) -> None:
     s = _session(args)
     baseline = _baseline(args, s)
     scan = steps.sensitivity(s, baseline) if "sensitivity" in names else None
-    available = steps.prune_configs(s, scan, args.max_drop)
+    available = steps.configurations(s, scan, args.max_drop)
     configs = {n: available[n] for n in names}
     if args.ratios is not None:
         configs["custom"] = args.ratios

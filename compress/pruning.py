@@ -15,7 +15,7 @@ are both pruned by p keeps (1 - p)^2 of its weights and MACs, so parameters fall
 
 We drive the dependency graph directly rather than through `tp.pruner.MetaPruner` because the pruner
 resolves a ratio per *group* from whichever member it meets first; here coupled layers are checked to
-agree, importance is measured once on the model as given, and the scan in `importance.py` can reuse
+agree, importance is measured once on the model as given, and the scan in `sensitivity.py` can reuse
 one graph for a whole sweep of ratios.
 
 Pruning replaces parameters (`step()` in torch-pruning's words): build any optimizer after pruning
@@ -171,7 +171,7 @@ class ChannelPruner:
     def channels(self, name: str) -> int:
         return self.convs[name].out_channels
 
-    def has_batchnorm(self, name: str) -> bool:
+    def set_has_batchnorm(self, name: str) -> bool:
         """Whether a BatchNorm normalises this set's channels (needed by the bn_scale criterion)."""
         return any(isinstance(item.dep.target.module, nn.BatchNorm2d) for item in self._group(self.set_of[name]))
 
@@ -222,7 +222,7 @@ class ChannelPruner:
             if keep < n:
                 plan[s] = int(keep)
         if criterion == "bn_scale":
-            no_bn = [s for s in plan if not self.has_batchnorm(s)]
+            no_bn = [s for s in plan if not self.set_has_batchnorm(s)]
             if no_bn:
                 raise ValueError(f"criterion 'bn_scale' ranks channels by their BatchNorm scale, but {no_bn[:3]} "
                                  f"have no BatchNorm (vgg16 has none: use vgg16_bn or another criterion)")

@@ -76,7 +76,7 @@ Several ratio configurations, each pruned over rounds with a fine-tune (distille
 baseline) after each. Ratios are **channel** ratios: a conv whose inputs and outputs both lose a
 fraction p keeps about (1-p)^2 of its parameters. Look for the configuration that keeps accuracy
 while params and MACs fall by an order of magnitude or more."""),
-        new_code_cell("""configs = steps.prune_configs(s, scan)
+        new_code_cell("""configs = steps.configurations(s, scan)
 configs"""),
         new_code_cell("""pruned = steps.prune_rounds(s, baseline, configs)
 steps.show(pruned.rounds)

@@ -18,7 +18,7 @@ from compress.models import build_model
 from compress.quant import pt2e
 from compress.quant.pt2e import (Pt2eConfig, Pt2eModule, load_pt2e, pt2e_available, quantize_pt2e,
                                  quantize_qat_pt2e, save_pt2e)
-from compress.quant.report import COLUMNS, compare_int8
+from compress.quant.compare import COLUMNS, compare_int8
 from compress.train import TrainConfig
 
 def trained_like(arch="resnet18"):
@@ -176,7 +176,7 @@ def test_compare_int8_adds_inductor_rows(tmp_path, monkeypatch):
                               "latency_p90_ms": 1.0, "min_ms": 1.0, "max_ms": 1.0, "spread": 0.0, "processes": 1,
                               "runs": 1, "flagged": False} for v in variants for t in threads])
 
-    monkeypatch.setattr("compress.quant.report.latency.measure", fake_measure)
+    monkeypatch.setattr("compress.quant.compare.latency.measure", fake_measure)
     data = synthetic_data(n_train=128, n_val=32, n_test=64)
     qat = TrainConfig(epochs=1, batch_size=64, lr=0.01, warmup_epochs=0.2, progress=False)
     df = compare_int8(trained_like(), data, presets=(), onnx=False, pt2e=True, qat=qat, folder=tmp_path,

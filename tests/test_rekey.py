@@ -47,7 +47,7 @@ def test_version_1_entries_are_moved_and_then_read_back_without_recomputing(tiny
     assert len(rekey(s.cache.root, dry_run=True)) == 3 and "would move" in capsys.readouterr().out
     moved = rekey(s.cache.root)  # the precision comes from each step's own files (fp32 on this machine's string)
     assert len(moved) == 3
-    for name in ("compress.steps.importance.importance.sensitivity_scan", "compress.steps.pruning.fit",
+    for name in ("compress.steps.importance.scans.sensitivity_scan", "compress.steps.pruning.fit",
                  "compress.steps.quantization.fixed_point_table"):
         monkeypatch.setattr(name, lambda *a, **k: (_ for _ in ()).throw(AssertionError("recomputed")))
     again = steps.Session.create("vgg16_bn", "smoke", data=tiny_data)

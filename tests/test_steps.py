@@ -168,10 +168,10 @@ def test_a_profile_can_limit_the_pruned_configurations(tiny_data):
 
     scan = pd.DataFrame({"layer": ["conv1_1", "conv1_1"], "ratio": [0.0, 0.5], "top1": [50.0, 49.9]})
     s = steps.Session.create("vgg16_bn", "smoke", data=tiny_data, prune_configs=("aggressive", "sensitivity"))
-    assert list(steps.prune_configs(s, scan)) == ["aggressive", "sensitivity"]
-    assert list(steps.prune_configs(s)) == ["aggressive"]  # no scan: no sensitivity configuration
+    assert list(steps.configurations(s, scan)) == ["aggressive", "sensitivity"]
+    assert list(steps.configurations(s)) == ["aggressive"]  # no scan: no sensitivity configuration
     with pytest.raises(ValueError, match="unknown configuration"):
-        steps.prune_configs(steps.Session.create("vgg16_bn", "smoke", data=tiny_data, prune_configs=("huge",)))
+        steps.configurations(steps.Session.create("vgg16_bn", "smoke", data=tiny_data, prune_configs=("huge",)))
 
 
 def test_int8_step_fine_tunes_qat_on_the_profile_subset(tiny_data, monkeypatch):

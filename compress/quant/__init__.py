@@ -19,7 +19,7 @@ from .int8 import BACKENDS, PRESETS, Int8Config, calibrate, convert_int8, prepar
 from .pt2e import (PT2E_PRESETS, Pt2eConfig, Pt2eModule, Pt2eResult, export_fp32, load_pt2e, pt2e_available,
                    quantize_pt2e, quantize_qat_pt2e, save_pt2e)
 from .qat import QATConfig, QATResult, quantize_qat
-from .report import compare_int8, pruned_int8_table
+from .compare import compare_int8, pruned_int8_table
 
 __all__ = ["METHODS", "FixedPointConfig", "quantize_fixed_point", "fixed_point_table",
            "PRESETS", "BACKENDS", "Int8Config", "prepare_int8", "calibrate", "convert_int8", "quantize_int8",

@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 from torch import nn
 
-from .. import importance
+from .. import sensitivity as scans
 from ..data import Split, stratified_indices
 from .cache import fingerprint
 from .keys import SensitivityReads
@@ -15,7 +15,7 @@ from .session import Session
 
 
 def l1_ranking(s: Session, model: nn.Module) -> pd.DataFrame:
-    return s.record("l1", importance.l1_ranking(model))
+    return s.record("l1", scans.l1_ranking(model))
 
 
 def taylor_data(s: Session, images: int = 512) -> Split:
@@ -34,7 +34,7 @@ def sensitivity(s: Session, model: nn.Module, criterion: str = "l1", *, ratios=N
                 taylor_images=taylor_images if criterion == "taylor" else None, **SensitivityReads(ratios, size).key())
 
     def compute(folder: Path) -> None:
-        scan = importance.sensitivity_scan(
+        scan = scans.sensitivity_scan(
             model, split, ratios, layers=layers, criterion=criterion, batch_size=s.profile.eval_batch_size,
             data_for_taylor=taylor_data(s, taylor_images) if criterion == "taylor" else None, seed=s.seed)
         write_table(folder / "sensitivity.csv", scan, s.provenance({"step": "sensitivity", "criterion": criterion,

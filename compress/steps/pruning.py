@@ -53,7 +53,7 @@ class PruneResult:
         return model.to(device).eval()
 
 
-def prune_configs(s: Session, scan: pd.DataFrame | None = None, max_drop: float = 1.0) -> dict:
+def configurations(s: Session, scan: pd.DataFrame | None = None, max_drop: float = 1.0) -> dict:
     """The architecture's fixed configurations plus `sensitivity`, derived from a scan when given; only those
     the profile names in `prune_configs` (where it names any)."""
     configs = default_configs(s.arch, scan, max_drop)

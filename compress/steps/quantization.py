@@ -163,7 +163,7 @@ def pruned_int8(s: Session, pruned: nn.Module, config: str, *, backend: str = "x
 def combined(s: Session, baseline: nn.Module, pruned: nn.Module, config: str, sparse_model: nn.Module | None = None,
              *, backend: str = "x86") -> pd.DataFrame:
     """The pruned model `pruned` (configuration `config`) and the sparse model, each with INT8: the `combined`
-    table (the seed's: original / pruned / pruned+INT8 / pruned+float16 / int16-act int8-weight / sparse /
+    table (as the original project's: original / pruned / pruned+INT8 / pruned+float16 / int16-act int8-weight / sparse /
     sparse+INT8). The runtimes' comparison of the pruned model is `pruned_int8`, a step of its own."""
     key = s.key("combined", baseline=fingerprint(baseline), pruned=fingerprint(pruned),
                 sparse=fingerprint(sparse_model) if sparse_model is not None else None,

@@ -5,7 +5,7 @@ Inductor side by side, each saved and timed at every requested thread count by f
 rotation (`compress.quant.latency`), so that neither a change in the machine's speed nor this process's history
 can pose as a speedup.
 `pruned_int8_table` stacks quantization on a pruned (and optionally a sparse) model, with gzip sizes: the
-view of the seed's TF table.
+view of the original project's TensorFlow table.
 """
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ import pytest
 
 from conftest import tiny_model
 
-from compress.importance import l1_ranking, sensitivity_scan
+from compress.sensitivity import l1_ranking, sensitivity_scan
 from compress.metrics import conv_channels
 from compress.pruning import prune
 from compress.train import evaluate

@@ -8,7 +8,7 @@ from compress.cli import main
 from compress.checkpoint import save_checkpoint
 from compress.data import synthetic_data
 from compress.models import build_model
-from compress.quant.report import COLUMNS, compare_int8, pruned_int8_table
+from compress.quant.compare import COLUMNS, compare_int8, pruned_int8_table
 from compress.files import read_table
 from compress.train import TrainConfig
 
