@@ -344,7 +344,11 @@ def cmd_budget(args) -> None:
           f"[{s.device}]", flush=True)
     baseline = steps.train_baseline(s)
     scan = steps.sensitivity(s, baseline) if "sensitivity" in prof.budget_methods else None
-    sweep = steps.budget_sweep(s, baseline, scan)
+    def progress(sweep) -> None:  # the tables of every finished run, so an interrupted sweep leaves its numbers
+        print(f"budget sweep: {len(sweep.runs)} of {sweep.planned} runs done", flush=True)
+        steps.save_results(s)
+
+    sweep = steps.budget_sweep(s, baseline, scan, on_progress=progress)
     cols = ["kind", "method", "target", "seed", "mac_reduction", "param_reduction", "test_top1", "paired_delta",
             "paired_ci95", "vs_equal_delta", "vs_equal_ci95", "final_val_top1"]
     from .report.tables import budget_finals

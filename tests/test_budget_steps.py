@@ -128,3 +128,31 @@ def test_two_steps_fall_geometrically_and_only_the_last_aims_at_the_target(sweep
     assert first["mac_reduction"] == pytest.approx(2, rel=0.05) and pd.isna(first["target_error"])
     assert last["mac_reduction"] == pytest.approx(4, rel=0.01) and last["target_error"] <= 0.01
     assert first["finetune_epochs"] == last["finetune_epochs"] == 1 and last["total_epochs"] == 2
+
+
+def test_an_unfinished_sweep_leaves_the_tables_of_what_it_finished(sweep, monkeypatch):
+    """Hours of CPU: each finished run is recorded at once, the control second so every later row is paired."""
+    from compress.files import read_table
+    from compress.report.summary import figure_label
+
+    s, baseline, scan, first = sweep
+    monkeypatch.setattr("compress.steps.budget.fit", lambda *a, **k: (_ for _ in ()).throw(AssertionError("refit")))
+    seen = []
+
+    def progress(partial):
+        seen.append((len(partial.runs), partial.complete, partial.table.copy()))
+        if len(partial.runs) == 1:
+            steps.save_results(s)
+
+    final = steps.budget_sweep(s, baseline, scan, on_progress=progress)
+    assert [n for n, *_ in seen] == list(range(1, final.planned + 1)) and final.complete and seen[-1][1]
+    kinds = [r.kind for r in final.runs]
+    assert kinds.index("equal_budget") == len(s.profile.budget_methods)  # right after the selection
+    after = seen[kinds.index("equal_budget")][2]
+    assert after.groupby(["kind", "method", "target", "seed"]).tail(1).vs_equal_delta.notna().all()
+    assert seen[0][2].vs_equal_delta.isna().all() and not seen[0][2].selected.any()  # no control, no choice yet
+    pd.testing.assert_frame_equal(final.table.sort_values(list(final.table.columns[:4])).reset_index(drop=True),
+                                  first.table.sort_values(list(first.table.columns[:4])).reset_index(drop=True))
+    prov = read_table(s.results_dir / s.arch / "budget.csv")[1]
+    assert prov["sweep"] == {"runs_done": 1, "runs_planned": final.planned}
+    assert f"partial sweep: 1 of {final.planned} runs" in figure_label(prov)

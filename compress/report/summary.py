@@ -86,8 +86,11 @@ def figure_label(prov: dict) -> str:
     p = prov.get("config", {}).get("profile", {})
     data = str(prov.get("data_source") or "?")
     data = "JPEG CIFAR-10 copy" if "jpeg" in data.lower() else data
+    sweep = prov.get("sweep") or {}
+    partial = (f" | partial sweep: {sweep['runs_done']} of {sweep['runs_planned']} runs"
+               if sweep and sweep["runs_done"] < sweep["runs_planned"] else "")
     return (f"profile {p.get('name', '?')} (width {p.get('width', '?')}) | {data} | {prov.get('device', '?')} | "
-            f"{precision_used(prov)} | computed by {computed_by(prov)}")
+            f"{precision_used(prov)} | computed by {computed_by(prov)}{partial}")
 
 
 def _commits_line(prov: dict) -> str:

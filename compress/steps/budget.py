@@ -21,6 +21,7 @@ import copy
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 import torch
@@ -70,6 +71,11 @@ class BudgetSweep:
     layers: pd.DataFrame  # the `budget_layers` table: each (method, target)'s per-conv allocation
     chosen: str  # the method carried to every budget (validation accuracy at `budget_select_at`)
     runs: list
+    planned: int = 0  # runs the whole sweep holds; fewer in `runs`: a partial sweep (`on_progress`)
+
+    @property
+    def complete(self) -> bool:
+        return len(self.runs) >= self.planned
 
 
 def _identity(s: Session, seed: int) -> dict:
@@ -206,40 +212,64 @@ def choose_method(runs: list[BudgetRun]) -> str:
     return last[0][1]
 
 
-def budget_sweep(s: Session, baseline: nn.Module, scan: pd.DataFrame | None = None) -> BudgetSweep:
+def budget_sweep(s: Session, baseline: nn.Module, scan: pd.DataFrame | None = None, *,
+                 on_progress: Callable[[BudgetSweep], None] | None = None) -> BudgetSweep:
     """The whole curve with its controls, in the order that decides results first: the methods at
-    `budget_select_at`, the other budgets with the chosen method, the equal-budget control, the seed spread,
-    then from scratch. Records the `budget` and `budget_layers` tables."""
+    `budget_select_at`, the equal-budget control (so every later row is paired against it at once), the other
+    budgets with the chosen method from the cheapest (fewest MACs) up, the seed spread, then from scratch.
+    Records the `budget` and `budget_layers` tables after every run and hands the sweep so far to
+    `on_progress`, so an interrupted sweep leaves the tables of what it finished (`BudgetSweep.complete`
+    says whether it is whole)."""
     p = s.profile
     methods = [m for m in p.budget_methods if m != "sensitivity" or scan is not None]
     if not methods:
         raise ValueError("budget_methods names only 'sensitivity', but no sensitivity scan was given")
+    others = sorted((f for f in p.budget_factors_for(s.arch) if f != p.budget_select_at), reverse=True)
+    seeds, scratch = p.budget_seeds.get(s.arch, ()), p.budget_scratch.get(s.arch, ())
+    planned = len(methods) + 1 + len(others) + len(seeds) + len(scratch)
     base = _base_predictions(s, baseline)
-    selection = [budget_run(s, baseline, m, p.budget_select_at, scan=scan, base=base) for m in methods]
-    chosen = choose_method(selection)
-    runs = list(selection)
-    runs += [budget_run(s, baseline, chosen, f, scan=scan, base=base) for f in p.budget_factors_for(s.arch)
-             if f != p.budget_select_at]
-    equal = budget_run(s, baseline, "none", 1, base=base)
-    runs.append(equal)
-    runs += [budget_run(s, baseline, chosen, p.budget_select_at, scan=scan, seed=seed, base=base)
-             for seed in p.budget_seeds.get(s.arch, ())]
+    runs: list[BudgetRun] = []
+    state = {"chosen": None, "equal": None}
+
+    def add(run: BudgetRun) -> BudgetRun:
+        runs.append(run)
+        sweep = _sweep(s, runs, state["equal"], state["chosen"], planned)
+        if on_progress is not None:
+            on_progress(sweep)
+        return run
+
+    selection = [add(budget_run(s, baseline, m, p.budget_select_at, scan=scan, base=base)) for m in methods]
+    state["chosen"] = chosen = choose_method(selection)
+    state["equal"] = budget_run(s, baseline, "none", 1, base=base)
+    add(state["equal"])
+    for f in others:
+        add(budget_run(s, baseline, chosen, f, scan=scan, base=base))
+    for seed in seeds:
+        add(budget_run(s, baseline, chosen, p.budget_select_at, scan=scan, seed=seed, base=base))
     by_target = {r.target: r for r in runs if r.kind == "pruned" and r.method == chosen and r.seed == s.seed}
-    runs += [scratch_run(s, baseline, by_target[f], base=base) for f in p.budget_scratch.get(s.arch, ())]
+    for f in scratch:
+        add(scratch_run(s, baseline, by_target[f], base=base))
+    return _sweep(s, runs, state["equal"], chosen, planned)
+
+
+def _sweep(s: Session, runs: list[BudgetRun], equal: BudgetRun | None, chosen: str | None, planned: int) -> BudgetSweep:
+    """The sweep so far, its tables recorded (`chosen` None: still selecting; `equal` None: no control yet)."""
     table = _table(s, runs, equal, chosen)
-    layers = pd.concat([r.allocation for r in runs if r.allocation is not None and r.seed == s.seed], ignore_index=True)
+    allocations = [r.allocation for r in runs if r.allocation is not None and r.seed == s.seed]
+    layers = pd.concat(allocations, ignore_index=True) if allocations else pd.DataFrame()
     s.record("budget", table, steps=table.step)
     s.record("budget_layers", layers, steps=table.step)
-    return BudgetSweep(table, layers, chosen, runs)
+    s.table_notes["budget"] = s.table_notes["budget_layers"] = {"sweep": {"runs_done": len(runs), "runs_planned": planned}}
+    return BudgetSweep(table, layers, chosen, list(runs), planned)
 
 
-def _table(s: Session, runs: list[BudgetRun], equal: BudgetRun, chosen: str) -> pd.DataFrame:
+def _table(s: Session, runs: list[BudgetRun], equal: BudgetRun | None, chosen: str | None) -> pd.DataFrame:
     labels = s.data.test.labels
     rows = []
     for r in runs:
         for record in r.records:
             row = dict(record)
-            if record is r.records[-1]:  # the last step is the model of the budget: pair it with the control
+            if record is r.records[-1] and equal is not None:  # the budget's model: pair it with the control
                 vs = paired_difference(r.predictions, equal.predictions, labels)
                 row.update(vs_equal_delta=vs["paired_delta"], vs_equal_ci95=vs["paired_ci95"], vs_equal_p=vs["mcnemar_p"])
             row["selected"] = r.kind == "pruned" and r.method == chosen

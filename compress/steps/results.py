@@ -64,6 +64,7 @@ def table_provenance(s: Session, name: str, run: dict | None = None) -> dict:
     steps = {f: logged[f] if f in logged else s.cache.provenance(f) for f in dict.fromkeys(folders)}
     live = not own and name not in ("models", "timings")
     prov["steps"], prov["commits"] = steps, _commits(steps.values(), [prov["git_commit"]] if live else [])
+    prov.update(s.table_notes.get(name, {}))
     return prov
 
 

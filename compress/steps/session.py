@@ -68,6 +68,7 @@ class Session:
     # table name -> the cached steps (folder names) whose results it holds: their provenance goes with the table
     table_steps: dict[str, list[str]] = field(default_factory=dict)
     baseline_step: str | None = None  # the baseline's folder: every table derives from it
+    table_notes: dict[str, dict] = field(default_factory=dict)  # table name -> extra provenance (e.g. a partial sweep)
     models: dict[str, dict] = field(default_factory=dict)  # model name -> row of the accuracy-vs-cost table
 
     @classmethod
