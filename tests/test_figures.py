@@ -226,3 +226,20 @@ def test_the_literature_table_sets_the_nearest_chosen_budget_beside_each_paper(t
     assert "resnet18 global 2x | 2.01x | -0.31 ± 0.20 | 6 epochs" in depgraph  # chosen method, main seed, nearest
     assert "| vgg16: not run yet" in text and "vgg16_bn" not in text
     assert round(PUBLISHED[0].mac_factor, 2) == 2.39  # 58.1% fewer FLOPs
+
+
+def test_a_partial_budget_sweep_says_so_in_its_finding(tmp_path):
+    from compress.files import read_table
+    from compress.report.findings import findings_markdown
+
+    _fake_results(tmp_path / "results")
+    path = tmp_path / "results" / "resnet18" / "budget.csv"
+    budget, prov = read_table(path)
+    budget["selected"] = budget.kind == "pruned"
+    for c in ("vs_equal_delta", "vs_equal_ci95", "mac_reduction", "paired_delta"):
+        budget[c] = 0.5
+    write_table(path, budget, prov)
+    assert "partial sweep" not in findings_markdown(tmp_path / "results", ["resnet18"])
+    write_table(path, budget, {**prov, "sweep": {"runs_done": 4, "runs_planned": 11}})
+    text = findings_markdown(tmp_path / "results", ["resnet18"])
+    assert "a partial sweep, 4 of its 11 runs finished" in text

@@ -136,7 +136,10 @@ def _budget(t: dict) -> str | None:
              f"model {_pm(r.vs_equal_delta, r.vs_equal_ci95)}) at {r.mac_reduction:.2f}x fewer MACs"
              for r in chosen.itertuples()]
     method = chosen.method.iloc[0] if len(chosen) else "?"
-    out = [f"**Pruning to a budget** (`budget.csv`, method `{method}` chosen on validation; each against the "
+    sweep = t.get("_budget_sweep") or {}
+    partial = (f"; a partial sweep, {sweep['runs_done']} of its {sweep['runs_planned']} runs finished"
+               if sweep and sweep["runs_done"] < sweep["runs_planned"] else "")
+    out = [f"**Pruning to a budget** (`budget.csv`, method `{method}` chosen on validation{partial}; each against the "
            f"baseline): " + "; ".join(parts) + "."]
     others = last[(last.kind == "pruned") & ~last.selected.astype(bool)]
     if len(others):
@@ -174,7 +177,8 @@ def findings_markdown(results_dir: str | Path, archs, heading: str = "####") -> 
     """Per architecture with results: one bullet per finding, each naming the table it reads."""
     out = []
     for arch in archs:
-        tables = load_tables(results_dir, arch)
+        tables, provs = load_tables(results_dir, arch, with_provenance=True)
+        tables["_budget_sweep"] = (provs.get("budget") or {}).get("sweep")
         bullets = [b for b in (_written(f, tables, arch) for f in SECTIONS) if b]
         if bullets:
             out += [f"{heading} What {arch} shows", "", *[f"* {b}" for b in bullets], ""]
