@@ -54,7 +54,7 @@ def main() -> None:
           f"batch 1, median of {args.runs} runs after {args.warmup} warm-up")
     rows = []
     for label, model in (("fp32", fp32), (f"pruned:{args.config}", pruned)):
-        int8 = quantize_int8(model, Int8Config("optimal"), calib)
+        int8 = quantize_int8(model, Int8Config("optimal"), calib).model
         onnx = export_fp32_int8(model, folder, calib, name=label.replace(":", "_"))
         x = torch.randn(1, 3, 32, 32)
         names = {key: (label + ("+int8" if "int8" in key else ""), "onnxruntime") for key in onnx}

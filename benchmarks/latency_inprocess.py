@@ -55,7 +55,7 @@ def main() -> None:
     torch.manual_seed(0)
     fp32 = build_model(args.arch, width=args.width).eval()
     calib = [torch.randn(128, 3, 32, 32) for _ in range(2)]
-    models = {"fp32": fp32, "int8-optimal": quantize_int8(fp32, Int8Config("optimal"), calib)}
+    models = {"fp32": fp32, "int8-optimal": quantize_int8(fp32, Int8Config("optimal"), calib).model}
     paths = {}
     for name, m in models.items():
         paths[name] = folder / f"{name}.ts"

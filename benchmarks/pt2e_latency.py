@@ -57,7 +57,7 @@ def main() -> None:
     variants = {"fp32 eager": (model, math.nan),
                 "fp32 inductor": (fp32_inductor.model, fp32_inductor.compile_s),
                 f"pt2e int8 inductor ({args.preset})": (pt2e.model, pt2e.compile_s),
-                "fx int8 (torch.ao, x86)": (quantize_int8(model, Int8Config("optimal"), calib), math.nan)}
+                "fx int8 (torch.ao, x86)": (quantize_int8(model, Int8Config("optimal"), calib).model, math.nan)}
     rows = []
     x = torch.randn(1, 3, 32, 32)
     for threads in sorted({1, all_threads}):

@@ -41,14 +41,14 @@ def test_bad_settings_raise(bad, match):
 
 def test_needs_calibration_batches():
     with pytest.raises(ValueError, match="calibration batch"):
-        quantize_fixed_point(trained_like(), FixedPointConfig(), [])
+        quantize_fixed_point(trained_like(), FixedPointConfig(), []).model
 
 
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("fold_bn", [True, False])
 def test_32_bits_equals_float_model(batches, method, fold_bn):
     model = trained_like()
-    q = quantize_fixed_point(model, FixedPointConfig(32, 32, 32, method, fold_bn=fold_bn), batches)
+    q = quantize_fixed_point(model, FixedPointConfig(32, 32, 32, method, fold_bn=fold_bn), batches).model
     x = batches[0]  # inside the calibrated ranges (minmax and log clip beyond them by design)
     with torch.no_grad():
         torch.testing.assert_close(q(x), model(x), atol=1e-5, rtol=1e-4)
@@ -58,7 +58,7 @@ def test_32_bits_equals_float_model(batches, method, fold_bn):
 def test_low_bits_differ_and_weights_lie_on_the_grid(batches, method):
     model = trained_like()
     bits = 4
-    q = quantize_fixed_point(model, FixedPointConfig(bits, 8, 8, method), batches)
+    q = quantize_fixed_point(model, FixedPointConfig(bits, 8, 8, method), batches).model
     with torch.no_grad():
         assert (q(batches[0]) - model(batches[0])).abs().max() > 1e-3
     convs = [m for m in q.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
@@ -80,7 +80,7 @@ def test_low_bits_differ_and_weights_lie_on_the_grid(batches, method):
 
 
 def test_activations_inside_residual_blocks_are_quantized(batches):
-    q = quantize_fixed_point(trained_like(), FixedPointConfig(param_bits=32, fwd_bits=3, bn_bits=32), batches)
+    q = quantize_fixed_point(trained_like(), FixedPointConfig(param_bits=32, fwd_bits=3, bn_bits=32), batches).model
     adds = [n for n in q.graph.nodes if n.op == "call_function" and n.target is operator.add]
     assert len(adds) == 8  # one residual add per BasicBlock
     quantizers = activation_quantizers(q)
@@ -101,9 +101,9 @@ def test_activations_inside_residual_blocks_are_quantized(batches):
 
 
 def test_batchnorm_folded_by_default_else_rounded_to_bn_bits(batches):
-    folded = quantize_fixed_point(trained_like(), FixedPointConfig(), batches)
+    folded = quantize_fixed_point(trained_like(), FixedPointConfig(), batches).model
     assert not any(isinstance(m, (nn.BatchNorm2d, Affine)) for m in folded.modules())
-    kept = quantize_fixed_point(trained_like(), FixedPointConfig(param_bits=8, fwd_bits=8, bn_bits=3, fold_bn=False), batches)
+    kept = quantize_fixed_point(trained_like(), FixedPointConfig(param_bits=8, fwd_bits=8, bn_bits=3, fold_bn=False), batches).model
     affines = [m for m in kept.modules() if isinstance(m, Affine)]
     assert len(affines) == 20 and not any(isinstance(m, nn.BatchNorm2d) for m in kept.modules())
     assert all(a.scale.unique().numel() <= 8 and a.shift.unique().numel() <= 8 for a in affines)
@@ -112,7 +112,7 @@ def test_batchnorm_folded_by_default_else_rounded_to_bn_bits(batches):
 def test_leaves_model_untouched_and_plain_vgg_works(batches):
     model = trained_like("vgg16")
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    q = quantize_fixed_point(model, FixedPointConfig(4, 4, 4), batches)
+    q = quantize_fixed_point(model, FixedPointConfig(4, 4, 4), batches).model
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert q(batches[0]).shape == (32, 10)
 
@@ -120,7 +120,7 @@ def test_leaves_model_untouched_and_plain_vgg_works(batches):
 def test_storage_of_8_bit_weights_is_a_quarter_of_float(batches):
     model = trained_like()
     cfg = FixedPointConfig(8, 8, 8)
-    q8 = quantize_fixed_point(model, cfg, batches)
+    q8 = quantize_fixed_point(model, cfg, batches).model
     float_bytes = sum(p.numel() * 4 for m in q8.modules() if isinstance(m, (nn.Conv2d, nn.Linear)) for p in m.parameters(recurse=False))
     assert 0.24 < len(storage_bytes(q8, cfg)) / float_bytes < 0.35
 
@@ -143,5 +143,5 @@ def test_fixed_point_table(tiny_data):
 def test_runs_on_gpu(batches):
     model = trained_like().cuda()
     cuda_batches = [b.cuda() for b in batches]
-    q = quantize_fixed_point(model, FixedPointConfig(32, 32, 32), cuda_batches)
+    q = quantize_fixed_point(model, FixedPointConfig(32, 32, 32), cuda_batches).model
     torch.testing.assert_close(q(cuda_batches[0]), model(cuda_batches[0]), atol=1e-4, rtol=1e-3)

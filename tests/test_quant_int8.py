@@ -36,7 +36,7 @@ def test_bad_settings_raise(bad, match):
 
 @pytest.mark.parametrize("preset", ["default", "optimal"])
 def test_int8_model_is_quantized_runs_and_agrees_with_float(trained, batches, tiny_data, preset):
-    q = quantize_int8(trained, Int8Config(preset), batches)
+    q = quantize_int8(trained, Int8Config(preset), batches).model
     names = quantized_module_names(q)
     assert is_quantized(q)
     assert names["conv1"] == "ConvReLU2d" and names["layer1.0.conv2"] == "Conv2d" and names["fc"] == "Linear"
@@ -50,7 +50,7 @@ def test_int8_model_is_quantized_runs_and_agrees_with_float(trained, batches, ti
 
 
 def test_qnnpack_backend(trained, batches):
-    q = quantize_int8(trained, Int8Config("default", "qnnpack"), batches)
+    q = quantize_int8(trained, Int8Config("default", "qnnpack"), batches).model
     assert is_quantized(q) and q(batches[0]).shape == (64, 10)
 
 
@@ -61,11 +61,11 @@ def test_convert_without_calibration_raises(trained):
     with pytest.raises(ValueError, match="at least one batch"):
         calibrate(prepared, [])
     with pytest.raises(ValueError, match="calibration batches"):
-        quantize_int8(trained, Int8Config(), [])
+        quantize_int8(trained, Int8Config(), []).model
 
 
 def test_quantized_model_refuses_non_cpu_inputs(trained, batches):
-    q = quantize_int8(trained, Int8Config(), batches)
+    q = quantize_int8(trained, Int8Config(), batches).model
     with pytest.raises(RuntimeError, match="CPU only"):
         q(batches[0].to("meta"))
 
@@ -74,7 +74,7 @@ def test_leaves_model_untouched_and_keeps_torch_ao_quiet(trained, batches):
     before = copy.deepcopy(trained.state_dict())
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        q = quantize_int8(trained, Int8Config(), batches)
+        q = quantize_int8(trained, Int8Config(), batches).model
         q(batches[0])
     assert not [w for w in caught if "torch.ao" in str(w.message) or "quantized tensor creation" in str(w.message)
                 or "reduce_range" in str(w.message)]
@@ -87,10 +87,10 @@ def test_pruned_and_plain_vgg_models_quantize(trained, batches):
                                        pruning_ratio=0.5, ignored_layers=[pruned.fc])
     pruner.step()
     assert pruned.conv1.out_channels < trained.conv1.out_channels
-    q = quantize_int8(pruned, Int8Config(), batches)
+    q = quantize_int8(pruned, Int8Config(), batches).model
     assert is_quantized(q) and q(batches[0]).shape == (64, 10)
     vgg = build_model("vgg16", width=0.125).eval()
-    assert quantize_int8(vgg, Int8Config("default"), batches)(batches[0]).shape == (64, 10)
+    assert quantize_int8(vgg, Int8Config("default"), batches).model(batches[0]).shape == (64, 10)
 
 
 def test_int8_file_is_about_four_times_smaller(batches):
@@ -100,7 +100,7 @@ def test_int8_file_is_about_four_times_smaller(batches):
             nn.init.uniform_(m.weight, 0.5, 1.5)
     from compress.metrics import size_mb
 
-    assert size_mb(model) / size_mb(quantize_int8(model, Int8Config(), batches)) > 3.5
+    assert size_mb(model) / size_mb(quantize_int8(model, Int8Config(), batches).model) > 3.5
 
 
 def test_int8_accuracy_close_to_fp32_on_real_data(real_source):
@@ -112,6 +112,6 @@ def test_int8_accuracy_close_to_fp32_on_real_data(real_source):
     model = build_model("resnet18", width=0.25)
     fit(model, data, TrainConfig(epochs=2, batch_size=128, lr=0.2, warmup_epochs=0.5, progress=False), device="cpu")
     fp32 = evaluate(model, data.test, device="cpu")["top1"]
-    int8 = evaluate(quantize_int8(model, Int8Config(), calibration_batches(data.train, 8, 128)), data.test, device="cpu")["top1"]
+    int8 = evaluate(quantize_int8(model, Int8Config(), calibration_batches(data.train, 8, 128)).model, data.test, device="cpu")["top1"]
     assert fp32 > 20, f"the FP32 model did not train ({fp32:.1f}%)"
     assert abs(int8 - fp32) <= 2.0, f"INT8 {int8:.1f}% vs FP32 {fp32:.1f}%"

@@ -75,7 +75,7 @@ def compare_int8(fp32_model: nn.Module, data: CifarData, *, presets=PRESETS, bac
                                        predictions=True)}
     for preset in presets:
         cfg = Int8Config(preset, backend)
-        models[cfg.name] = quantize_int8(fp32, cfg, batches)
+        models[cfg.name] = quantize_int8(fp32, cfg, batches).model
         acc[("torch", cfg.name)] = evaluate(models[cfg.name], target, device="cpu", predictions=True)
     if qat is not None:
         res = quantize_qat(fp32, qat_data or data, qat, QATConfig(Int8Config("optimal", backend)))
@@ -137,7 +137,7 @@ def _torchscript(model: nn.Module, path: Path, example: torch.Tensor) -> Path:
 
 def _inductor_variants(fp32: nn.Module, batches, folder: Path, *, data: CifarData | None = None,
                        qat: TrainConfig | None = None) -> dict:
-    """{variant: (Pt2eResult, .pt2 file saved in `folder`)} for the FP32, PT2E INT8 and (with `qat`) PT2E QAT
+    """{variant: (Quantized, .pt2 file saved in `folder`)} for the FP32, PT2E INT8 and (with `qat`) PT2E QAT
     models under Inductor."""
     from . import pt2e  # torchao is imported only when asked for
 
@@ -183,7 +183,7 @@ def pruned_int8_table(original: nn.Module, pruned: nn.Module, data: CifarData, *
                 "params": count_params(m), "size_mb": size_mb(m), "gzip_mb": gzip_size_mb(m)}
 
     def int8(name, m):
-        q = quantize_int8(_plain(m), config, cpu_batches)
+        q = quantize_int8(_plain(m), config, cpu_batches).model
         return {"variant": name, **_acc(evaluate(q, target, device="cpu", predictions=True)),
                 "params": count_params(_plain(m)), "size_mb": size_mb(q), "gzip_mb": gzip_size_mb(q)}
 
@@ -193,7 +193,7 @@ def pruned_int8_table(original: nn.Module, pruned: nn.Module, data: CifarData, *
                  **_acc(evaluate(copy.deepcopy(half).float().to(dev), target, device=dev, predictions=True)),
                  "params": count_params(half), "size_mb": size_mb(half), "gzip_mb": gzip_size_mb(half)})
     cfg = FixedPointConfig(param_bits=8, fwd_bits=16, bn_bits=16)
-    sim = quantize_fixed_point(_plain(pruned).to(dev), cfg, batches)
+    sim = quantize_fixed_point(_plain(pruned).to(dev), cfg, batches).model
     blob = storage_bytes(sim, cfg)
     rows.append({"variant": "pruned+int16act-int8w", **_acc(evaluate(sim, target, device=dev, predictions=True)),
                  "params": count_params(_plain(pruned)), "size_mb": len(blob) / 1e6,

@@ -38,6 +38,8 @@ import torch.nn.functional as F
 from torch import fx, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from .result import Quantized
+
 METHODS = ("linear", "minmax", "log")
 MIN_BITS, MAX_BITS = 2, 32
 
@@ -277,7 +279,7 @@ def activation_quantizers(model: nn.Module) -> dict[str, ActQuant]:
 
 # ----------------------------------------------------------------------------- the one call
 @torch.no_grad()
-def quantize_fixed_point(model: nn.Module, config: FixedPointConfig, calib_batches) -> fx.GraphModule:
+def quantize_fixed_point(model: nn.Module, config: FixedPointConfig, calib_batches) -> Quantized:
     """A fixed-point copy of `model` (left untouched), calibrated on `calib_batches`, on their device."""
     calib_batches = list(calib_batches)
     if not calib_batches:
@@ -293,7 +295,7 @@ def quantize_fixed_point(model: nn.Module, config: FixedPointConfig, calib_batch
         gm(x.to(device))
     for q in activation_quantizers(gm).values():
         q.calibrating = False
-    return gm
+    return Quantized(gm, config)
 
 
 def storage_bytes(model: nn.Module, config: FixedPointConfig) -> bytes:
@@ -338,7 +340,7 @@ def fixed_point_table(model: nn.Module, data, bits_list=(4, 6, 8, 16, 32), metho
     for method in methods:
         for bits in bits_list:
             cfg = FixedPointConfig(bits, bits, bits, method, overflow_rate, fold_bn)
-            res = evaluate(quantize_fixed_point(model, cfg, batches), target, device=device, predictions=True)
+            res = evaluate(quantize_fixed_point(model, cfg, batches).model, target, device=device, predictions=True)
             rows.append({"arch": arch, "method": method, "bits": bits, "fold_bn": fold_bn,
                          "overflow_rate": overflow_rate, "split": split, "top1": res["top1"], "top5": res["top5"],
                          "float_top1": ref["top1"], "top1_drop": ref["top1"] - res["top1"],

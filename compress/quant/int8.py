@@ -31,6 +31,8 @@ from torch.ao.quantization import (FakeQuantize, HistogramObserver, MinMaxObserv
 from torch.ao.quantization.observer import ObserverBase
 from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx, prepare_qat_fx
 
+from .result import Quantized
+
 PRESETS = ("default", "optimal")
 BACKENDS = ("x86", "qnnpack")
 
@@ -161,7 +163,7 @@ def convert_int8(prepared: nn.Module, config: Int8Config | None = None) -> nn.Mo
     if missing:
         raise RuntimeError(f"cannot convert to INT8: {len(missing)} observer(s) saw no data (e.g. {missing[:3]}). "
                            "Calibrate first: calibrate(prepared, batches) with a few training batches, "
-                           "or use quantize_int8(model, config, batches)")
+                           "or use quantize_int8(model, config, batches).model")
     prepared = copy.deepcopy(prepared).cpu().eval()
     _silence_torch_ao()
     with _engine(config.backend):
@@ -171,13 +173,13 @@ def convert_int8(prepared: nn.Module, config: Int8Config | None = None) -> nn.Mo
     return quantized
 
 
-def quantize_int8(model: nn.Module, config: Int8Config = Int8Config(), calib_batches=()) -> nn.Module:
-    """Static INT8 PTQ in one call: prepare a copy, calibrate on `calib_batches`, convert. CPU-only result."""
+def quantize_int8(model: nn.Module, config: Int8Config = Int8Config(), calib_batches=()) -> Quantized:
+    """Static INT8 PTQ in one call: prepare a copy, calibrate on `calib_batches`, convert. CPU-only model."""
     calib_batches = list(calib_batches)
     if not calib_batches:
         raise ValueError("quantize_int8 needs calibration batches: static INT8 sets activation ranges from data")
     prepared = prepare_int8(model, config, (calib_batches[0][:1].to(_device(model)),))
-    return convert_int8(calibrate(prepared, calib_batches), config)
+    return Quantized(convert_int8(calibrate(prepared, calib_batches), config), config)
 
 
 # ----------------------------------------------------------------------------- QAT controls

@@ -39,7 +39,8 @@ import torch
 from torch import nn
 
 from ..data import CifarData
-from ..train import FitResult, TrainConfig, evaluate, fit
+from ..train import TrainConfig, evaluate, fit
+from .result import Quantized
 
 PT2E_PRESETS = ("default", "minmax")
 MIN_TORCH = (2, 11)  # torchao 0.18 dropped its torch < 2.11 code paths (its release notes and import check)
@@ -72,26 +73,6 @@ class Pt2eConfig:
     @property
     def name(self) -> str:
         return "pt2e-int8" if self.preset == "default" else f"pt2e-int8-{self.preset}"
-
-
-@dataclass
-class Pt2eResult:
-    """What `quantize_pt2e` / `quantize_qat_pt2e` produce.
-
-    `model`: the callable to deploy in Python — the Inductor-compiled INT8 module (a `Pt2eModule`: CPU only,
-    runs in inference mode with freezing on); `program`: the converted q/dq graph before compilation (what
-    `save_pt2e` writes);
-    `compile_s`: seconds of the first call after torch.compile (one image: Inductor codegen + freezing; a warm
-    on-disk Inductor cache shortens it; NaN when not compiled). QAT only: `fit` (the fake-quantized
-    fine-tune) and `test` (the compiled INT8 model's test top1 / top5 / loss on the CPU).
-    """
-
-    model: nn.Module
-    program: nn.Module
-    compile_s: float
-    config: Pt2eConfig | None  # None: the FP32 baseline of `export_fp32`
-    fit: FitResult | None = None
-    test: dict | None = None
 
 
 # ----------------------------------------------------------------------------- availability
@@ -322,7 +303,7 @@ def _compiled(program: nn.Module, example: torch.Tensor, compile: bool) -> tuple
 
 # ----------------------------------------------------------------------------- one-call entry points
 def quantize_pt2e(model: nn.Module, config: Pt2eConfig = Pt2eConfig(), calib_batches=(), *,
-                  compile: bool = True) -> Pt2eResult:
+                  compile: bool = True) -> Quantized:
     """Static INT8 PTQ in one call: export a CPU eval copy of `model` (dynamic batch), prepare it with the
     X86 Inductor quantizer, calibrate on `calib_batches` (normalised float images, any batch sizes), convert,
     and compile with Inductor + freezing. `compile=False` skips Inductor (the q/dq graph runs eagerly: same
@@ -336,11 +317,11 @@ def quantize_pt2e(model: nn.Module, config: Pt2eConfig = Pt2eConfig(), calib_bat
     _calibrate(prepared, calib_batches)
     program = _convert(api, prepared)
     module, seconds = _compiled(program, calib_batches[0], compile)
-    return Pt2eResult(module, program, seconds, config)
+    return Quantized(module, config, program=program, compile_s=seconds)
 
 
 def quantize_qat_pt2e(model: nn.Module, data: CifarData, train: TrainConfig, config: Pt2eConfig = Pt2eConfig(), *,
-                      freeze_observers_at: float = 0.6, device="cpu", compile: bool = True) -> Pt2eResult:
+                      freeze_observers_at: float = 0.6, device="cpu", compile: bool = True) -> Quantized:
     """QAT with PT2E: export a train-mode copy of `model`, insert the X86 quantizer's fake quantizers
     (`prepare_qat_pt2e`; conv-bn folded into the fake-quantized weight), fine-tune it with
     `compress.train.fit` (float32, no torch.compile), freeze the quantization ranges after
@@ -381,10 +362,10 @@ def quantize_qat_pt2e(model: nn.Module, data: CifarData, train: TrainConfig, con
     program = _convert(api, prepared)
     module, seconds = _compiled(program, example, compile)
     test = evaluate(module, data.test, train.eval_batch_size, device="cpu", predictions=True)
-    return Pt2eResult(module, program, seconds, config, fit=result, test=test)
+    return Quantized(module, config, fit=result, test=test, program=program, compile_s=seconds)
 
 
-def export_fp32(model: nn.Module, *, example: torch.Tensor | None = None, compile: bool = True) -> Pt2eResult:
+def export_fp32(model: nn.Module, *, example: torch.Tensor | None = None, compile: bool = True) -> Quantized:
     """The FP32 baseline in the same runtime: a CPU eval copy of `model` exported with a dynamic batch and
     compiled by Inductor with freezing (`config` is None). Needs no torchao. `example`: one input batch
     (default: a random 3x32x32 image), used for the shape and the timed first call."""
@@ -392,19 +373,19 @@ def export_fp32(model: nn.Module, *, example: torch.Tensor | None = None, compil
     example = torch.randn(2, 3, 32, 32) if example is None else example.detach().float().cpu()
     program = _export(copy.deepcopy(model).float().cpu().eval(), example[:2])
     module, seconds = _compiled(program, example, compile)
-    return Pt2eResult(module, program, seconds, None)
+    return Quantized(module, None, program=program, compile_s=seconds)
 
 
 # ----------------------------------------------------------------------------- shipping
 def _program_of(program) -> nn.Module:
-    return program.program if isinstance(program, (Pt2eResult, Pt2eModule)) else program
+    return program.program if isinstance(program, (Quantized, Pt2eModule)) else program
 
 
 def save_pt2e(program, path: str | Path) -> int:
     """Write what a user ships and return its size in bytes: the *converted* INT8 program (int8 weights,
     q/dq ops, dynamic batch), re-exported and written with `torch.export.save` — the artefact before
     Inductor compilation, since compiled kernels are machine-specific and rebuilt on load (`load_pt2e`).
-    `program`: a Pt2eResult, Pt2eModule or the converted GraphModule (or `export_fp32`'s, for the FP32 file)."""
+    `program`: a Quantized, Pt2eModule or the converted GraphModule (or `export_fp32`'s, for the FP32 file)."""
     gm = _program_of(program)
     example = torch.randn(2, 3, 32, 32)
     placeholder = next((n for n in gm.graph.nodes if n.op == "placeholder" and "val" in n.meta), None)
@@ -424,5 +405,5 @@ def load_pt2e(path: str | Path, *, compile: bool = True) -> Pt2eModule:
     return Pt2eModule(program, compile)
 
 
-__all__ = ["PT2E_PRESETS", "Pt2eConfig", "Pt2eResult", "Pt2eModule", "pt2e_available", "quantize_pt2e",
+__all__ = ["PT2E_PRESETS", "Pt2eConfig", "Pt2eModule", "pt2e_available", "quantize_pt2e",
            "quantize_qat_pt2e", "export_fp32", "save_pt2e", "load_pt2e"]

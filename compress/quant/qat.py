@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from torch import nn
 
 from ..data import CifarData
-from ..train import FitResult, TrainConfig, evaluate, fit
+from ..train import TrainConfig, evaluate, fit
+from .result import Quantized
 from .int8 import Int8Config, convert_int8, freeze_bn_stats, freeze_observers, prepare_qat
 
 
@@ -42,13 +43,6 @@ class QATConfig:
                 raise ValueError(f"{name} is a fraction of the training steps in [0, 1], got {v!r}")
 
 
-@dataclass
-class QATResult:
-    model: nn.Module  # the converted INT8 model (CPU only)
-    fit: FitResult  # the fake-quantized fine-tune: history and its final test accuracy
-    test: dict  # the INT8 model's test top1 / top5 / loss and pred (per image), measured on the CPU
-
-
 def freeze_schedule(config: QATConfig):
     """A `fit` step hook that freezes observers, then BN statistics, once each, at their step fractions."""
     done = set()
@@ -66,15 +60,15 @@ def freeze_schedule(config: QATConfig):
 
 
 def quantize_qat(model: nn.Module, data: CifarData, train: TrainConfig, config: QATConfig = QATConfig(), *,
-                 device=None) -> QATResult:
+                 device=None) -> Quantized:
     """Fine-tune a fake-quantized copy of `model` with `train` (e.g. `profile.finetune_config(
     epochs=profile.qat_epochs, lr=profile.qat_lr)`), convert it to INT8 and test it on the CPU."""
     train = dataclasses.replace(train, precision="fp32", compile=False, desc="QAT")
     prepared = prepare_qat(model, config.int8)
     result = fit(prepared, data, train, device=device, step_hook=freeze_schedule(config))
     quantized = convert_int8(prepared, config.int8)
-    return QATResult(quantized, result, evaluate(quantized, data.test, train.eval_batch_size, device="cpu",
-                                                 predictions=True))
+    return Quantized(quantized, config, fit=result, test=evaluate(quantized, data.test, train.eval_batch_size,
+                                                                  device="cpu", predictions=True))
 
 
-__all__ = ["QATConfig", "QATResult", "quantize_qat", "freeze_schedule"]
+__all__ = ["QATConfig", "quantize_qat", "freeze_schedule"]
