@@ -17,7 +17,8 @@ from .budget import BudgetRun, BudgetSweep, budget_latency, budget_run, budget_s
 from .baseline import baseline_folder, baseline_key, load_model, train_baseline
 from .importance import l1_ranking, sensitivity, taylor_data
 from .pruning import PruneResult, configurations, distillation_effect, finetune_ratios, prune_rounds
-from .quantization import combined, fixed_point, int8, pruned_int8, qat_config, sparse
+from .quantization import combined, fixed_point, int8, pruned_int8, qat_config
+from .sparsity import sparse
 from .results import models_table, save_results, show
 from .session import CACHE_ENV, Session, default_results_dir, parse_device, step_cache
 

@@ -2,7 +2,6 @@
 and pruned / sparse + INT8. Each is cached by the weights it starts from and its settings."""
 from __future__ import annotations
 
-import copy
 import dataclasses
 from pathlib import Path
 
@@ -10,13 +9,10 @@ import pandas as pd
 from torch import nn
 
 from .. import metrics
-from ..paired import paired_difference
-from ..checkpoint import load_checkpoint, save_checkpoint
 from ..quant import METHODS as FIXED_POINT_METHODS, PRESETS as INT8_PRESETS, Int8Config, compare_int8, fixed_point_table, pruned_int8_table, pt2e_available
 from ..quant.openvino import openvino_available
-from ..sparse import sparse_finetune
 from .cache import fingerprint
-from .keys import CombinedReads, FixedPointReads, Int8Reads, SparseReads, qat_config as _qat_config, sparse_config
+from .keys import CombinedReads, FixedPointReads, Int8Reads, qat_config as _qat_config
 from ..files import read_table, write_table
 from ..schema import variant_precision
 from ..train import TrainConfig, evaluate
@@ -118,28 +114,6 @@ def int8(s: Session, model: nn.Module, *, backend: str = "x86", qat: bool = True
     costs = {"params": metrics.count_params(model), "macs": metrics.count_macs(model)}
     _add_quant_models(s, table, "baseline", "baseline", costs)
     return table
-
-
-def sparse(s: Session, baseline: nn.Module) -> nn.Module:
-    """Unstructured magnitude pruning of the baseline to the profile's sparsity, fine-tuned (cached, resumable)."""
-    target = s.profile.target_sparsity
-    cfg = sparse_config(s.profile, s.arch, s.seed)
-    key = s.key("sparse", baseline=fingerprint(baseline), **SparseReads(target, s.profile.distill, cfg.identity(s.device)).key())
-
-    def compute(folder: Path) -> None:
-        model, record = sparse_finetune(copy.deepcopy(baseline), s.data, cfg, target, device=s.device,
-                                        teacher=baseline if s.profile.distill else None,
-                                        state_path=folder / "train_state.pt")
-        save_checkpoint(model, folder / "model.pt", s.arch, s.profile.width, meta={"stage": "sparse"})
-        preds = [evaluate(m, s.data.test, predictions=True)["pred"] for m in (model, baseline)]
-        record.update(paired_difference(*preds, s.data.test.labels))  # against the baseline, same images
-        write_table(folder / "sparse.csv", pd.DataFrame([record]), s.provenance({"step": "sparse"}))
-        (folder / "train_state.pt").unlink(missing_ok=True)
-
-    folder, _ = s.run("sparse", key, compute)
-    r = s.record("sparse", read_table(folder / "sparse.csv")[0], steps=[folder]).iloc[0]
-    s.add_model("sparse", "sparse", {**r.to_dict(), "top1": r.test_top1})
-    return load_checkpoint(folder / "model.pt", s.arch)[0].to(s.device).eval()
 
 
 def pruned_int8(s: Session, pruned: nn.Module, config: str, *, backend: str = "x86", qat: bool = True,
