@@ -24,7 +24,7 @@ from torch import nn
 from . import metrics
 from .budget import allocate
 from .pruning import expand_ratios, prune
-from .ratios import RESNET18_BLOCKS, RESNET18_STAGE_STREAMS, max_ratio, ratios_from_sensitivity
+from .ratios import RESNET18_BLOCKS, RESNET18_STAGE_STREAMS, channel_targets, max_ratio, ratios_from_sensitivity
 
 SLIDER_STEP = 0.05
 SLIDER_MAX = 0.95  # the top of the slider range for layers wide enough (1.0 would remove every filter)
@@ -56,7 +56,7 @@ def slider_ratios_for_target(arch: str, model: nn.Module, target, method: str = 
 
 # ----------------------------------------------------------------------------- the keep-one-filter bound
 def kept(n: int, ratio: float) -> int:
-    """Filters a layer of `n` keeps at `ratio`: the rule `pruning.channel_targets` applies."""
+    """Filters a layer of `n` keeps at `ratio`: the rule `ratios.channel_targets` applies."""
     return int(round(n * (1 - ratio)))
 
 
@@ -77,18 +77,11 @@ def slider_max(n: int, step: float = SLIDER_STEP, top: float = SLIDER_MAX) -> fl
 
 
 def check_ratios(arch: str, model: nn.Module, ratios) -> dict[str, float]:
-    """Every conv's ratio (as `expand_ratios` gives it), or a ValueError with the exact keep-one bound.
-
-    Runs before any pruning or training, so a bad panel state never reaches the step cache, and states
-    the bound exactly (the library's message has rounded or understated it: "at most 0.875" for 8 filters,
-    where 0.90 is accepted).
-    """
+    """Every conv's ratio (as `expand_ratios` gives it), or the ValueError of `ratios.channel_targets` (the
+    rule pruning applies, with its exact keep-one bound). Runs before any pruning or training, so a bad panel
+    state never reaches the step cache."""
     expanded = expand_ratios(arch, model, ratios)
-    channels = metrics.conv_channels(model)
-    for name, r in expanded.items():
-        n = channels[name]
-        if kept(n, r) < 1:
-            raise ValueError(f"ratio {r:g} would remove all {n} filters of {name}; {bound_text(n)}")
+    channel_targets(metrics.conv_channels(model), expanded)
     return expanded
 
 
