@@ -1,4 +1,5 @@
 import copy
+import dataclasses
 
 import torch
 import torch_pruning as tp
@@ -8,7 +9,7 @@ from compress.cli import main
 from compress.checkpoint import save_checkpoint
 from compress.data import synthetic_data
 from compress.models import build_model
-from compress.quant.compare import COLUMNS, compare_int8, pruned_int8_table
+from compress.quant.compare import COLUMNS, Int8Comparison, compare_int8, pruned_int8_table
 from compress.files import read_table
 from compress.train import TrainConfig
 
@@ -32,8 +33,8 @@ def halve_channels(model):
 def test_compare_int8_rows_and_columns(tmp_path):
     data = synthetic_data(n_train=128, n_val=32, n_test=64)
     qat = TrainConfig(epochs=1, batch_size=64, lr=0.01, warmup_epochs=0.2, progress=False)
-    df = compare_int8(trained_like(), data, calib_batches=1, calib_batch_size=32, qat=qat, folder=tmp_path,
-                      threads=(1,), runs=2, warmup=1, processes=1, openvino=True)
+    df = compare_int8(trained_like(), data, Int8Comparison(calib_batches=1, calib_batch_size=32, qat=qat, threads=(1,),
+                                                           runs=2, warmup=1, processes=1, openvino=True), folder=tmp_path)
     assert list(df.columns) == COLUMNS
     variants = ["fp32", "int8-default", "int8-optimal", "qat", "onnx-fp32", "onnx-int8", "openvino-fp32", "openvino-int8"]
     assert sorted(df.variant.unique()) == sorted(variants)
@@ -104,11 +105,10 @@ def test_a_pruned_model_int8_rows_are_paired_with_the_baseline_too(tmp_path):
     data = synthetic_data(n_train=128, n_val=32, n_test=64)
     baseline = trained_like()
     base = evaluate(baseline, data.test, predictions=True)
-    df = compare_int8(halve_channels(baseline), data, presets=("optimal",), onnx=False, calib_batches=1,
-                      calib_batch_size=32, folder=tmp_path, threads=(1,), runs=2, warmup=1, processes=1,
-                      baseline_pred=base["pred"])
+    quick = Int8Comparison(presets=("optimal",), onnx=False, calib_batches=1, calib_batch_size=32, threads=(1,), runs=2,
+                           warmup=1, processes=1)
+    df = compare_int8(halve_channels(baseline), data, quick, folder=tmp_path, baseline_pred=base["pred"])
     assert ((df.top1 - base["top1"] - df.vs_baseline_delta).abs() < 1e-9).all()
     assert df.vs_baseline_ci95.notna().all() and df.vs_baseline_p.between(0, 1).all()
-    alone = compare_int8(halve_channels(baseline), data, presets=(), onnx=False, calib_batches=1, calib_batch_size=32,
-                         folder=tmp_path / "b", threads=(1,), runs=2, warmup=1, processes=1)
+    alone = compare_int8(halve_channels(baseline), data, dataclasses.replace(quick, presets=()), folder=tmp_path / "b")
     assert alone.vs_baseline_delta.isna().all()  # nothing to pair with: said as NaN, never as 0

@@ -18,7 +18,7 @@ from compress.models import build_model
 from compress.quant import pt2e
 from compress.quant.pt2e import (Pt2eConfig, Pt2eModule, load_pt2e, pt2e_available, quantize_pt2e,
                                  quantize_qat_pt2e, save_pt2e)
-from compress.quant.compare import COLUMNS, compare_int8
+from compress.quant.compare import COLUMNS, Int8Comparison, compare_int8
 from compress.train import TrainConfig
 
 def trained_like(arch="resnet18"):
@@ -179,8 +179,9 @@ def test_compare_int8_adds_inductor_rows(tmp_path, monkeypatch):
     monkeypatch.setattr("compress.quant.compare.latency.measure", fake_measure)
     data = synthetic_data(n_train=128, n_val=32, n_test=64)
     qat = TrainConfig(epochs=1, batch_size=64, lr=0.01, warmup_epochs=0.2, progress=False)
-    df = compare_int8(trained_like(), data, presets=(), onnx=False, pt2e=True, qat=qat, folder=tmp_path,
-                      calib_batches=1, calib_batch_size=32, threads=(1,), runs=2, warmup=1)
+    df = compare_int8(trained_like(), data, Int8Comparison(presets=(), onnx=False, pt2e=True, qat=qat, calib_batches=1,
+                                                           calib_batch_size=32, threads=(1,), runs=2, warmup=1),
+                      folder=tmp_path)
     assert list(df.columns) == COLUMNS and "compile_s" in COLUMNS
     assert list(zip(df.variant, df.runtime)) == [("fp32", "torch"), ("qat", "torch"), ("fp32", "inductor"),
                                                  ("pt2e-int8", "inductor"), ("qat-pt2e", "inductor")]

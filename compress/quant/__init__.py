@@ -20,7 +20,7 @@ from .pt2e import (PT2E_PRESETS, Pt2eConfig, Pt2eModule, export_fp32, load_pt2e,
                    quantize_pt2e, quantize_qat_pt2e, save_pt2e)
 from .qat import QATConfig, quantize_qat
 from .result import Quantized
-from .compare import compare_int8, pruned_int8_table
+from .compare import Int8Comparison, compare_int8, pruned_int8_table
 
 __all__ = ["METHODS", "FixedPointConfig", "quantize_fixed_point", "fixed_point_table",
            "PRESETS", "BACKENDS", "Int8Config", "prepare_int8", "calibrate", "convert_int8", "quantize_int8",
@@ -28,4 +28,4 @@ __all__ = ["METHODS", "FixedPointConfig", "quantize_fixed_point", "fixed_point_t
            "PT2E_PRESETS", "Pt2eConfig", "Pt2eModule", "pt2e_available", "quantize_pt2e",
            "quantize_qat_pt2e", "export_fp32", "save_pt2e", "load_pt2e",
            "export_onnx", "quantize_onnx", "export_fp32_int8", "onnx_session", "onnx_predict", "onnx_evaluate",
-           "onnx_latency", "onnx_runner", "compare_int8", "pruned_int8_table"]
+           "onnx_latency", "onnx_runner", "Int8Comparison", "compare_int8", "pruned_int8_table"]

@@ -10,6 +10,7 @@ view of the original project's TensorFlow table.
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 import gzip
 import math
 import tempfile
@@ -29,7 +30,7 @@ from ..schema import FP32_VARIANTS
 from ..train import TrainConfig, evaluate
 from . import deploy
 from .fixed_point import FixedPointConfig, quantize_fixed_point, storage_bytes
-from .int8 import PRESETS, Int8Config, quantize_int8
+from .int8 import BACKENDS, PRESETS, Int8Config, quantize_int8
 from .qat import QATConfig, quantize_qat
 
 COLUMNS = ["variant", "runtime", "split", "top1", "top5", *PAIRED, "size_mb", "gzip_mb", "size_ratio", "threads",
@@ -37,11 +38,47 @@ COLUMNS = ["variant", "runtime", "split", "top1", "top5", *PAIRED, "size_mb", "g
            "speedup", "compile_s", "vs_baseline_delta", "vs_baseline_ci95", "vs_baseline_p"]
 
 
-def compare_int8(fp32_model: nn.Module, data: CifarData, *, presets=PRESETS, backend: str = "x86",
-                 calib_batches: int = 8, calib_batch_size: int = 128, qat: TrainConfig | None = None,
-                 onnx: bool = True, openvino: bool = False, folder: str | Path | None = None, threads=(1, None),
-                 runs: int = 50, warmup: int = 10, processes: int = 3, split: str = "test", seed: int = 0,
-                 pt2e: bool = False, qat_data: CifarData | None = None,
+@dataclass(frozen=True)
+class Int8Comparison:
+    """What `compare_int8` runs and how it times it, validated on creation. `qat`: the QAT fine-tune's recipe
+    (None: no QAT rows); `onnx`, `openvino`, `pt2e`: which runtimes' rows beside torch; `threads` (None: all
+    cores), `runs`, `warmup` and `processes`: the fresh-process timing (`latency.measure`); `split`: where
+    accuracy is measured."""
+
+    presets: tuple = PRESETS
+    backend: str = "x86"
+    calib_batches: int = 8
+    calib_batch_size: int = 128
+    qat: TrainConfig | None = None
+    onnx: bool = True
+    openvino: bool = False
+    pt2e: bool = False
+    threads: tuple = (1, None)
+    runs: int = 50
+    warmup: int = 10
+    processes: int = 3
+    split: str = "test"
+    seed: int = 0
+
+    def __post_init__(self):
+        unknown = [p for p in self.presets if p not in PRESETS]
+        if unknown:
+            raise ValueError(f"unknown INT8 preset(s) {unknown}; choose from {list(PRESETS)}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"unknown INT8 backend {self.backend!r}; choose one of {list(BACKENDS)}")
+        for name in ("calib_batches", "calib_batch_size", "runs", "processes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)!r}")
+        if self.warmup < 0:
+            raise ValueError(f"warmup must be 0 or more, got {self.warmup!r}")
+        if self.split not in ("val", "test"):
+            raise ValueError(f"split must be 'val' or 'test', got {self.split!r}")
+        object.__setattr__(self, "presets", tuple(self.presets))
+        object.__setattr__(self, "threads", tuple(self.threads))
+
+
+def compare_int8(fp32_model: nn.Module, data: CifarData, config: Int8Comparison = Int8Comparison(), *,
+                 folder: str | Path | None = None, qat_data: CifarData | None = None,
                  baseline_pred: torch.Tensor | None = None) -> pd.DataFrame:
     """One row per (variant, thread count): accuracy on `split`, file size, batch-1 CPU latency.
 
@@ -65,8 +102,11 @@ def compare_int8(fp32_model: nn.Module, data: CifarData, *, presets=PRESETS, bac
     image of `split`, for a pruned `fp32_model`) adds `vs_baseline_*`: each row against the baseline, paired on the
     same images (NaN without it). Columns: see COLUMNS.
     """
+    c = config
+    presets, backend, qat, onnx, openvino, pt2e, split, seed = (c.presets, c.backend, c.qat, c.onnx, c.openvino, c.pt2e,
+                                                                c.split, c.seed)
     fp32 = copy.deepcopy(fp32_model).float().eval()
-    batches = [b.cpu() for b in calibration_batches(data.train, calib_batches, calib_batch_size, seed=seed)]
+    batches = [b.cpu() for b in calibration_batches(data.train, c.calib_batches, c.calib_batch_size, seed=seed)]
     target = getattr(data, split)
     folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="compress-int8-"))
 
@@ -109,9 +149,9 @@ def compare_int8(fp32_model: nn.Module, data: CifarData, *, presets=PRESETS, bac
         a.update(vs_baseline_delta=vs.get("paired_delta", math.nan), vs_baseline_ci95=vs.get("paired_ci95", math.nan),
                  vs_baseline_p=vs.get("mcnemar_p", math.nan))
 
-    counts = list(dict.fromkeys(t or torch.get_num_threads() for t in threads))  # distinct counts, in order
+    counts = list(dict.fromkeys(t or torch.get_num_threads() for t in c.threads))  # distinct counts, in order
     timed = latency.measure([latency.Variant(name, runtime, path) for (runtime, name), path in saved.items()],
-                            threads=counts, processes=processes, warmup=warmup, runs=runs)
+                            threads=counts, processes=c.processes, warmup=c.warmup, runs=c.runs)
     rows = []
     for t in timed.itertuples():
         key = (t.runtime, t.variant)

@@ -9,7 +9,7 @@ import pandas as pd
 from torch import nn
 
 from .. import metrics
-from ..quant import METHODS as FIXED_POINT_METHODS, PRESETS as INT8_PRESETS, Int8Config, compare_int8, fixed_point_table, pruned_int8_table, pt2e_available
+from ..quant import METHODS as FIXED_POINT_METHODS, PRESETS as INT8_PRESETS, Int8Comparison, Int8Config, compare_int8, fixed_point_table, pruned_int8_table, pt2e_available
 from ..quant.openvino import openvino_available
 from .cache import fingerprint
 from .keys import CombinedReads, FixedPointReads, Int8Reads, qat_config as _qat_config
@@ -71,12 +71,12 @@ def _int8_table(s: Session, model: nn.Module, step: str, presets=INT8_PRESETS, *
                                 qat=cfg.identity(s.device) if cfg else None)  # as asked and as available
     key = s.key(step, int8_version=INT8_KEY_VERSION, model=fingerprint(model), presets=list(presets), backend=backend,
                 onnx=onnx, baseline=fingerprint(baseline) if baseline is not None else None, **reads.key())
+    comparison = Int8Comparison(presets=presets, backend=backend, qat=cfg, onnx=onnx, openvino=openvino, pt2e=pt2e,
+                                threads=p.latency_threads, runs=p.latency_runs, warmup=p.latency_warmup,
+                                processes=p.latency_processes, seed=s.seed, **_calib(s))
     return _cached_table(s, step, key, lambda: compare_int8(
-        model, s.data, presets=presets, backend=backend, qat=cfg, onnx=onnx, openvino=openvino,
-        runs=p.latency_runs, warmup=p.latency_warmup, processes=p.latency_processes, threads=p.latency_threads,
-        seed=s.seed, pt2e=pt2e, qat_data=s.data.with_train_subset(p.qat_train_size, s.seed),
-        baseline_pred=None if baseline is None else evaluate(baseline, s.data.test, predictions=True)["pred"],
-        **_calib(s)))
+        model, s.data, comparison, qat_data=s.data.with_train_subset(p.qat_train_size, s.seed),
+        baseline_pred=None if baseline is None else evaluate(baseline, s.data.test, predictions=True)["pred"]))
 
 
 def _add_quant_models(s: Session, table: pd.DataFrame, base_name: str, family: str, costs: dict) -> None:
