@@ -177,7 +177,7 @@ def test_a_profile_can_limit_the_pruned_configurations(tiny_data):
 def test_int8_step_fine_tunes_qat_on_the_profile_subset(tiny_data, monkeypatch):
     seen = {}
 
-    def fake_compare(model, data, *, qat_data=None, **kw):
+    def fake_compare(model, data, config=None, *, qat_data=None, **kw):
         seen.update(train=len(qat_data.train), test=len(qat_data.test))
         return pd.DataFrame({"variant": ["fp32"], "runtime": ["torch"], "threads": [1], "top1": [50.0],
                              "size_mb": [1.0], "gzip_mb": [1.0], "latency_ms": [1.0]})
@@ -189,7 +189,7 @@ def test_int8_step_fine_tunes_qat_on_the_profile_subset(tiny_data, monkeypatch):
 
 
 def test_pruned_int8_keeps_one_table_for_every_configuration(tiny_data, monkeypatch):
-    def fake_compare(model, data, **kw):
+    def fake_compare(model, data, config=None, **kw):
         return pd.DataFrame({"variant": ["fp32", "int8-optimal"], "runtime": ["torch"] * 2, "threads": [1, 1],
                              "top1": [50.0, 49.0], "size_mb": [1.0, 0.25], "gzip_mb": [1.0, 0.2],
                              "latency_ms": [2.0, 1.0]})
