@@ -33,7 +33,7 @@ def variant_precision(variant: str) -> str:
         raise ValueError(f"unknown INT8-table variant {variant!r}; known: {sorted(VARIANT_PRECISION)}") from None
 
 
-def is_quantized(variants: pd.Series) -> pd.Series:
+def quantized_variants(variants: pd.Series) -> pd.Series:
     """Which rows of an INT8 table hold a quantized model."""
     return variants.map(variant_precision) == "INT8"
 

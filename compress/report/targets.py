@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..schema import is_quantized
+from ..schema import quantized_variants
 from .summary import figure_label
 from .tables import load_tables
 
@@ -161,7 +161,7 @@ def _pruned_int8(arch, t) -> list[dict]:
     p = t["pruned_int8"]
     last = _last_rounds(t["pruning"]).set_index("config")
     config = min(p.config.unique(), key=lambda c: last.macs.get(c, math.inf))  # the most compressed one quantized
-    q = p[(p.config == config) & is_quantized(p.variant)]
+    q = p[(p.config == config) & quantized_variants(p.variant)]
     torch_int8 = q[(q.variant == "int8-optimal") & (q.runtime == "torch")]
     if not len(torch_int8) or not len(base):
         return [_row(arch, target, f"no INT8 rows for `{config}`", None)]

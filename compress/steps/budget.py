@@ -229,19 +229,19 @@ def budget_sweep(s: Session, baseline: nn.Module, scan: pd.DataFrame | None = No
     planned = len(methods) + 1 + len(others) + len(seeds) + len(scratch)
     base = _base_predictions(s, baseline)
     runs: list[BudgetRun] = []
-    state = {"chosen": None, "equal": None}
+    chosen = equal = None  # read by `add` as they are when it runs: None until the selection / control is done
 
     def add(run: BudgetRun) -> BudgetRun:
         runs.append(run)
-        sweep = _sweep(s, runs, state["equal"], state["chosen"], planned)
+        sweep = _sweep(s, runs, equal, chosen, planned)
         if on_progress is not None:
             on_progress(sweep)
         return run
 
     selection = [add(budget_run(s, baseline, m, p.budget_select_at, scan=scan, base=base)) for m in methods]
-    state["chosen"] = chosen = choose_method(selection)
-    state["equal"] = budget_run(s, baseline, "none", 1, base=base)
-    add(state["equal"])
+    chosen = choose_method(selection)
+    equal = budget_run(s, baseline, "none", 1, base=base)
+    add(equal)
     for f in others:
         add(budget_run(s, baseline, chosen, f, scan=scan, base=base))
     for seed in seeds:
@@ -249,7 +249,7 @@ def budget_sweep(s: Session, baseline: nn.Module, scan: pd.DataFrame | None = No
     by_target = {r.target: r for r in runs if r.kind == "pruned" and r.method == chosen and r.seed == s.seed}
     for f in scratch:
         add(scratch_run(s, baseline, by_target[f], base=base))
-    return _sweep(s, runs, state["equal"], chosen, planned)
+    return _sweep(s, runs, equal, chosen, planned)
 
 
 def _sweep(s: Session, runs: list[BudgetRun], equal: BudgetRun | None, chosen: str | None, planned: int) -> BudgetSweep:
