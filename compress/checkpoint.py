@@ -19,13 +19,19 @@ from .files import atomic_write_bytes
 FORMAT = "compress-checkpoint-v1"
 
 
-def save_checkpoint(model: nn.Module, path: str | Path, arch: str, width: float = 1.0, meta: dict | None = None) -> Path:
-    """Write `model` atomically; `meta` may hold numbers, strings, lists and dicts of them."""
+def save_checkpoint(model: nn.Module, path: str | Path, arch: str, width: float = 1.0, meta: dict | None = None,
+                    *, fp16: bool = False) -> Path:
+    """Write `model` atomically; `meta` may hold numbers, strings, lists and dicts of them. `fp16`: floating-point
+    tensors stored in half precision (half the bytes; loading gives fp32 layers holding the rounded values)."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    if fp16:
+        state = {k: v.to(torch.float16) if v.is_floating_point() else v for k, v in state.items()}
     payload = {
         "format": FORMAT,
         "arch": arch,
         "width": float(width),
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "dtype": "float16" if fp16 else "float32",
+        "state_dict": state,
         "meta": meta or {},
     }
     buf = io.BytesIO()

@@ -175,14 +175,14 @@ def cmd_train(args) -> None:
     print(f"training {args.arch} ({s.profile.name}) on {s.data.summary()} [{s.device}]", flush=True)
     steps.train_baseline(s, **train)
     record = s.tables["baseline"].iloc[0]
-    folder = steps.baseline_folder(s, **train)
+    model_file = steps.baseline_folder(s, **train) / steps.MODEL
     if args.export:
         args.export.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(folder / "model.pt", args.export)
+        shutil.copyfile(model_file, args.export)
     steps.save_results(s)
     print(json.dumps({k: record[k] for k in ("test_top1", "test_top5", "final_val_top1", "params", "macs", "size_mb",
                                               "train_seconds", "train_images_per_second")}, indent=2, default=float))
-    print(f"checkpoint: {folder / 'model.pt'}" + (f" (copied to {args.export})" if args.export else ""))
+    print(f"checkpoint: {model_file}" + (f" (copied to {args.export})" if args.export else ""))
 
 
 # ----------------------------------------------------------------------------- sensitivity / prune
@@ -447,12 +447,28 @@ def cmd_reproduce(args) -> None:
               engine=args.engine, allow_long=args.allow_long, max_hours=args.max_hours, plan_only=args.plan)
 
 
-# the pipeline's commands in its order (`steps.pipeline.PIPELINE`), then the two that read or run it whole
+def add_verify(sub) -> None:
+    p = sub.add_parser("verify", help=HELP["verify"])
+    p.add_argument("--arch", choices=ARCHS, default=None, help="one architecture (default: every one published)")
+    p.add_argument("--results", type=folder_path, default=None,
+                   help="the results folder whose models/ to check (default: $COMPRESS_RESULTS, else results/)")
+    p.add_argument("--data", default=None, help="the data the models were published on (default: $COMPRESS_DATA)")
+    p.set_defaults(func=cmd_verify)
+
+
+def cmd_verify(args) -> None:
+    from .verify import verify
+
+    verify(args.arch, root=args.results, source=args.data)
+
+
+# the pipeline's commands in its order (`steps.pipeline.PIPELINE`), then the ones that read or run it whole
 HELP = {**{stage.command: stage.summary for stage in PIPELINE if stage.command},
         "figures": "draw every figure and the summary from a results folder",
-        "reproduce": "run the notebooks headless (plan and time estimate first), then the figures"}
+        "reproduce": "run the notebooks headless (plan and time estimate first), then the figures",
+        "verify": "check every published model: its sha256, and its test top-1 against its table rows"}
 _ADD = {"train": add_train, "sensitivity": add_sensitivity, "prune": add_prune, "budget": add_budget,
-        "quantize": add_quantize, "figures": add_figures, "reproduce": add_reproduce}
+        "quantize": add_quantize, "figures": add_figures, "reproduce": add_reproduce, "verify": add_verify}
 COMMANDS = [_ADD[name] for name in HELP]
 
 

@@ -40,16 +40,35 @@ def output_dirs(profile: str, publish: bool = False) -> tuple[Path, Path, Path]:
 
 # ----------------------------------------------------------------------------- the plan
 def measure_speed(arch: str, profile: Profile, device: torch.device, steps: int = 3) -> Speed:
-    """A few timed training and evaluation batches with the trainer's own path (precision, memory layout).
-    Small batches on a CPU (64 images: per image a CPU costs about the same at any batch size), so the plan of
-    three full-width architectures prints within seconds, not minutes."""
+    """A few timed training and evaluation batches with the trainer's own path (precision, memory layout), after
+    a warm-up. Small batches on a CPU (64 images: per image a CPU costs about the same at any batch size), so the
+    plan of three full-width architectures prints within seconds. A busy machine measures far too slow (6 img/s
+    where it trains at 169), so the fastest speed measured on this kind of CPU is kept (`speeds.json` in the
+    step cache) and used when it is faster than today's."""
     from .kernels import channels_last_training
     from .device import channels_last_pays, resolve_precision
+    from .provenance import device_name
+    from .steps.session import step_cache
+    from .files import read_json, write_json
 
     precision = resolve_precision(profile.train_config(arch).precision, device)
     model = build_model(arch, width=profile.width).to(device)
     with channels_last_training(model, device, channels_last_pays(precision, device)) as channels_last:
-        return _timed_steps(model, profile, device, precision, channels_last, steps)
+        now = _timed_steps(model, profile, device, precision, channels_last, steps)
+    path = step_cache().root / "speeds.json"
+    key = f"{device_name(device)} | {arch} | width {profile.width:g} | {precision}"
+    try:
+        known = read_json(path)
+        best = known.get(key, {}) if isinstance(known, dict) else {}
+    except (OSError, ValueError):
+        known, best = {}, {}
+    speed = Speed(max(now.train, float(best.get("train", 0))), max(now.eval, float(best.get("eval", 0))))
+    if speed != Speed(float(best.get("train", 0)), float(best.get("eval", 0))):
+        try:
+            write_json(path, {**(known if isinstance(known, dict) else {}), key: {"train": speed.train, "eval": speed.eval}})
+        except OSError:  # a read-only cache: the plan still prints
+            pass
+    return speed
 
 
 def _timed_steps(model, profile: Profile, device: torch.device, precision: str, channels_last: bool, steps: int) -> Speed:
@@ -86,48 +105,53 @@ def _timed_steps(model, profile: Profile, device: torch.device, precision: str, 
     return Speed(*out)
 
 
-def baseline_progress(arch: str, profile: Profile, data, seed: int, device) -> float:
-    """The share of the baseline's training the step cache already holds: 1.0 when it finished, epochs saved
-    over epochs when an interrupted run left a resumable state (e.g. 8/18), else 0.0."""
-    from .steps.baseline import STATE_FILE, baseline_key
-    from .steps.session import step_cache
+def baseline_progress(s) -> float:
+    """The share of the session's baseline that is there: 1.0 when it is cached or published, epochs saved over
+    epochs when an interrupted run left a resumable state (e.g. 8/18), else 0.0."""
+    from .steps.baseline import baseline_key
+    from .steps.cache import STATE
     from .train import progress_path
     from .files import read_json
 
-    cfg = profile.train_config(arch, seed=seed)
-    key = baseline_key(arch, profile.width, seed, data.summary(), cfg.identity(device))
-    cache = step_cache()
-    if cache.is_done("baseline", key):
+    _, key = baseline_key(s)
+    if s.cache.status("baseline", key) is not None:
         return 1.0
     try:
-        saved = read_json(progress_path(cache.folder("baseline", key) / STATE_FILE))
+        saved = read_json(progress_path(s.cache.folder("baseline", key) / STATE))
         return min(1.0, saved["epoch"] / saved["epochs"])
     except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError):  # none saved (or unreadable): all to do
         return 0.0
 
 
 def print_plan(profile: Profile, archs, data, seed: int, device: torch.device) -> dict[str, float]:
-    """Print each notebook's steps and estimate; returns the estimated seconds per architecture."""
-    sizes = (len(data.train), len(data.val), len(data.test))
+    """Print each notebook's stages: how many of their steps are published or cached, and the estimate of the
+    rest; returns the estimated seconds per architecture."""
     from .provenance import device_name
+    from .steps.session import Session, step_cache
 
+    sizes = Sizes(len(data.train), len(data.val), len(data.test))
     print(f"plan: profile {profile.name} (width {profile.width}) on {data.summary()}; device "
           f"{device_name(device)}", flush=True)
     totals = {}
     for arch in archs:
+        s = Session(arch, profile, data, device, seed, step_cache(), RESULTS_DIR)
+        found = s.cache.inventory({"arch": arch, "width": float(profile.width), "seed": seed, "data": data.summary()})
         speed = measure_speed(arch, profile, device)
-        rows = estimate(arch, profile, speed, Sizes(*sizes))
-        done = baseline_progress(arch, profile, data, seed, device)
-        if done >= 1.0:
-            rows[0] = {"step": "baseline (cached)", "seconds": 0.0}
-        elif done > 0.0:  # a resumed run trains only the epochs left
-            rows[0] = {"step": f"baseline ({done:.0%} saved)", "seconds": rows[0]["seconds"] * (1.0 - done)}
+        rows = estimate(arch, profile, speed, sizes, found)
+        saved = baseline_progress(s)
+        if 0.0 < saved < 1.0 and not rows[0]["published"] + rows[0]["cached"]:  # a resumed run trains what is left
+            rows[0] = {**rows[0], "seconds": rows[0]["seconds"] * (1.0 - saved), "saved": saved}
         totals[arch] = sum(r["seconds"] for r in rows)
-        print(f"  {arch}: measured {speed.train:.0f} train / {speed.eval:.0f} eval images/s; "
-              f"estimate {_hours(totals[arch])}", flush=True)
+        print(f"  {arch}: {speed.train:.0f} train / {speed.eval:.0f} eval images/s here; estimate {_hours(totals[arch])}",
+              flush=True)
         for r in rows:
-            print(f"    {r['step']:<26} {_hours(r['seconds'])}", flush=True)
-    print(f"  total estimate {_hours(sum(totals.values()))} (finished steps in the cache are skipped when found)", flush=True)
+            there = [f"{r[k]} {k}" for k in ("published", "cached") if r[k]]
+            status = (f"{', '.join(there)} of {r['planned']} steps" if there else f"{r['planned']} steps to compute")
+            if "saved" in r:
+                status += f" ({r['saved']:.0%} of the baseline saved)"
+            print(f"    {r['step']:<12} {status:<40} {_hours(r['seconds'])}", flush=True)
+    print(f"  total estimate {_hours(sum(totals.values()))} (published and cached steps are read, not computed)",
+          flush=True)
     return totals
 
 

@@ -22,7 +22,7 @@ from torch import nn
 from torch.nn.utils import prune
 
 from .metrics import gzip_size_mb, model_summary
-from .train import TrainConfig, fit
+from .train import FitResult, TrainConfig, fit
 
 SCOPES = ("global", "layer")
 
@@ -145,10 +145,10 @@ class SparsitySchedule:
 
 def sparse_finetune(model: nn.Module, data, config: TrainConfig, target_sparsity: float, *, scope: str = "global",
                     teacher: nn.Module | None = None, device=None, ramp_fraction: float = 0.75,
-                    state_path=None) -> tuple[nn.Module, dict]:
+                    state_path=None) -> tuple[nn.Module, dict, FitResult]:
     """Fine-tune `model` (in place) with `config` while its weights are pruned to `target_sparsity`; masks end
     permanent. The record holds the reached sparsity, the dense and sparse gzip sizes, costs and the
-    fine-tune results."""
+    fine-tune results; the `FitResult` holds the curve and the test predictions."""
     target = _check_sparsity(target_sparsity)
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {list(SCOPES)}, got {scope!r}")
@@ -163,4 +163,4 @@ def sparse_finetune(model: nn.Module, data, config: TrainConfig, target_sparsity
     record = {"target_sparsity": target, "sparsity": sparsity(model), "scope": scope, "epochs": config.epochs,
               **costs, "nonzero_weights": nonzero, "gzip_mb_dense": dense_gzip,
               "gzip_reduction": dense_gzip / costs["gzip_mb"], **result.summary()}
-    return model, record
+    return model, record, result

@@ -71,10 +71,12 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def identity(self, device=None) -> dict:
-        """What decides the trained weights (a cache key): every field but display and eval batching,
-        with `precision` resolved for `device`, so an `auto` run on a bf16 CPU and a forced-bf16 run agree."""
+        """What decides the trained weights: every field but display and eval batching. Without `device`, the
+        precision as requested (a step's cache key: `auto` stays `auto` on every machine); with it, resolved for
+        that device (a saved training state resumes only in the arithmetic it started in)."""
         out = {k: v for k, v in self.to_dict().items() if k not in ("progress", "desc", "eval_batch_size")}
-        out["precision"] = resolve_precision(self.precision, device if device is not None else default_device())
+        if device is not None:
+            out["precision"] = resolve_precision(self.precision, device)
         return out
 
 

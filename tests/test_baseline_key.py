@@ -1,28 +1,22 @@
-"""The `cpu` baselines take hours of CPU each: their cache key must not move when unrelated code or
-profile fields change. These hashes name the step folders of runs in progress; change them only on purpose
-(a changed recipe), never as a side effect."""
-import pytest
-
-from compress.steps import baseline_key
+"""The baseline's cache key: only what decides its weights, and the same on every machine (a published
+baseline must match a fresh clone's key anywhere)."""
+from compress import steps
 from compress.profiles import get_profile
 from compress.steps.cache import config_key
 
 
-JPEG_FULL = "image folder cifar10-jpeg.tar.gz (JPEG CIFAR-10 copy): train 45000, val 5000, test 10000"
-
-
-@pytest.mark.parametrize("arch, expected", [("resnet18", "3667aecd2e79001a"), ("vgg16_bn", "df3640f2bf78cd20"),
-                                            ("vgg16", "8698f0d2067a829b")])
-def test_cpu_baseline_cache_key_is_stable(arch, expected):
-    p = get_profile("cpu")
-    cfg = p.train_config(arch, seed=0, precision="bf16")  # what `auto` resolves to on a bf16 CPU
-    assert config_key(baseline_key(arch, p.width, 0, JPEG_FULL, cfg.identity("cpu"))) == expected
-
-
-def test_baseline_key_ignores_later_steps_settings():
-    p, q = get_profile("cpu"), get_profile("cpu", finetune_epochs=9, qat_epochs=3, sensitivity_eval_size=500)
-    keys = [baseline_key("resnet18", x.width, 0, JPEG_FULL, x.train_config("resnet18").identity("cpu"))
-            for x in (p, q)]
+def test_baseline_key_ignores_later_steps_settings(tiny_data):
+    keys = [steps.baseline_key(steps.Session.create("resnet18", "cpu", data=tiny_data, **over))[1]
+            for over in ({}, {"finetune_epochs": 9, "qat_epochs": 3, "sensitivity_eval_size": 500})]
     assert keys[0] == keys[1]
-    other = get_profile("cpu", epochs=5, arch_epochs={})
-    assert baseline_key("resnet18", 1.0, 0, JPEG_FULL, other.train_config("resnet18").identity("cpu")) != keys[0]
+    other = steps.Session.create("resnet18", "cpu", data=tiny_data, epochs=5, arch_epochs={})
+    assert steps.baseline_key(other)[1] != keys[0]
+
+
+def test_baseline_key_is_the_same_whatever_auto_resolves_to(tiny_data, monkeypatch):
+    s = steps.Session.create("vgg16_bn", "cpu", data=tiny_data)
+    monkeypatch.setenv("COMPRESS_PRECISION", "bf16")
+    on_bf16 = config_key(steps.baseline_key(s)[1])
+    monkeypatch.setenv("COMPRESS_PRECISION", "fp32")
+    assert config_key(steps.baseline_key(s)[1]) == on_bf16
+    assert steps.baseline_key(s)[1]["train"]["precision"] == get_profile("cpu").precision == "auto"

@@ -155,14 +155,19 @@ def test_a_damaged_finished_step_is_set_aside_and_recomputed(tmp_path, capsys, d
     assert _step(cache, calls)[1] and calls == ["a", "a"]  # the rebuilt entry is trusted again
 
 
-def test_a_step_finished_before_content_hashes_is_trusted_once_and_hashed(tmp_path):
+@pytest.mark.parametrize("done", ["{}", "[]", "no-hashes", "other-key"])
+def test_a_done_json_without_its_hashes_or_its_key_is_damaged_even_beside_a_swapped_model(tmp_path, capsys, done):
+    """`{}` beside another run's model.pt must not be re-hashed and served under this key."""
     cache, calls = StepCache(tmp_path), []
     folder, _ = _step(cache, calls)
+    (folder / "model.pt").write_bytes(b"seed-1 weights" * 10)
     record = json.loads((folder / "done.json").read_text())
-    del record["files"]
-    (folder / "done.json").write_text(json.dumps(record))
-    assert _step(cache, calls)[1]
-    assert "model.pt" in json.loads((folder / "done.json").read_text())["files"]
+    text = {"{}": "{}", "[]": "[]", "no-hashes": json.dumps({k: v for k, v in record.items() if k != "files"}),
+            "other-key": json.dumps({**record, "config": {"x": 2}})}[done]
+    (folder / "done.json").write_text(text)
+    again, cached = _step(cache, calls)
+    assert not cached and calls == ["a", "a"] and (again / "model.pt").read_bytes() == b"a" * 100
+    assert "computing it again" in capsys.readouterr().out
 
 
 def test_a_second_process_waits_for_the_step_then_finds_it(tmp_path):

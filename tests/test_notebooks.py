@@ -74,26 +74,3 @@ def test_reproduce_refuses_a_plan_too_long_for_the_machine(capsys):
     with pytest.raises(ValueError, match="--allow-long"):
         reproduce("smoke", ["vgg16"], data="synthetic", max_hours=1e-6)
     assert "estimate" in capsys.readouterr().out
-
-
-def test_the_plan_counts_the_baseline_epochs_already_saved(tmp_path, monkeypatch):
-    from compress.data import load_for_profile
-    from compress.profiles import get_profile
-    from compress.reproduce import baseline_progress
-    from compress.steps.baseline import STATE_FILE, baseline_key
-    from compress.steps.cache import StepCache
-    from compress.train import progress_path
-    from compress.files import write_json
-
-    monkeypatch.setenv("COMPRESS_CACHE", str(tmp_path))
-    profile = get_profile("smoke")
-    data = load_for_profile(profile, "synthetic")
-    assert baseline_progress("vgg16", profile, data, 0, "cpu") == 0.0
-    key = baseline_key("vgg16", profile.width, 0, data.summary(), profile.train_config("vgg16", seed=0).identity("cpu"))
-    folder = StepCache(tmp_path).folder("baseline", key)
-    folder.mkdir(parents=True)
-    write_json(progress_path(folder / STATE_FILE), {"seconds": 60.0, "epoch": 8, "epochs": 18})
-    assert baseline_progress("vgg16", profile, data, 0, "cpu") == pytest.approx(8 / 18)
-    assert baseline_progress("vgg16", profile, data, 1, "cpu") == 0.0  # another seed: another baseline
-    write_json(folder / "done.json", {"seconds": 120.0})
-    assert baseline_progress("vgg16", profile, data, 0, "cpu") == 1.0

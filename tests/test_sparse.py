@@ -55,7 +55,7 @@ def test_bad_sparsity_is_an_error(bad):
 def test_sparse_finetune_hits_its_target_and_shrinks_the_gzip_size(tiny_data):
     model = build_model("resnet18", width=0.125)
     dense = gzip_size_mb(model)
-    model, record = sparse_finetune(model, tiny_data, TrainConfig(epochs=2, batch_size=64, lr=0.02, progress=False), 0.8)
+    model, record, _ = sparse_finetune(model, tiny_data, TrainConfig(epochs=2, batch_size=64, lr=0.02, progress=False), 0.8)
     assert record["sparsity"] == pytest.approx(0.8, abs=1e-3) == sparsity(model)
     assert record["gzip_mb"] < 0.5 * dense and record["gzip_mb_dense"] == pytest.approx(dense)
     assert not any(k.endswith(("_orig", "_mask")) for k in model.state_dict())
@@ -67,7 +67,7 @@ def test_an_interrupted_sparse_finetune_resumes_to_the_same_weights(tiny_data, t
     cfg = TrainConfig(epochs=3, batch_size=64, lr=0.02, precision="fp32", progress=False)
     torch.manual_seed(0)
     start = build_model("vgg16_bn", width=0.125)
-    whole, _ = sparse_finetune(copy.deepcopy(start), tiny_data, cfg, 0.7)
+    whole, *_ = sparse_finetune(copy.deepcopy(start), tiny_data, cfg, 0.7)
 
     class Stop(Exception):
         pass
@@ -81,7 +81,7 @@ def test_an_interrupted_sparse_finetune_resumes_to_the_same_weights(tiny_data, t
     set_sparsity(first, 0.0)
     with pytest.raises(Stop):
         fit(first, tiny_data, cfg, step_hook=_chain(SparsitySchedule(0.7), stop_after_epoch_one), state_path=state)
-    resumed, _ = sparse_finetune(copy.deepcopy(start), tiny_data, cfg, 0.7, state_path=state)
+    resumed, *_ = sparse_finetune(copy.deepcopy(start), tiny_data, cfg, 0.7, state_path=state)
     for (k, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), k
 

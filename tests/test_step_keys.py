@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from compress.profiles import Profile, get_profile
-from compress.steps.keys import READS
+from compress.steps.keys import STEPS, VERSIONS, reads
 
 TRAINS = {"prune_round", "finetune_ratios", "sparse", "budget_round"}  # the fine-tunes (Profile.finetune_config)
 FROM_SCRATCH = {"baseline", "budget_scratch"}  # the baseline recipe (Profile.train_config)
@@ -15,7 +15,6 @@ EVERY_RECIPE = TRAINS | FROM_SCRATCH | {"int8", "pruned_int8"}  # QAT is a fine-
 INT8 = {"int8", "pruned_int8"}
 
 # field -> (another valid value, the steps whose keys must change); checked for ResNet18 on the `cpu` profile
-# (precision fp32 there, so that the change to bf16 means the same on every machine)
 EXPECTED = {
     "epochs": (7, set()),  # ResNet18 takes its epochs from arch_epochs
     "arch_epochs": ({}, FROM_SCRATCH),
@@ -60,7 +59,7 @@ NOT_READ = {"name", "train_size", "val_size", "test_size", "width", "prune_confi
 
 
 def _keys(profile: Profile) -> dict:
-    return {step: reads.of(profile, "resnet18", torch.device("cpu"), 0).key() for step, reads in READS.items()}
+    return {step: reads(step, profile, "resnet18", 0) for step in STEPS}
 
 
 def test_every_profile_field_is_either_read_by_named_steps_or_by_none():
@@ -71,9 +70,9 @@ def test_every_profile_field_is_either_read_by_named_steps_or_by_none():
 @pytest.mark.parametrize("field", sorted(EXPECTED))
 def test_changing_a_field_reruns_exactly_the_steps_that_read_it(field):
     value, expected = EXPECTED[field]
-    p = get_profile("cpu", precision="fp32")  # explicit: `auto` resolves per machine
+    p = get_profile("cpu")
     before, after = _keys(p), _keys(p.replace(**{field: value}))
-    changed = {step for step in READS if before[step] != after[step]}
+    changed = {step for step in STEPS if before[step] != after[step]}
     assert changed == expected
 
 
@@ -91,12 +90,24 @@ def test_the_run_identity_carries_width_data_and_seed(tiny_data):
 
     a = steps.Session.create("resnet18", "smoke", data=tiny_data)
     b = steps.Session.create("resnet18", "smoke", data=tiny_data, width=0.25, latency_runs=7)
-    key_a, key_b = a.key("x"), b.key("x")
+    key_a, key_b = a.key("baseline"), b.key("baseline")
     assert key_a["width"] != key_b["width"] and key_a["data"] == tiny_data.summary() and key_a["seed"] == 0
     assert {k for k in key_a if key_a[k] != key_b[k]} == {"width"}  # latency_runs is no part of the identity
 
 
-def test_every_declared_field_is_always_present():
-    for step, reads in READS.items():
-        key = reads.of(get_profile("smoke"), "vgg16", torch.device("cpu"), 0).key()
-        assert set(key) == {f.name for f in dataclasses.fields(reads)}, step
+def test_every_declared_field_is_always_present_and_every_step_has_a_version():
+    assert set(STEPS) == set(VERSIONS)
+    for step in STEPS:
+        smoke, cpu = reads(step, get_profile("smoke"), "vgg16", 0), reads(step, get_profile("cpu"), "vgg16", 0)
+        assert set(smoke) == set(cpu), step  # a field missing in one profile would make keys of different shapes
+
+
+def test_keys_hold_the_precision_as_requested_not_as_resolved(monkeypatch):
+    """A step computed where `auto` means bf16 is the same step where it means fp32: what it resolved to is
+    provenance, so a published model matches on every machine."""
+    p = get_profile("cpu")
+    monkeypatch.setenv("COMPRESS_PRECISION", "bf16")
+    on_bf16 = _keys(p)
+    monkeypatch.setenv("COMPRESS_PRECISION", "fp32")
+    assert _keys(p) == on_bf16 and on_bf16["baseline"]["train"]["precision"] == "auto"
+    assert _keys(p.replace(precision="fp32"))["baseline"] != on_bf16["baseline"]  # a forced precision is a recipe

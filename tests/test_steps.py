@@ -116,7 +116,7 @@ def test_save_results_writes_every_table_and_merges_models(tiny_data, tmp_path):
     folder = steps.save_results(s)
     df, prov = read_table(folder / "models.csv")
     assert df.model.tolist() == ["baseline"] and prov["data_source"] == "synthetic"
-    assert {p.name for p in folder.iterdir()} == {"baseline.csv", "history.csv", "models.csv", "timings.csv"}
+    assert {p.name for p in folder.iterdir()} == {"baseline.csv", "history.csv", "models.csv", "timings.csv", "models"}
     timings = read_table(folder / "timings.csv")[0]
     assert timings.step.tolist() == ["baseline"] and timings.seconds.iloc[0] > 0
 
@@ -234,7 +234,7 @@ def test_last_round_epochs_lengthen_only_that_round_and_keep_every_other_key(tin
     plain = steps.Session.create("vgg16_bn", "smoke", data=tiny_data)
     first = steps.prune_rounds(plain, baseline, configs, 2, round_to=2)
     longer = steps.Session.create("vgg16_bn", "smoke", data=tiny_data, last_round_epochs={"aggressive": 2})
-    assert longer.key("x") == plain.key("x")  # the field is keyed by the pruning step alone
+    assert longer.key("baseline") == plain.key("baseline")  # the field is keyed by the pruning step alone
     trained = []
     real = steps.pruning.fit
     monkeypatch.setattr(steps.pruning, "fit", lambda model, data, cfg, **k: trained.append(cfg) or real(model, data, cfg, **k))

@@ -15,6 +15,8 @@ interrupted step (no `done.json`) resumes from its saved training state or is re
 """
 from .budget import BudgetRun, BudgetSweep, budget_latency, budget_run, budget_sweep, scratch_run
 from .baseline import baseline_folder, baseline_key, load_model, train_baseline
+from .cache import HISTORY, MODEL, RECORD, STATE
+from .trained import StepRef
 from .importance import l1_ranking, sensitivity, taylor_data
 from .pruning import PruneResult, configurations, distillation_effect, finetune_ratios, prune_rounds
 from .quantization import combined, fixed_point, int8, pruned_int8, qat_config
@@ -22,7 +24,8 @@ from .sparsity import sparse
 from .results import models_table, save_results, show
 from .session import CACHE_ENV, Session, default_results_dir, parse_device, step_cache
 
-__all__ = ["Session", "CACHE_ENV", "step_cache", "default_results_dir", "parse_device",
+__all__ = ["Session", "CACHE_ENV", "step_cache", "default_results_dir", "parse_device", "StepRef",
+           "MODEL", "STATE", "RECORD", "HISTORY",
            "baseline_key", "baseline_folder", "train_baseline", "load_model",
            "l1_ranking", "sensitivity", "taylor_data",
            "PruneResult", "configurations", "prune_rounds", "distillation_effect", "finetune_ratios",

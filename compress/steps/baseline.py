@@ -1,4 +1,5 @@
-"""The baseline step: train (or load) the unpruned model; everything downstream keys on its weights."""
+"""The baseline step: train (or load from the cache or the published models) the unpruned model; everything
+downstream keys on its weights."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,65 +8,60 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..checkpoint import load_checkpoint, save_checkpoint
+from ..checkpoint import load_checkpoint
 from ..metrics import model_costs, model_summary
 from ..models import build_model
-from .cache import MissingStep
-from .keys import BaselineReads, baseline_config
-from ..files import read_json, read_table, write_json, write_table
+from .cache import HISTORY, MissingStep, RECORD
+from .keys import baseline_config
+from ..files import read_json, read_table
 from ..train import TrainConfig, fit
 from .session import Session
-
-STATE_FILE = "train_state.pt"  # the resumable training state inside the baseline's step folder
-
-
-def baseline_key(arch: str, width: float, seed: int, data_summary: str, train_identity: dict) -> dict:
-    """The baseline's cache key: only what decides its weights (not the rest of the profile), so tuning
-    later steps never throws away hours of baseline training. Pinned by a test: keep it stable."""
-    reads = train_identity if isinstance(train_identity, BaselineReads) else BaselineReads(train_identity)
-    return {"step": "baseline", "arch": arch, "width": float(width), "seed": seed, "data": data_summary, **reads.key()}
+from .trained import trained_step
 
 
-def _baseline_config(s: Session, **train_overrides) -> tuple[TrainConfig, dict]:
+def baseline_key(s: Session, **train_overrides) -> tuple[TrainConfig, dict]:
+    """The baseline's recipe and cache key: only what decides its weights (not the rest of the profile), so
+    tuning later steps never throws away hours of baseline training."""
     cfg = baseline_config(s.profile, s.arch, s.seed, **train_overrides)
-    return cfg, baseline_key(s.arch, s.profile.width, s.seed, s.data.summary(), BaselineReads(cfg.identity(s.device)))
+    return cfg, s.key("baseline", train=cfg.identity())
 
 
 def baseline_folder(s: Session, **train_overrides) -> Path:
-    """Where the cached baseline of this session lives (model.pt, history.csv, result.json)."""
-    return s.cache.folder("baseline", _baseline_config(s, **train_overrides)[1])
+    """Where the cached baseline of this session lives (model.pt, history.csv, record.json)."""
+    return s.cache.folder("baseline", baseline_key(s, **train_overrides)[1])
 
 
 def train_baseline(s: Session, *, train: bool = True, **train_overrides) -> nn.Module:
-    """Train (or load from the cache) the unpruned baseline; records the `baseline` and `history` tables.
+    """Train (or load from the cache, or from the published models) the unpruned baseline; records the
+    `baseline` and `history` tables.
 
     Resumable: the training state is saved in the step folder after every epoch, so a killed run picks
-    up from its last finished epoch. `train=False` only loads, and says how to train when nothing is cached.
+    up from its last finished epoch. `train=False` only loads, and says how to train when nothing is there.
     """
-    cfg, key = _baseline_config(s, **train_overrides)
-    if not train and not s.cache.is_done("baseline", key):
+    cfg, key = baseline_key(s, **train_overrides)
+    if not train and s.cache.status("baseline", key) is None:
         raise MissingStep(f"no trained {s.arch} baseline for profile {s.profile.name!r} (seed {s.seed}) in "
-                          f"{s.cache.root}: run `python -m compress train --arch {s.arch} --profile {s.profile.name}` "
-                          f"first, or pass --checkpoint")
+                          f"{s.cache.root} or the published models: run `python -m compress train --arch {s.arch} "
+                          f"--profile {s.profile.name}` first, or pass --checkpoint")
 
-    def compute(folder: Path) -> None:
+    def start() -> nn.Module:
         torch.manual_seed(s.seed)
-        model = build_model(s.arch, width=s.profile.width)
-        result = fit(model, s.data, cfg, device=s.device, state_path=folder / STATE_FILE)
-        record = {"arch": s.arch, "stage": "baseline", **result.summary(),
-                  **model_costs(model, latency_runs=s.profile.latency_runs, latency_warmup=s.profile.latency_warmup)}
-        save_checkpoint(model, folder / "model.pt", s.arch, s.profile.width, meta={"stage": "baseline"})
-        write_table(folder / "history.csv", result.history, s.provenance({"train": cfg.to_dict()}))
-        write_json(folder / "result.json", {"record": record, "provenance": s.provenance({"train": cfg.to_dict()})})
-        (folder / STATE_FILE).unlink(missing_ok=True)
+        return build_model(s.arch, width=s.profile.width)
 
-    folder, _ = s.run("baseline", key, compute)
-    model, _ = load_checkpoint(folder / "model.pt", s.arch)
+    ref = trained_step(
+        s, "baseline", key, start=start, meta={"stage": "baseline"},
+        train=lambda model, state: fit(model, s.data, cfg, device=s.device, state_path=state),
+        describe=lambda model, result: {"arch": s.arch, "stage": "baseline", **result.summary(),
+                                        **model_costs(model, latency_runs=s.profile.latency_runs,
+                                                      latency_warmup=s.profile.latency_warmup)})
+    folder = ref.run()
+    model, _ = load_checkpoint(ref, s.arch)
     # static costs are recounted on load, so every table uses today's one counter
-    record = {**read_json(folder / "result.json")["record"], **model_summary(model)}
+    record = {**read_json(folder / RECORD)["record"], **model_summary(model)}
     s.baseline_step = folder.name
+    s.publish_model(folder, "baseline")
     s.record("baseline", pd.DataFrame([record]), steps=[folder])
-    s.record("history", read_table(folder / "history.csv")[0], steps=[folder])
+    s.record("history", read_table(folder / HISTORY)[0], steps=[folder])
     s.add_model("baseline", "baseline", {**record, "top1": record["test_top1"]})
     return model.to(s.device).eval()
 

@@ -12,8 +12,8 @@
   baseline's epochs plus the fine-tune's (Liu et al. 2019);
 * *seed spread*: the `budget_select_at` fine-tune repeated with `budget_seeds` (same baseline, same pruning).
 
-Each step's key names exactly what it reads (no whole profile), plus `KEY_VERSION`, raised when the
-algorithm changes, so a changed profile field reruns only the steps that read it.
+Each step's key names exactly what it reads (no whole profile), plus its version (`keys.VERSIONS`), raised
+when the algorithm changes, so a changed profile field reruns only the steps that read it.
 """
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from torch import nn
 from .. import budget as budget_alg
 from ..quant import latency
 from ..checkpoint import load_checkpoint, save_checkpoint
+from ..published import model_name
 from ..iterative import prune_step
 from ..metrics import count_macs, count_params, model_summary
 from ..models import build_model, reinitialize
@@ -37,13 +38,13 @@ from ..paired import COLUMNS as PAIRED, paired_difference
 from ..pruning import has_batchnorm, prune_to_channels
 from ..data import calibration_batches
 from .cache import fingerprint
-from .keys import BudgetLatencyReads, BudgetRoundReads, BudgetScratchReads, budget_config, scratch_config
-from ..files import read_json, read_table, write_json, write_table
+from .keys import budget_config, scratch_config
+from ..files import read_table, write_table
 from ..train import TrainConfig, evaluate, fit
 from .pruning import rescale_inputs
 from .session import Session
+from .trained import StepRef, trained_step
 
-KEY_VERSION = 1  # raise when the budget steps' algorithm changes: their cached results are then recomputed
 CRITERION = "l1"
 COLUMNS = ["kind", "method", "target", "metric", "round", "steps", "finetune_epochs", "total_epochs", "seed",
            "params", "macs", "mac_reduction", "param_reduction", "target_error", "test_top1", "test_top5", *PAIRED,
@@ -60,7 +61,7 @@ class BudgetRun:
     target: float
     seed: int
     records: list  # one dict per step (round)
-    checkpoint: Path
+    checkpoint: StepRef  # the last step (path-like: its model file, fetched on demand)
     allocation: pd.DataFrame | None = None  # per conv: channels before / after, MACs share
     predictions: torch.Tensor | None = None  # the last step's test top-1 class per image
 
@@ -76,11 +77,6 @@ class BudgetSweep:
     @property
     def complete(self) -> bool:
         return len(self.runs) >= self.planned
-
-
-def _identity(s: Session, seed: int) -> dict:
-    return {"arch": s.arch, "width": float(s.profile.width), "data": s.data.summary(), "seed": seed,
-            "key_version": KEY_VERSION}
 
 
 def _finetune_config(s: Session, seed: int) -> TrainConfig:
@@ -111,7 +107,8 @@ def _record(s: Session, model: nn.Module, result, base: dict, base_cost: dict, t
     return {**cost, "mac_reduction": base_cost["macs"] / cost["macs"], "param_reduction": base_cost["params"] / cost["params"],
             "target_error": abs(goal - cost[metric]) / goal,
             **{c: summary[c] for c in ("test_top1", "test_top5", "final_val_top1", "train_seconds")},
-            **paired_difference(result.test["pred"], base["pred"], labels)}
+            **paired_difference(result.test["pred"], base["pred"], labels),
+            "channels": {n: m.out_channels for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}}
 
 
 def budget_run(s: Session, baseline: nn.Module, method: str, target: float, *, scan: pd.DataFrame | None = None,
@@ -138,39 +135,36 @@ def budget_run(s: Session, baseline: nn.Module, method: str, target: float, *, s
     base_id = fingerprint(baseline)
     previous, records = None, []
     for k, channels in enumerate(schedule, 1):
-        key = {"step": "budget_round", **_identity(s, seed), "baseline": base_id, "method": method, "target": float(target),
-               "metric": metric, "round": k, "channels": channels, "criterion": CRITERION,
-               "previous": previous.name if previous is not None else None, "rescale": rescale,
-               **BudgetRoundReads(p.budget_steps, cfg.identity(s.device)).key()}
+        key = s.key("budget_round", seed=seed, baseline=base_id, method=method, target=float(target), metric=metric,
+                    round=k, channels=channels, criterion=CRITERION,
+                    previous=previous.folder.name if previous is not None else None, rescale=rescale,
+                    **s.reads("budget_round", seed=seed))
 
-        def compute(folder: Path, k=k, channels=channels, previous=previous) -> None:
-            model = (load_checkpoint(previous / "model.pt", s.arch)[0] if previous is not None
-                     else copy.deepcopy(baseline)).to(s.device)
-            prune_step(model, channels, criterion=CRITERION, seed=seed + k,
+        def start(k=k, channels=channels, previous=previous) -> nn.Module:
+            model = load_checkpoint(previous, s.arch)[0] if previous is not None else copy.deepcopy(baseline)
+            prune_step(model.to(s.device), channels, criterion=CRITERION, seed=seed + k,
                        rescale_inputs=rescale_inputs(s, seed + k) if rescale else None)
-            run_cfg = dataclasses.replace(cfg, desc=f"{method} {target:g}x step {k}/{p.budget_steps}")
-            result = fit(model, s.data, run_cfg, device=s.device, state_path=folder / "train_state.pt")
-            record = _record(s, model, result, base, base_cost, target, metric)
-            save_checkpoint(model, folder / "model.pt", s.arch, p.width,
-                            meta={"stage": "pruned", "method": method, "target": float(target), "round": k})
-            prov = s.provenance({"step": "budget_round", "method": method, "target": target, "round": k,
-                                 "finetune": cfg.to_dict()})
-            write_table(folder / "history.csv", result.history, prov)
-            write_json(folder / "record.json", {"record": record, "pred": result.test["pred"].tolist(), "provenance": prov})
-            (folder / "train_state.pt").unlink(missing_ok=True)
+            return model
 
-        folder, _ = s.run("budget_round", key, compute)
-        previous = folder
-        stored = read_json(folder / "record.json")
+        run_cfg = dataclasses.replace(cfg, desc=f"{method} {target:g}x step {k}/{p.budget_steps}")
+        previous = trained_step(
+            s, "budget_round", key, start=start,
+            train=lambda model, state, run_cfg=run_cfg: fit(model, s.data, run_cfg, device=s.device, state_path=state),
+            describe=lambda model, result: _record(s, model, result, base, base_cost, target, metric),
+            meta={"stage": "pruned", "method": method, "target": float(target), "round": k})
+        stored = previous.record()
         record = dict(stored["record"])
         if k < len(schedule):  # an intermediate step aims at its own share of the budget, not at the target
             record["target_error"] = float("nan")
         records.append({"kind": "equal_budget" if control else "pruned", "method": method, "target": float(target),
                         "metric": metric, "round": k, "steps": p.budget_steps, "finetune_epochs": cfg.epochs,
-                        "total_epochs": cfg.epochs * p.budget_steps, "seed": seed, **record, "step": folder.name})
+                        "total_epochs": cfg.epochs * p.budget_steps, "seed": seed, **record, "step": previous.folder.name})
     table = None if allocation is None else allocation.table.assign(method=method, target=float(target))
+    if not control:  # the equal-budget control is as large as the baseline: its record suffices downstream
+        s.publish_model(previous.folder, model_name("budget_round", {"method": method, "target": target,
+                                                                    "seed_suffix": seed if seed != s.seed else None}))
     return BudgetRun("equal_budget" if control else "pruned", method, float(target), seed, records,
-                     previous / "model.pt", table, torch.tensor(stored["pred"]))
+                     previous, table, torch.tensor(stored["pred"]))
 
 
 def scratch_run(s: Session, baseline: nn.Module, pruned: BudgetRun, *, base: dict | None = None) -> BudgetRun:
@@ -179,31 +173,27 @@ def scratch_run(s: Session, baseline: nn.Module, pruned: BudgetRun, *, base: dic
     p = s.profile
     base = base or _base_predictions(s, baseline)
     base_cost = _costs(baseline)
-    architecture, _ = load_checkpoint(pruned.checkpoint, s.arch)
-    channels = {n: m.out_channels for n, m in architecture.named_modules() if isinstance(m, nn.Conv2d)}
+    channels = pruned.records[-1]["channels"]
     cfg = scratch_config(p, s.arch, s.seed)
-    key = {"step": "budget_scratch", **_identity(s, s.seed), "channels": channels, **BudgetScratchReads(cfg.identity(s.device)).key()}
+    key = s.key("budget_scratch", channels=channels, **s.reads("budget_scratch"))
 
-    def compute(folder: Path) -> None:
+    def start() -> nn.Module:
         model = build_model(s.arch, width=p.width)
         prune_to_channels(model, channels)  # the architecture only: every weight is drawn afresh below
         torch.manual_seed(s.seed)
         reinitialize(model)
-        result = fit(model, s.data, dataclasses.replace(cfg, desc=f"scratch {pruned.target:g}x"), device=s.device,
-                     state_path=folder / "train_state.pt")
-        record = _record(s, model, result, base, base_cost, pruned.target, "macs")
-        save_checkpoint(model, folder / "model.pt", s.arch, p.width, meta={"stage": "scratch", "target": pruned.target})
-        prov = s.provenance({"step": "budget_scratch", "target": pruned.target, "train": cfg.to_dict()})
-        write_table(folder / "history.csv", result.history, prov)
-        write_json(folder / "record.json", {"record": record, "pred": result.test["pred"].tolist(), "provenance": prov})
-        (folder / "train_state.pt").unlink(missing_ok=True)
+        return model
 
-    folder, _ = s.run("budget_scratch", key, compute)
-    stored = read_json(folder / "record.json")
+    run_cfg = dataclasses.replace(cfg, desc=f"scratch {pruned.target:g}x")
+    ref = trained_step(s, "budget_scratch", key, start=start,
+                       train=lambda model, state: fit(model, s.data, run_cfg, device=s.device, state_path=state),
+                       describe=lambda model, result: _record(s, model, result, base, base_cost, pruned.target, "macs"),
+                       meta={"stage": "scratch", "target": pruned.target})
+    stored = ref.record()
+    s.publish_model(ref.folder, model_name("budget_scratch", {"target": pruned.target}))
     record = {"kind": "scratch", "method": pruned.method, "target": pruned.target, "metric": "macs", "round": 1, "steps": 1,
-              "finetune_epochs": 0, "total_epochs": cfg.epochs, "seed": s.seed, **stored["record"], "step": folder.name}
-    return BudgetRun("scratch", pruned.method, pruned.target, s.seed, [record], folder / "model.pt", None,
-                     torch.tensor(stored["pred"]))
+              "finetune_epochs": 0, "total_epochs": cfg.epochs, "seed": s.seed, **stored["record"], "step": ref.folder.name}
+    return BudgetRun("scratch", pruned.method, pruned.target, s.seed, [record], ref, None, torch.tensor(stored["pred"]))
 
 
 def choose_method(runs: list[BudgetRun]) -> str:
@@ -300,9 +290,9 @@ def budget_latency(s: Session, sweep: BudgetSweep, *, baseline: nn.Module | None
             model = prune_to_channels(copy.deepcopy(baseline), shape.channels)
             models.append(("architecture", sweep.chosen, float(round_to_at), round_to, model))
     p = s.profile
-    key = {"step": "budget_latency", "key_version": KEY_VERSION, "machine": device_name(torch.device("cpu")),
-           "models": [fingerprint(m) for *_, m in models], "round_to": [rt for *_, rt, _ in models],
-           "processes": processes, **BudgetLatencyReads.of(p, s.arch, s.device).key()}
+    key = s.key("budget_latency", machine=device_name(torch.device("cpu")),
+                models=[fingerprint(m) for *_, m in models], round_to=[rt for *_, rt, _ in models],
+                processes=processes, **s.reads("budget_latency"))
 
     def compute(folder: Path) -> None:
         calib = calibration_batches(s.data.train, p.calib_batches, p.calib_batch_size, seed=s.seed)

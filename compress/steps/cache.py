@@ -1,19 +1,28 @@
 """The step cache: finished pipeline steps on disk, keyed by what decides their result, each with the
-provenance of the run that computed it."""
+provenance of the run that computed it, and served from the published results (`compress.published`) where
+a step with the same key is published there. The cache owns the paths inside a step's folder."""
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
-from ..files import _jsonable, read_json, write_json
+from .. import published as pub
+from ..files import _jsonable, atomic_write_text, read_json, write_json
 from ..train import PROGRESS_SUFFIX
+
+# what a step leaves in its folder
+MODEL = "model.pt"  # the step's model (fp16 where that keeps its predictions: `steps/trained.py`)
+STATE = "train_state.pt"  # the resumable training state while the step runs; deleted when it finishes
+RECORD = "record.json"  # the step's row(s): costs, accuracies, test predictions, provenance
+HISTORY = "history.csv"  # a training step's per-epoch curve
 
 
 def fingerprint(model) -> str:
@@ -81,12 +90,83 @@ class StepCache:
     records its whole compute time, not only its last attempt's.
     """
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, published: str | Path | None = None):
         self.root = Path(root)
+        self.published = pub.results_root(published)  # the results/ whose published steps this cache serves
         self.log: list[dict] = []  # every step asked of this cache: name, folder, cached, compute seconds
+        self._manifests: dict[str, dict] = {}
 
     def folder(self, name: str, config: dict) -> Path:
         return self.root / f"{name}-{config_key(config)}"
+
+    def model(self, folder: Path) -> Path:
+        return Path(folder) / MODEL
+
+    def published_entry(self, name: str, config: dict) -> pub.Entry | None:
+        """The published step with exactly this key (its architecture's manifest, read once), or None."""
+        arch = config.get("arch")
+        if not isinstance(arch, str):
+            return None
+        if arch not in self._manifests:
+            try:
+                self._manifests[arch] = pub.read_manifest(arch, self.published)["steps"]
+            except pub.PublishedError as e:
+                print(f"warning: {e}; computing instead of reading published steps", flush=True)
+                self._manifests[arch] = {}
+        folder = self.folder(name, config).name
+        record = self._manifests[arch].get(folder)
+        if record is None or record.get("key") != json.loads(json.dumps(config, default=_jsonable)):
+            return None
+        return pub.Entry(arch, folder, record, self.published)
+
+    def status(self, name: str, config: dict) -> str | None:
+        """`cached`, `published` (the published step would be used) or None (it would be computed)."""
+        if self.is_done(name, config):
+            return "cached"
+        return "published" if self.published_entry(name, config) is not None else None
+
+    def inventory(self, identity: dict) -> dict[str, dict[str, int]]:
+        """Step name -> how many finished steps of this run (`identity`: arch, width, seed, data) the cache holds
+        (`cached`) and how many more the published results hold (`published`), at today's versions."""
+        from .keys import VERSIONS
+
+        def ours(key) -> bool:
+            return (isinstance(key, dict) and key.get("version") == VERSIONS.get(key.get("step"))
+                    and all(key.get(k) == v for k, v in identity.items()))
+
+        out: dict[str, dict[str, int]] = {}
+        seen = set()
+        for done in sorted(self.root.glob(f"*/{DONE}")) if self.root.is_dir() else []:
+            try:
+                record = read_json(done)
+            except (OSError, ValueError):
+                continue
+            if isinstance(record, dict) and ours(record.get("config")):
+                seen.add(done.parent.name)
+                out.setdefault(record["config"]["step"], {"cached": 0, "published": 0})["cached"] += 1
+        try:
+            steps = pub.read_manifest(identity["arch"], self.published)["steps"]
+        except pub.PublishedError:
+            steps = {}
+        for folder, entry in steps.items():
+            if folder not in seen and ours(entry.get("key")):
+                out.setdefault(entry["key"]["step"], {"cached": 0, "published": 0})["published"] += 1
+        return out
+
+    def _materialize(self, entry: pub.Entry, folder: Path) -> dict:
+        """Write the published step into `folder` (its model file checked against the manifest first) and
+        return its provenance."""
+        files = entry.record.get("files", {})
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            if entry.record.get("model"):
+                shutil.copyfile(pub.check_file(entry), self.model(folder))
+            for rel, text in files.items():
+                atomic_write_text(folder / rel, text)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        return {**entry.record.get("provenance", {}), "published_as": entry.record.get("model", {}).get("file")}
 
     def is_done(self, name: str, config: dict) -> bool:
         """Whether the step finished and its files are intact (a damaged entry is set aside: not done)."""
@@ -96,13 +176,12 @@ class StepCache:
             return False
         try:
             record = read_json(done)
-            expected = record["files"] if isinstance(record, dict) and "files" in record else None
         except (OSError, ValueError):
             return self._set_aside(folder, "has an unreadable done.json")
+        expected = record.get("files") if isinstance(record, dict) else None
+        if not isinstance(expected, dict) or not expected or record.get("config") != json.loads(json.dumps(config, default=_jsonable)):
+            return self._set_aside(folder, "has a done.json without its files' hashes or its key")
         found = folder_digests(folder)
-        if expected is None:  # finished before content hashes were recorded: record them now, trusted once
-            write_json(done, {**record, "files": found})
-            return True
         if found != expected:
             differ = sorted(n for n in set(found) | set(expected) if found.get(n) != expected.get(n))
             return self._set_aside(folder, f"no longer holds the files it finished with ({', '.join(differ[:3])})")
@@ -132,20 +211,36 @@ class StepCache:
             yield
 
     def run(self, name: str, config: dict, compute: Callable[[Path], Any],
-            provenance: dict | None = None) -> tuple[Path, bool]:
-        """Run `compute(folder)` unless this (name, config) already finished; returns (folder, was_cached).
+            provenance: dict | None = None, *, need_model: bool = False) -> tuple[Path, bool]:
+        """Run `compute(folder)` unless this (name, config) already finished or is published; returns (folder,
+        was_cached).
 
         `compute` writes its outputs into `folder`; `done.json` is written after it returns, with the config,
         the compute time (that of earlier attempts' saved work included) and `provenance`: the computing run's
         (commit and whether the tree was clean, machine, precision, versions), its start and end, and every
         commit whose attempt contributed saved work. A failed compute that wrote nothing leaves no folder.
+        A published step with this key is written into the folder instead of computing it (with its provenance);
+        `need_model`: the caller needs the step's model file, so a step published without it is computed.
         """
         folder = self.folder(name, config)
         with self.lock(folder):
             if self.is_done(name, config):
-                record = read_json(folder / DONE)
-                self.log.append({"step": name, "folder": folder.name, "cached": True, "seconds": record.get("seconds"),
-                                 "provenance": step_provenance(record)})
+                if need_model and not self.model(folder).is_file():
+                    self._set_aside(folder, "holds only the published record, and its model is needed now")
+                else:
+                    record = read_json(folder / DONE)
+                    self.log.append({"step": name, "folder": folder.name, "cached": True,
+                                     "seconds": record.get("seconds"), "provenance": step_provenance(record)})
+                    return folder, True
+            entry = self.published_entry(name, config)
+            if entry is not None and not (need_model and not entry.record.get("model")):
+                shutil.rmtree(folder, ignore_errors=True)  # an interrupted attempt: the published result supersedes it
+                prov = self._materialize(entry, folder)
+                seconds = prov.get("compute_seconds")
+                write_json(folder / DONE, {"name": name, "config": config, "finished": time.time(), "seconds": seconds,
+                                           "provenance": prov, "files": folder_digests(folder)})
+                self.log.append({"step": name, "folder": folder.name, "cached": True, "seconds": seconds,
+                                 "provenance": prov})
                 return folder, True
             folder.mkdir(parents=True, exist_ok=True)
             earlier = saved_seconds(folder)

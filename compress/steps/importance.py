@@ -9,7 +9,6 @@ from torch import nn
 from .. import sensitivity as scans
 from ..data import Split, stratified_indices
 from .cache import fingerprint
-from .keys import SensitivityReads
 from ..files import read_table, write_table
 from .session import Session
 
@@ -31,7 +30,7 @@ def sensitivity(s: Session, model: nn.Module, criterion: str = "l1", *, ratios=N
     size = s.profile.sensitivity_eval_size if eval_size is None else eval_size
     split = s.data.val.subset(stratified_indices(s.data.val.labels.cpu().numpy(), size, s.seed))
     key = s.key("sensitivity", baseline=fingerprint(model), criterion=criterion, layers=None if layers is None else list(layers),
-                taylor_images=taylor_images if criterion == "taylor" else None, **SensitivityReads(ratios, size).key())
+                taylor_images=taylor_images if criterion == "taylor" else None, ratios=ratios, eval_size=size)
 
     def compute(folder: Path) -> None:
         scan = scans.sensitivity_scan(

@@ -1,19 +1,23 @@
-"""What each cached step reads from the profile, declared once: a frozen dataclass per step, every field always
-present, built from a profile for one architecture, device and seed.
+"""A step's identity, written once: one version table, and what each cached step reads from the profile.
 
-A step's cache key is the run's identity (`Session.key`), its upstream fingerprints (the weights it starts from,
-the channels it prunes to) and exactly these fields: so changing `latency_runs` reruns the steps that time and
-nothing else, and `tests/test_step_keys.py` changes every profile field in turn to check which keys move. The
-training recipes come from the same functions the steps train with (`*_config` below), so a key cannot describe
-another recipe than the one that ran.
+A key is `Session.key`: the step's name and version, the run's identity (architecture, width, seed, data), the
+fingerprint of the weights it starts from, and the config it passes in, with the precision as requested
+(`auto`), never as one machine resolved it: what `auto` became is provenance, so a step computed on a bf16
+CPU is the same step on an fp32 one, and a published model matches everywhere. The training recipes come from
+the same functions the steps train with (`*_config` below), so a key cannot describe another recipe than the
+one that ran; `tests/test_step_keys.py` changes every profile field in turn to check which keys move.
 """
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from typing import Callable
 
 from ..profiles import Profile
 from ..train import TrainConfig
+
+# raise a step's number when its algorithm changes: its cached and published results are then recomputed
+VERSIONS = {"baseline": 1, "sensitivity": 1, "prune_round": 1, "finetune_ratios": 1, "fixed_point": 1, "int8": 1,
+            "pruned_int8": 1, "sparse": 1, "combined": 1, "budget_round": 1, "budget_scratch": 1, "budget_latency": 1}
 
 
 def baseline_config(p: Profile, arch: str, seed: int, **overrides) -> TrainConfig:
@@ -46,133 +50,39 @@ def scratch_config(p: Profile, arch: str, seed: int) -> TrainConfig:
     return p.train_config(arch, seed=seed, epochs=p.epochs_for(arch) + p.budget_epochs)
 
 
-class Reads:
-    """The profile fields a step reads; `key()` is what enters its cache key."""
-
-    def key(self) -> dict:
-        return dataclasses.asdict(self)
+def _calib(p: Profile) -> list:
+    return [p.calib_batches, p.calib_batch_size]
 
 
-@dataclass(frozen=True)
-class BaselineReads(Reads):
-    train: dict
-
-    @classmethod
-    def of(cls, p: Profile, arch: str, device, seed: int = 0) -> "BaselineReads":
-        return cls(baseline_config(p, arch, seed).identity(device))
+def _int8(p: Profile, arch: str, seed: int) -> dict:
+    return {"qat": qat_config(p, seed).identity(), "qat_train_size": p.qat_train_size, "calib": _calib(p),
+            "pt2e": p.pt2e, "openvino": p.openvino,
+            "latency": [p.latency_runs, p.latency_warmup, p.latency_processes, list(p.latency_threads)]}
 
 
-@dataclass(frozen=True)
-class SensitivityReads(Reads):
-    ratios: list
-    eval_size: int | None
-
-    @classmethod
-    def of(cls, p: Profile, arch: str, device, seed: int = 0) -> "SensitivityReads":
-        return cls(list(p.sensitivity_ratios), p.sensitivity_eval_size)
-
-
-@dataclass(frozen=True)
-class PruneRoundReads(Reads):
-    rounds: int
-    distill: bool
-    finetune: dict
-
-    @classmethod
-    def of(cls, p: Profile, arch: str, device, seed: int = 0, config: str = "aggressive",
-           last_round: bool = True) -> "PruneRoundReads":
-        return cls(p.prune_rounds, p.distill, prune_config(p, arch, seed, config, last_round).identity(device))
-
-
-@dataclass(frozen=True)
-class FinetuneRatiosReads(Reads):
-    distill: bool
-    finetune: dict
-
-    @classmethod
-    def of(cls, p: Profile, arch: str, device, seed: int = 0) -> "FinetuneRatiosReads":
-        return cls(p.distill, prune_config(p, arch, seed).identity(device))
+# step -> (profile, arch, seed, **context) -> the profile fields its key holds, every one always present
+_READS: dict[str, Callable[..., dict]] = {
+    "baseline": lambda p, arch, seed: {"train": baseline_config(p, arch, seed).identity()},
+    "sensitivity": lambda p, arch, seed: {"ratios": list(p.sensitivity_ratios), "eval_size": p.sensitivity_eval_size},
+    "prune_round": lambda p, arch, seed, config="aggressive", last_round=True: {
+        "rounds": p.prune_rounds, "distill": p.distill,
+        "finetune": prune_config(p, arch, seed, config, last_round).identity()},
+    "finetune_ratios": lambda p, arch, seed: {"distill": p.distill, "finetune": prune_config(p, arch, seed).identity()},
+    "fixed_point": lambda p, arch, seed: {"bits": list(p.fixed_point_bits), "calib": _calib(p)},
+    "int8": _int8,
+    "pruned_int8": _int8,
+    "sparse": lambda p, arch, seed: {"target": p.target_sparsity, "distill": p.distill,
+                                     "finetune": sparse_config(p, arch, seed).identity()},
+    "combined": lambda p, arch, seed: {"calib": _calib(p)},
+    "budget_round": lambda p, arch, seed: {"steps": p.budget_steps, "finetune": budget_config(p, arch, seed).identity()},
+    "budget_scratch": lambda p, arch, seed: {"train": scratch_config(p, arch, seed).identity()},
+    "budget_latency": lambda p, arch, seed: {"warmup": p.latency_warmup, "runs": p.latency_runs},
+}
+STEPS = tuple(_READS)
 
 
-@dataclass(frozen=True)
-class FixedPointReads(Reads):
-    bits: list
-    calib: list
-
-    @classmethod
-    def of(cls, p: Profile, arch: str, device, seed: int = 0) -> "FixedPointReads":
-        return cls(list(p.fixed_point_bits), [p.calib_batches, p.calib_batch_size])
-
-
-@dataclass(frozen=True)
-class Int8Reads(Reads):
-    """The INT8 comparison (`int8`, `pruned_int8`): QAT's recipe, calibration, runtimes and the timing."""
-
-    qat: dict
-    qat_train_size: int | None
-    calib: list
-    pt2e: bool
-    openvino: bool
-    latency: list
-
-    @classmethod
-    def of(cls, p: Profile, arch: str, device, seed: int = 0) -> "Int8Reads":
-        return cls(qat_config(p, seed).identity(device), p.qat_train_size,
-                   [p.calib_batches, p.calib_batch_size], p.pt2e, p.openvino,
-                   [p.latency_runs, p.latency_warmup, p.latency_processes, list(p.latency_threads)])
-
-
-@dataclass(frozen=True)
-class SparseReads(Reads):
-    target: float
-    distill: bool
-    finetune: dict
-
-    @classmethod
-    def of(cls, p: Profile, arch: str, device, seed: int = 0) -> "SparseReads":
-        return cls(p.target_sparsity, p.distill, sparse_config(p, arch, seed).identity(device))
-
-
-@dataclass(frozen=True)
-class CombinedReads(Reads):
-    calib: list
-
-    @classmethod
-    def of(cls, p: Profile, arch: str, device, seed: int = 0) -> "CombinedReads":
-        return cls([p.calib_batches, p.calib_batch_size])
-
-
-@dataclass(frozen=True)
-class BudgetRoundReads(Reads):
-    steps: int
-    finetune: dict
-
-    @classmethod
-    def of(cls, p: Profile, arch: str, device, seed: int = 0) -> "BudgetRoundReads":
-        return cls(p.budget_steps, budget_config(p, arch, seed).identity(device))
-
-
-@dataclass(frozen=True)
-class BudgetScratchReads(Reads):
-    train: dict
-
-    @classmethod
-    def of(cls, p: Profile, arch: str, device, seed: int = 0) -> "BudgetScratchReads":
-        return cls(scratch_config(p, arch, seed).identity(device))
-
-
-@dataclass(frozen=True)
-class BudgetLatencyReads(Reads):
-    warmup: int
-    runs: int
-
-    @classmethod
-    def of(cls, p: Profile, arch: str, device, seed: int = 0) -> "BudgetLatencyReads":
-        return cls(p.latency_warmup, p.latency_runs)
-
-
-# every cached step's declared reads (the step name is the cache folder's prefix)
-READS = {"baseline": BaselineReads, "sensitivity": SensitivityReads, "prune_round": PruneRoundReads,
-         "finetune_ratios": FinetuneRatiosReads, "fixed_point": FixedPointReads, "int8": Int8Reads,
-         "pruned_int8": Int8Reads, "sparse": SparseReads, "combined": CombinedReads,
-         "budget_round": BudgetRoundReads, "budget_scratch": BudgetScratchReads, "budget_latency": BudgetLatencyReads}
+def reads(step: str, p: Profile, arch: str, seed: int = 0, **context) -> dict:
+    """The profile fields `step`'s key holds for `arch` (the steps build their keys with this very function)."""
+    if step not in _READS:
+        raise ValueError(f"unknown step {step!r}; known: {list(_READS)}")
+    return _READS[step](p, arch, seed, **context)

@@ -106,6 +106,21 @@ def _free(arch, p, speed, n):
     return 0.0
 
 
+# how many cached steps each stage holds for a profile (the plan counts how many are published or cached)
+def _n_prune(arch, p):
+    return _configs(arch, p) * p.prune_rounds
+
+
+def _n_budget(arch, p):
+    factors = p.budget_factors_for(arch)
+    runs = len(p.budget_methods) + len(factors) - 1 + 1 + len(p.budget_seeds.get(arch, ()))
+    return runs * p.budget_steps + len(p.budget_scratch.get(arch, ()))
+
+
+def _n_combine(arch, p):
+    return (1 + (_configs(arch, p) > 1)) + 2  # pruned + INT8 per quantized configuration, sparse, combined
+
+
 @dataclass(frozen=True)
 class Stage:
     name: str  # the notebook section's key
@@ -113,20 +128,26 @@ class Stage:
     command: str | None  # the CLI command that runs it alone (None: only inside a notebook)
     summary: str  # the CLI's one-line help
     cost: Callable  # (arch, profile, Speed, Sizes) -> estimated seconds
+    steps: tuple = ()  # the cached steps it runs (names in `keys.VERSIONS`)
+    count: Callable = lambda arch, p: 0  # (arch, profile) -> how many of them
 
 
 PIPELINE = (
-    Stage("baseline", "Baseline", "train", "train (or load from the step cache) the baseline", _baseline),
+    Stage("baseline", "Baseline", "train", "train (or load from the step cache) the baseline", _baseline,
+          ("baseline",), lambda arch, p: 1),
     Stage("importance", "Layer importance", "sensitivity", "L1 ranking and per-layer sensitivity scan of the baseline",
-          _importance),
+          _importance, ("sensitivity",), lambda arch, p: 1),
     Stage("prune", "Iterative structured pruning", "prune",
-          "iterative structured pruning rounds over the baseline, or to a budget (--macs 4x)", _prune),
+          "iterative structured pruning rounds over the baseline, or to a budget (--macs 4x)", _prune,
+          ("prune_round",), _n_prune),
     Stage("budget", "Pruning to a budget", "budget",
-          "the accuracy-vs-MACs curve: every budget of the profile, with its controls", _budget),
+          "the accuracy-vs-MACs curve: every budget of the profile, with its controls", _budget,
+          ("budget_round", "budget_scratch"), _n_budget),
     Stage("ratios", "Tune the ratios yourself", None, "the interactive ratio panel", _free),
     Stage("quantize", "Quantization", "quantize", "fixed point, INT8 PTQ / QAT / onnxruntime, and pruned + INT8",
-          _quantize),
-    Stage("combine", "Pruned + INT8 and sparse + INT8", None, "the pruned and sparse models with INT8", _combine),
+          _quantize, ("fixed_point", "int8"), lambda arch, p: 2),
+    Stage("combine", "Pruned + INT8 and sparse + INT8", None, "the pruned and sparse models with INT8", _combine,
+          ("pruned_int8", "sparse", "combined"), _n_combine),
     Stage("results", "Accuracy against cost", None, "every model produced, against its cost; the tables saved", _free),
 )
 
@@ -135,7 +156,20 @@ def stage(name: str) -> Stage:
     return next(s for s in PIPELINE if s.name == name)
 
 
-def estimate(arch: str, profile: Profile, speed: Speed, sizes: Sizes) -> list[dict]:
-    """Each stage with its estimated seconds, in pipeline order (stages that cost nothing left out)."""
-    rows = [{"step": s.name, "seconds": s.cost(arch, profile, speed, sizes)} for s in PIPELINE]
-    return [r for r in rows if r["seconds"] > 0]
+def estimate(arch: str, profile: Profile, speed: Speed, sizes: Sizes, found: dict | None = None) -> list[dict]:
+    """Each stage with its estimated seconds, in pipeline order (stages that cost nothing left out). `found`:
+    step name -> {"published": n, "cached": n} already there; a stage is estimated for the steps it still
+    computes (`done` / `planned` say how many are there)."""
+    found = found or {}
+    rows = []
+    for s in PIPELINE:
+        seconds = s.cost(arch, profile, speed, sizes)
+        if seconds <= 0:
+            continue
+        planned = s.count(arch, profile)
+        published = sum(found.get(n, {}).get("published", 0) for n in s.steps)
+        cached = sum(found.get(n, {}).get("cached", 0) for n in s.steps)
+        done = min(planned, published + cached)
+        rows.append({"step": s.name, "planned": planned, "published": min(published, planned),
+                     "cached": done - min(published, planned), "seconds": seconds * (1 - done / planned) if planned else seconds})
+    return rows

@@ -3,13 +3,13 @@ configuration carried forward (chosen on validation), and the distillation compa
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pandas as pd
 from torch import nn
 
-from ..checkpoint import load_checkpoint, save_checkpoint
+from ..checkpoint import load_checkpoint
 from ..metrics import model_summary
 from ..models import conv_layers
 from ..paired import COLUMNS as PAIRED, paired_difference
@@ -18,10 +18,11 @@ from ..iterative import prune_step
 from ..pruning import ChannelPruner, arch_of, check_criterion, has_batchnorm, match_activation_scale, prune
 from ..ratios import channel_targets, default_configs, expand, round_ratios, select_config
 from .cache import fingerprint
-from .keys import FinetuneRatiosReads, PruneRoundReads, prune_config
-from ..files import read_json, write_json, write_table
-from ..train import TrainConfig, evaluate, fit
+from .keys import prune_config
+from ..published import model_name
+from ..train import evaluate, fit
 from .session import Session
+from .trained import trained_step
 
 ROUND_COLUMNS = ["config", "round", "finetune_epochs", "criterion", "distill", "params", "macs", "size_mb",
                  "gzip_mb", "param_reduction", "mac_reduction", "test_top1", "test_top5", *PAIRED, "final_val_top1",
@@ -35,7 +36,7 @@ class PruneResult:
     rounds: pd.DataFrame  # one row per (config, round); round 0 = the unpruned baseline; `selected` marks `best`
     channels: pd.DataFrame  # tidy: config, round, layer, channels
     ratios: dict  # config -> every conv's target channel ratio
-    checkpoints: dict = field(default_factory=dict)  # (config, round) -> checkpoint path (round >= 1)
+    checkpoints: dict = field(default_factory=dict)  # (config, round) -> its step (`StepRef`: path-like, round >= 1)
     settings: dict = field(default_factory=dict)  # rounds, criterion, round_to, distill
     best: str = ""  # the configuration carried forward: `ratios.select_config` on validation accuracy
 
@@ -120,42 +121,45 @@ def prune_rounds(s: Session, baseline: nn.Module, configs: dict, rounds: int | N
                      "best_val_top1": base_val["top1"], "mean_val_top1": base_val["top1"], "train_seconds": 0.0,
                      "step": s.baseline_step})
         channel_rows += [{"config": name, "round": 0, "layer": n, "channels": c} for n, c in base_channels.items()]
-        previous = None  # folder of the previous round's step; None: start from the baseline
+        previous = None  # the previous round's step; None: start from the baseline
         for k, step in enumerate(round_ratios(ratios, rounds), 1):
             targets = channel_targets(base_channels, step, round_to)
             cfg = prune_config(s.profile, s.arch, s.seed, name, last_round=k == rounds)
             key = s.key("prune_round", baseline=base_id, config=name, ratios=ratios, round=k, criterion=criterion,
-                        round_to=round_to, rescale=rescale, **PruneRoundReads(rounds, distill, cfg.identity(s.device)).key())
+                        round_to=round_to, rescale=rescale,
+                        **{**s.reads("prune_round", config=name, last_round=k == rounds), "rounds": rounds,
+                           "distill": distill, "finetune": cfg.identity()})
 
-            def compute(folder: Path, k=k, targets=targets, previous=previous, name=name, cfg=cfg) -> None:
-                model = (load_checkpoint(previous / "model.pt", arch)[0] if previous is not None
-                         else copy.deepcopy(baseline)).to(s.device)
-                prune_step(model, targets, criterion=criterion, data_for_taylor=data_for_taylor, seed=s.seed + k,
+            def start(k=k, targets=targets, previous=previous) -> nn.Module:
+                model = load_checkpoint(previous, arch)[0] if previous is not None else copy.deepcopy(baseline)
+                prune_step(model.to(s.device), targets, criterion=criterion, data_for_taylor=data_for_taylor, seed=s.seed + k,
                            rescale_inputs=rescale_inputs(s, s.seed + k) if rescale else None)
-                run_cfg = TrainConfig(**{**cfg.to_dict(), "desc": f"{name} round {k}/{rounds}"})
-                result = fit(model, s.data, run_cfg, teacher=teacher, device=s.device, state_path=folder / "train_state.pt")
-                summary = result.summary()
-                record = {"config": name, "round": k, "criterion": criterion, "distill": distill, **model_summary(model),
-                          **{c: summary[c] for c in ("test_top1", "test_top5", "final_val_top1", "best_val_top1",
-                                                     "mean_val_top1", "train_seconds")},
-                          **paired_difference(result.test["pred"], base_test["pred"], labels)}
-                chans = {n: c.out_channels for n, c in conv_layers(model).items()}
-                save_checkpoint(model, folder / "model.pt", arch, s.profile.width,
-                                meta={"stage": "pruned", "config": name, "round": k, "channels": chans})
-                prov = s.provenance({"step": "prune_round", "config": name, "round": k, "finetune": cfg.to_dict()})
-                write_table(folder / "history.csv", result.history, prov)
-                write_json(folder / "record.json", {"record": record, "channels": chans, "provenance": prov})
-                (folder / "train_state.pt").unlink(missing_ok=True)
+                return model
 
-            folder, _ = s.run("prune_round", key, compute)
-            previous = folder
-            stored = read_json(folder / "record.json")
-            record = stored["record"] | {"finetune_epochs": cfg.epochs}
+            def describe(model, result, k=k, name=name) -> dict:
+                summary = result.summary()
+                return {"config": name, "round": k, "criterion": criterion, "distill": distill, **model_summary(model),
+                        **{c: summary[c] for c in ("test_top1", "test_top5", "final_val_top1", "best_val_top1",
+                                                   "mean_val_top1", "train_seconds")},
+                        **paired_difference(result.test["pred"], base_test["pred"], labels),
+                        "channels": {n: c.out_channels for n, c in conv_layers(model).items()}}
+
+            run_cfg = dataclasses.replace(cfg, desc=f"{name} round {k}/{rounds}")
+            ref = trained_step(s, "prune_round", key, start=start, describe=describe,
+                               meta={"stage": "pruned", "config": name, "round": k},
+                               train=lambda model, state, run_cfg=run_cfg: fit(model, s.data, run_cfg, teacher=teacher,
+                                                                               device=s.device, state_path=state))
+            previous = ref
+            record = dict(ref.record()["record"])
+            chans = record.pop("channels")
+            record["finetune_epochs"] = cfg.epochs
             record["param_reduction"] = base_cost["params"] / record["params"]
             record["mac_reduction"] = base_cost["macs"] / record["macs"]
-            rows.append({**record, "step": folder.name})
-            channel_rows += [{"config": name, "round": k, "layer": n, "channels": c} for n, c in stored["channels"].items()]
-            checkpoints[(name, k)] = folder / "model.pt"
+            rows.append({**record, "step": ref.folder.name})
+            channel_rows += [{"config": name, "round": k, "layer": n, "channels": c} for n, c in chans.items()]
+            checkpoints[(name, k)] = ref
+            if k == rounds:
+                s.publish_model(ref.folder, model_name("prune_round", {"config": name}))
 
     table = pd.DataFrame(rows, columns=ROUND_COLUMNS)
     best = select_config(table, max_drop)
@@ -221,16 +225,11 @@ def finetune_ratios(s: Session, baseline: nn.Module, ratios, *, criterion: str =
     cfg = prune_config(s.profile, s.arch, s.seed)
     rescale = not has_batchnorm(baseline)
     key = s.key("finetune_ratios", baseline=fingerprint(baseline), ratios=ratios, criterion=criterion, rescale=rescale,
-                **FinetuneRatiosReads(s.profile.distill, cfg.identity(s.device)).key())
+                **s.reads("finetune_ratios"))
     if rescale:
         _rescale(s, model, baseline, seed=s.seed)
-
-    def compute(folder: Path) -> None:
-        result = fit(model, s.data, cfg, teacher=baseline if s.profile.distill else None, device=s.device,
-                     state_path=folder / "train_state.pt")
-        write_json(folder / "record.json", {"record": {**model_summary(model), **result.summary()},
-                                            "provenance": s.provenance({"ratios": ratios})})
-        (folder / "train_state.pt").unlink(missing_ok=True)
-
-    folder, _ = s.run("finetune_ratios", key, compute)
-    return read_json(folder / "record.json")["record"]
+    teacher = baseline if s.profile.distill else None
+    ref = trained_step(s, "finetune_ratios", key, start=lambda: model, meta={"stage": "pruned", "ratios": ratios},
+                       train=lambda m, state: fit(m, s.data, cfg, teacher=teacher, device=s.device, state_path=state),
+                       describe=lambda m, result: {**model_summary(m), **result.summary()})
+    return ref.record()["record"]

@@ -2,7 +2,6 @@
 and pruned / sparse + INT8. Each is cached by the weights it starts from and its settings."""
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pandas as pd
@@ -12,20 +11,17 @@ from .. import metrics
 from ..quant import METHODS as FIXED_POINT_METHODS, PRESETS as INT8_PRESETS, Int8Comparison, Int8Config, compare_int8, fixed_point_table, pruned_int8_table, pt2e_available
 from ..quant.openvino import openvino_available
 from .cache import fingerprint
-from .keys import CombinedReads, FixedPointReads, Int8Reads, qat_config as _qat_config
+from .keys import qat_config as _qat_config
 from ..files import read_table, write_table
 from ..schema import variant_precision
 from ..train import TrainConfig, evaluate
 from .session import Session
 
-INT8_KEY_VERSION = 2  # 2: latency from fresh processes (`compress.quant.latency`), OpenVINO rows
-
-
 def _cached_table(s: Session, name: str, key: dict, make) -> tuple[pd.DataFrame, Path]:
     """Run `make()` -> DataFrame once per key; the table is stored with provenance in the step folder.
     Returns it with that folder."""
     def compute(folder: Path) -> None:
-        own = {k: v for k, v in key.items() if k not in ("arch", "profile", "seed", "data")}
+        own = {k: v for k, v in key.items() if k not in ("arch", "seed", "data")}
         write_table(folder / f"{name}.csv", make(), s.provenance({"step": name, **own}))
 
     folder, _ = s.run(name, key, compute)
@@ -43,8 +39,7 @@ def qat_config(s: Session) -> TrainConfig:
 def fixed_point(s: Session, model: nn.Module, bits=None, methods=FIXED_POINT_METHODS) -> pd.DataFrame:
     """Test accuracy of simulated fixed point at each bit width (default: the profile's) and method."""
     bits = tuple(s.profile.fixed_point_bits if bits is None else bits)
-    key = s.key("fixed_point", baseline=fingerprint(model), methods=list(methods),
-                **dataclasses.replace(FixedPointReads.of(s.profile, s.arch, s.device), bits=list(bits)).key())
+    key = s.key("fixed_point", baseline=fingerprint(model), methods=list(methods), **{**s.reads("fixed_point"), "bits": list(bits)})
     table, folder = _cached_table(s, "fixed_point", key, lambda: fixed_point_table(
         model, s.data, bits, methods, arch=s.arch, seed=s.seed, **_calib(s)))
     return s.record("fixed_point", table, steps=[folder])
@@ -67,10 +62,9 @@ def _int8_table(s: Session, model: nn.Module, step: str, presets=INT8_PRESETS, *
     p = s.profile
     pt2e = _rows_wanted(p.pt2e if pt2e is None else pt2e, pt2e_available, "PT2E")
     openvino = _rows_wanted(p.openvino, openvino_available, "OpenVINO")
-    reads = dataclasses.replace(Int8Reads.of(p, s.arch, s.device, s.seed), pt2e=pt2e, openvino=openvino,
-                                qat=cfg.identity(s.device) if cfg else None)  # as asked and as available
-    key = s.key(step, int8_version=INT8_KEY_VERSION, model=fingerprint(model), presets=list(presets), backend=backend,
-                onnx=onnx, baseline=fingerprint(baseline) if baseline is not None else None, **reads.key())
+    reads = {**s.reads(step), "pt2e": pt2e, "openvino": openvino, "qat": cfg.identity() if cfg else None}  # as asked and as available
+    key = s.key(step, model=fingerprint(model), presets=list(presets), backend=backend,
+                onnx=onnx, baseline=fingerprint(baseline) if baseline is not None else None, **reads)
     comparison = Int8Comparison(presets=presets, backend=backend, qat=cfg, onnx=onnx, openvino=openvino, pt2e=pt2e,
                                 threads=p.latency_threads, runs=p.latency_runs, warmup=p.latency_warmup,
                                 processes=p.latency_processes, seed=s.seed, **_calib(s))
@@ -141,7 +135,7 @@ def combined(s: Session, baseline: nn.Module, pruned: nn.Module, config: str, sp
     sparse+INT8). The runtimes' comparison of the pruned model is `pruned_int8`, a step of its own."""
     key = s.key("combined", baseline=fingerprint(baseline), pruned=fingerprint(pruned),
                 sparse=fingerprint(sparse_model) if sparse_model is not None else None,
-                backend=backend, **CombinedReads.of(s.profile, s.arch, s.device).key())
+                backend=backend, **s.reads("combined"))
     table, folder = _cached_table(s, "combined", key, lambda: pruned_int8_table(
         baseline, pruned, s.data, sparse=sparse_model, config=Int8Config("optimal", backend), seed=s.seed, **_calib(s)))
     return s.record("combined", table.assign(config=config), steps=[folder])

@@ -10,6 +10,7 @@ import pandas as pd
 
 from ..files import read_table, write_table
 from ..schema import MODEL_COLUMNS
+from .publish import publish_steps
 from .session import Session
 
 
@@ -75,8 +76,10 @@ def _commits(step_provs, first=()) -> list[str]:
     return out
 
 
-def save_results(s: Session, results_dir: str | Path | None = None) -> Path:
-    """Write every table the session recorded to `<results_dir>/<arch>/<name>.csv` (default: the session's).
+def save_results(s: Session, results_dir: str | Path | None = None, *, replace_reason: str | None = None) -> Path:
+    """Write every table the session recorded to `<results_dir>/<arch>/<name>.csv` (default: the session's),
+    and publish the steps behind them in `<results_dir>/<arch>/models/` (`steps/publish.py`): their records, and
+    the models a later step or a user reads (`replace_reason`: why a published model may be replaced).
 
     Tables not produced by this session are left as they are; `models.csv` is merged by model name, so a
     CLI command that made only some of the models updates their rows and keeps the others, when the file
@@ -105,5 +108,6 @@ def save_results(s: Session, results_dir: str | Path | None = None) -> Path:
             prov["steps"] = {**kept_steps, **prov["steps"]}
             prov["commits"] = _commits(prov["steps"].values(), prov["commits"])
         write_table(folder / f"{name}.csv", df, prov)
-    print(f"wrote {len(s.tables)} tables to {folder}")
+    manifest = publish_steps(s, Path(results_dir or s.results_dir), replace_reason=replace_reason)
+    print(f"wrote {len(s.tables)} tables to {folder}" + (f"; published steps in {manifest}" if manifest else ""))
     return folder

@@ -19,19 +19,18 @@ from ..models import ARCHS
 from ..profiles import Profile, default_profile_name, get_profile
 from ..files import REPO_ROOT
 from .cache import StepCache
+from .keys import VERSIONS, reads
 from ..provenance import provenance
 from ..schema import model_kind
 from ..device import default_device, resolve_precision
 
 CACHE_ENV = "COMPRESS_CACHE"
-# 2: keys name only what each step reads (before: the whole profile); `python -m compress.steps.rekey` moves
-# version-1 entries to their version-2 keys
-KEY_VERSION = 2
 
 
-def step_cache(root: str | Path | None = None) -> StepCache:
-    """The step cache: `root`, else $COMPRESS_CACHE, else `data/cache/steps`."""
-    return StepCache(root or os.environ.get(CACHE_ENV) or REPO_ROOT / "data" / "cache" / "steps")
+def step_cache(root: str | Path | None = None, published: str | Path | None = None) -> StepCache:
+    """The step cache: `root`, else $COMPRESS_CACHE, else `data/cache/steps`; it serves the steps published in
+    `published` (default: $COMPRESS_RESULTS, else the repository's results/)."""
+    return StepCache(root or os.environ.get(CACHE_ENV) or REPO_ROOT / "data" / "cache" / "steps", published)
 
 
 def default_results_dir(profile: str) -> Path:
@@ -70,12 +69,16 @@ class Session:
     baseline_step: str | None = None  # the baseline's folder: every table derives from it
     table_notes: dict[str, dict] = field(default_factory=dict)  # table name -> extra provenance (e.g. a partial sweep)
     models: dict[str, dict] = field(default_factory=dict)  # model name -> row of the accuracy-vs-cost table
+    # cached step folder -> the name its model is published under (`save_results(publish=True)`), most wanted first
+    publishable: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def create(cls, arch: str, profile: str | Profile | None = None, *, source=None, data: CifarData | None = None,
-               seed: int = 0, device=None, cache_root=None, results_dir=None, **profile_overrides) -> "Session":
+               seed: int = 0, device=None, cache_root=None, results_dir=None, published=None,
+               **profile_overrides) -> "Session":
         """`profile=None` follows `profiles.default_profile_name` ($COMPRESS_PROFILE, else full on a GPU,
-        quick on a CPU). `profile_overrides` change single fields (validated)."""
+        quick on a CPU). `profile_overrides` change single fields (validated). `published`: the results folder
+        whose published steps the cache serves (default: the repository's results/)."""
         if arch not in ARCHS:
             raise ValueError(f"unknown architecture {arch!r}; choose one of {list(ARCHS)}")
         prof = get_profile(profile or default_profile_name(), **profile_overrides)
@@ -83,15 +86,21 @@ class Session:
         if data is None:
             data = load_for_profile(prof, source, seed=seed)
         results = Path(results_dir) if results_dir else default_results_dir(prof.name)
-        return cls(arch, prof, data.to(dev), dev, seed, step_cache(cache_root), results.resolve())
+        return cls(arch, prof, data.to(dev), dev, seed, step_cache(cache_root, published), results.resolve())
 
-    def key(self, step: str, **reads) -> dict:
-        """The cache key of a step: the run's identity (architecture, width, seed, data), the step's name and
-        KEY_VERSION (raised when its algorithm changes, so older results are recomputed, not reused), and exactly
-        the settings the step reads (`reads`, each always present). Nothing else of the profile: changing
-        `latency_runs` reruns only the steps that time."""
-        return {"step": step, "key_version": KEY_VERSION, "arch": self.arch, "width": float(self.profile.width),
-                "seed": self.seed, "data": self.data.summary(), **reads}
+    def key(self, step: str, *, seed: int | None = None, **fields) -> dict:
+        """The one key recipe (`keys.py`): the step's name and version, the run's identity (architecture, width,
+        seed, data), then `fields`: the upstream weights' fingerprints, the step's arguments and what it reads
+        of the profile (`keys.reads`). Nothing else of the profile: changing `latency_runs` reruns only the
+        steps that time."""
+        if step not in VERSIONS:
+            raise ValueError(f"unknown step {step!r}; known: {list(VERSIONS)}")
+        return {"step": step, "version": VERSIONS[step], "arch": self.arch, "width": float(self.profile.width),
+                "seed": self.seed if seed is None else seed, "data": self.data.summary(), **fields}
+
+    def reads(self, step: str, seed: int | None = None, **context) -> dict:
+        """What `step` reads of this session's profile (`keys.reads`)."""
+        return reads(step, self.profile, self.arch, self.seed if seed is None else seed, **context)
 
     @property
     def precision(self) -> str:
@@ -103,9 +112,15 @@ class Session:
                           seed=self.seed, data_source=self.data.source, device=str(self.device),
                           precision=self.precision)
 
-    def run(self, name: str, key: dict, compute) -> tuple[Path, bool]:
-        """`compute(folder)` once per key, through the step cache, stamped with this run's provenance."""
-        return self.cache.run(name, key, compute, provenance=self.provenance())
+    def run(self, name: str, key: dict, compute, *, need_model: bool = False) -> tuple[Path, bool]:
+        """`compute(folder)` once per key, through the step cache (or its publications), stamped with this run's
+        provenance."""
+        return self.cache.run(name, key, compute, provenance=self.provenance(), need_model=need_model)
+
+    def publish_model(self, folder: str | Path, name: str) -> None:
+        """Mark a finished step's model as one to publish under `name` (`<name>.pt`) when the results are
+        published; every other step this session ran is published by its record alone."""
+        self.publishable.setdefault(Path(folder).name, name)
 
     def describe(self) -> str:
         return (f"{self.arch} | profile {self.profile.name} (width {self.profile.width}) | {self.data.summary()} | "

@@ -1,0 +1,51 @@
+"""`reproduce --plan`: what is published or cached is counted, not estimated, and a busy machine's slow
+measurement does not blow up the estimate."""
+import pytest
+
+from compress import steps
+from compress.files import write_json
+from compress.reproduce import baseline_progress, measure_speed, print_plan
+from compress.steps.pipeline import Speed
+from compress.train import progress_path
+
+
+def test_the_plan_counts_the_baseline_epochs_already_saved(tmp_path):
+    s = steps.Session.create("vgg16", "smoke", source="synthetic", cache_root=tmp_path, published=tmp_path / "none")
+    assert baseline_progress(s) == 0.0
+    folder = steps.baseline_folder(s)
+    folder.mkdir(parents=True)
+    write_json(progress_path(folder / steps.STATE), {"seconds": 60.0, "epoch": 8, "epochs": 18})
+    assert baseline_progress(s) == pytest.approx(8 / 18)
+    other = steps.Session.create("vgg16", "smoke", source="synthetic", seed=1, cache_root=tmp_path,
+                                 published=tmp_path / "none")
+    assert baseline_progress(other) == 0.0  # another seed: another baseline
+
+
+def test_a_fresh_clone_plans_the_published_baseline_as_published(tmp_path, monkeypatch, capsys):
+    results = tmp_path / "results"
+    s = steps.Session.create("vgg16_bn", "smoke", source="synthetic", cache_root=tmp_path / "trained-here",
+                             results_dir=results, published=results)
+    steps.train_baseline(s)
+    steps.save_results(s)
+    monkeypatch.setenv("COMPRESS_CACHE", str(tmp_path / "empty"))  # a fresh clone: nothing cached
+    monkeypatch.setenv("COMPRESS_RESULTS", str(results))
+    capsys.readouterr()
+    totals = print_plan(s.profile, ["vgg16_bn"], s.data, 0, s.device)
+    out = capsys.readouterr().out
+    line = next(l for l in out.splitlines() if l.strip().startswith("baseline"))
+    assert "1 published of 1 steps" in line and line.rstrip().endswith("0 s")
+    assert "importance   1 steps to compute" in out and totals["vgg16_bn"] > 0
+
+
+def test_the_plan_keeps_the_fastest_speed_seen_on_this_cpu(tmp_path, monkeypatch):
+    monkeypatch.setenv("COMPRESS_CACHE", str(tmp_path))
+    from compress import reproduce
+    from compress.profiles import get_profile
+
+    p = get_profile("smoke")
+    monkeypatch.setattr(reproduce, "_timed_steps", lambda *a, **k: Speed(100.0, 400.0))
+    assert measure_speed("vgg16", p, reproduce.torch.device("cpu")) == Speed(100.0, 400.0)
+    monkeypatch.setattr(reproduce, "_timed_steps", lambda *a, **k: Speed(6.0, 20.0))  # a test run beside it
+    assert measure_speed("vgg16", p, reproduce.torch.device("cpu")) == Speed(100.0, 400.0)
+    monkeypatch.setattr(reproduce, "_timed_steps", lambda *a, **k: Speed(150.0, 300.0))
+    assert measure_speed("vgg16", p, reproduce.torch.device("cpu")) == Speed(150.0, 400.0)
