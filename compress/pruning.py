@@ -24,6 +24,7 @@ prune + fine-tune rounds, with their cache, are a step (`steps/pruning.py`).
 """
 from __future__ import annotations
 
+import math
 import numbers
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
@@ -52,7 +53,8 @@ def arch_of(model: nn.Module) -> str | None:
 
 # ----------------------------------------------------------------------------- importance criteria
 class FilterNorm(tp.importance.Importance):
-    """Li et al. 2017: sum of |w|^p over a channel's filter, summed over every conv that writes the channel.
+    """Li et al. 2017: sum of |w|^p over a channel's filter, summed over every conv that writes the channel
+    (a depthwise conv writes the channel its producer wrote, so its one-input filter counts too).
 
     For a coupled set this is the p-norm (to the p) of the concatenated filters; with p=2 the ranking
     equals the L2-norm ranking. Only producing filters count, not the consumers' input weights.
@@ -66,7 +68,8 @@ class FilterNorm(tp.importance.Importance):
         imp = torch.zeros(len(group[0].idxs), device=group[0].dep.target.module.weight.device)
         for item in group:
             layer = item.dep.target.module
-            if isinstance(layer, nn.Conv2d) and item.dep.handler == tp.prune_conv_out_channels:
+            if isinstance(layer, nn.Conv2d) and item.dep.handler in (tp.prune_conv_out_channels,
+                                                                     tp.prune_depthwise_conv_out_channels):
                 score = layer.weight.detach()[item.idxs].flatten(1).abs().pow(self.p).sum(1)
                 imp.index_add_(0, torch.as_tensor(item.root_idxs, device=imp.device), score.float())
         return imp
@@ -152,16 +155,53 @@ class ChannelPruner:
         self.sets: dict[str, tuple[str, ...]] = {}  # first conv in forward order -> every coupled conv
         self.set_of: dict[str, str] = {}
         names = {m: n for n, m in self.convs.items()}
+        writes = (tp.prune_conv_out_channels, tp.prune_depthwise_conv_out_channels)  # a depthwise conv's outputs are its inputs
         for name, conv in self.convs.items():
             if name in self.set_of:
                 continue
-            members = {names[item.dep.target.module] for item in self._group(name)
-                       if item.dep.target.module in names and item.dep.handler == tp.prune_conv_out_channels}
+            try:
+                group = self._group(name)
+            except Exception as e:  # the graph could not follow this layer's channels: say which and why
+                raise ValueError(f"cannot prune {name}: torch-pruning cannot trace its channels "
+                                 f"({type(e).__name__}: {_one_line(e)})") from None
+            members = {names[item.dep.target.module] for item in group
+                       if item.dep.target.module in names and item.dep.handler in writes}
+            members.add(name)
             ordered = tuple(n for n in self.convs if n in members)
             self.sets[name] = ordered
             self.set_of.update((m, name) for m in ordered)
-        self._alive = {s: list(range(self.convs[s].out_channels)) for s in self.sets}
+        self.groups: dict[str, int] = {}  # set -> conv groups its channels are split into (1: any channel may go)
+        self.frozen: dict[str, str] = {}  # set -> why its channels cannot move
+        for s in self.sets:
+            self.groups[s], reason = self._grouping(s)
+            if reason:
+                self.frozen[s] = reason
+        self._size = {s: self.convs[s].out_channels for s in self.sets}  # at construction, as `remove`'s indices
+        self._alive = {s: list(range(n)) for s, n in self._size.items()}
         self._removed = False
+
+    def _grouping(self, s: str) -> tuple[int, str | None]:
+        """How the channels of set `s` are split by grouped convs (not depthwise: those lose channels one by one,
+        together with their producer): a grouped conv of g groups reads or writes them in g equal blocks, and
+        every block must keep the same size (and, for its inputs, the same positions: one weight tensor serves
+        every group). Returns (g, None), or (g, reason) where the set cannot lose a channel."""
+        n, g = self.channels(s), 1
+        names = {m: k for k, m in self.convs.items()}
+        for item in self._group(s):
+            m, handler = item.dep.target.module, item.dep.handler
+            if not isinstance(m, nn.Conv2d) or m.groups == 1 or handler not in (tp.prune_conv_out_channels,
+                                                                               tp.prune_conv_in_channels):
+                continue
+            side = m.out_channels if handler == tp.prune_conv_out_channels else m.in_channels
+            if len(item.idxs) != side:  # e.g. a grouped conv reading a concatenation: blocks and channels do not line up
+                return n, (f"grouped conv {names.get(m, type(m).__name__)} ({m.groups} groups) sees only "
+                           f"{len(item.idxs)} of its {side} channels through this set, so its groups cannot stay equal")
+            g = math.lcm(g, m.groups)
+        if n % g:
+            return n, f"its {n} channels do not split into {g} equal conv groups"
+        if g == n:
+            return n, f"a grouped conv ({g} groups) has one channel per group here; only whole groups could go"
+        return g, None
 
     def _group(self, name: str, idxs: Sequence[int] | None = None):
         conv = self.convs[name]
@@ -219,6 +259,12 @@ class ChannelPruner:
             keep, n = wanted.pop(), self.channels(s)
             if isinstance(keep, bool) or not isinstance(keep, numbers.Integral) or not 1 <= keep <= n:
                 raise ValueError(f"{s}: can keep between 1 and its {n} channels, asked for {keep!r}")
+            if keep < n and s in self.frozen:
+                raise ValueError(f"cannot prune {s}: {self.frozen[s]}")
+            g = self.groups[s]
+            if keep % g:
+                raise ValueError(f"{s}: its channels feed or leave a grouped conv of {g} groups, so it keeps a multiple "
+                                 f"of {g} (every group the same size); asked for {keep}")
             if keep < n:
                 plan[s] = int(keep)
         if criterion == "bn_scale":
@@ -232,8 +278,27 @@ class ChannelPruner:
         """Score every planned set first, then remove each set's least important channels."""
         scores = self.scores(plan, criterion, data_for_taylor=data_for_taylor, seed=seed)
         for s, keep in plan.items():
-            order = torch.argsort(scores[s], stable=True)  # least important first; ties by index
-            self.remove(s, order[: self.channels(s) - keep].tolist())
+            self.remove(s, self.ranking(s, scores[s])[: self.channels(s) - keep])
+
+    def ranking(self, name: str, scores: torch.Tensor) -> list[int]:
+        """Channels of the set containing `name`, least important first (ties by index). In a set split into g
+        conv groups a channel's score is the mean of its position over the groups (as torch-pruning ranks
+        grouped convs) and positions go whole: the g channels of the weakest position, then the next."""
+        s = self.set_of[name]
+        g = self.groups[s]
+        if g == 1:
+            return torch.argsort(scores, stable=True).tolist()
+        per = len(scores) // g
+        positions = torch.argsort(scores.view(g, per).mean(0), stable=True).tolist()
+        return [p + k * per for p in positions for k in range(g)]
+
+    def position_scores(self, name: str, scores: torch.Tensor) -> torch.Tensor:
+        """Per-channel scores with every channel given its position's mean over the set's conv groups (as
+        `ranking` ranks them); unchanged for sets of one group."""
+        g = self.groups[self.set_of[name]]
+        if g == 1:
+            return scores
+        return scores.view(g, -1).mean(0).repeat(g)
 
     def remove(self, name: str, idxs: Iterable[int]) -> None:
         """Remove channels `idxs` (indices at construction time) of the set containing conv `name`."""
@@ -248,13 +313,30 @@ class ChannelPruner:
             return
         if len(drop) >= len(alive):
             raise ValueError(f"removing {len(drop)} of {len(alive)} channels would leave {s!r} with none")
+        if s in self.frozen:
+            raise ValueError(f"cannot prune {s}: {self.frozen[s]}")
+        g = self.groups[s]
+        if g > 1:
+            per = self._size[s] // g
+            if set(drop) != {p % per + k * per for p in drop for k in range(g)}:
+                raise ValueError(f"{s}: channels feed or leave a grouped conv of {g} groups, so each removed position "
+                                 f"goes from every group (channel c with c + {per}, c + {2 * per}, ...)")
         group = self._group(s, [position[i] for i in drop])
         if not self.graph.check_pruning_group(group):
             raise RuntimeError(f"torch-pruning refused to prune {s!r}: a coupled layer would lose every channel")
-        group.prune()
+        try:
+            group.prune()
+        except Exception as e:  # an op the engine cannot resize: name the set, not a library's index error
+            raise ValueError(f"cannot prune {s}: torch-pruning failed to remove its channels "
+                             f"({type(e).__name__}: {_one_line(e)})") from None
         self._removed = True
         gone = set(drop)
         self._alive[s] = [c for c in alive if c not in gone]
+
+
+def _one_line(error: BaseException, limit: int = 200) -> str:
+    text = " ".join(str(error).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # ----------------------------------------------------------------------------- ratios on a real model
@@ -293,7 +375,8 @@ def prune(model: nn.Module, ratios, *, criterion: str = "l1", round_to: int | No
     check_criterion(criterion, data_for_taylor)
     pruner = ChannelPruner(model, example_inputs)
     ratios = _expand(arch_of(model), pruner, ratios)
-    targets = channel_targets({n: c.out_channels for n, c in pruner.convs.items()}, ratios, round_to)
+    targets = channel_targets({n: c.out_channels for n, c in pruner.convs.items()}, ratios, round_to,
+                              {n: pruner.groups[pruner.set_of[n]] for n in pruner.convs})
     pruner.apply(pruner.plan(targets, criterion), criterion, data_for_taylor=data_for_taylor, seed=seed)
     return model
 
