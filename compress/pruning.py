@@ -24,6 +24,7 @@ prune + fine-tune rounds, with their cache, are a step (`steps/pruning.py`).
 """
 from __future__ import annotations
 
+import copy
 import math
 import numbers
 import zlib
@@ -150,6 +151,9 @@ class ChannelPruner:
         try:
             with torch.enable_grad():  # the graph is traced through autograd: never under no_grad
                 self.graph = tp.DependencyGraph().build_dependency(model, example_inputs=(example,), verbose=False)
+        except Exception as e:  # noqa: BLE001 - one line, not a trace from inside the engine
+            raise ValueError(f"cannot prune this model: torch-pruning cannot trace it ({type(e).__name__}: "
+                             f"{_one_line(e)})") from None
         finally:
             model.train(was_training)  # tracing switches the model to eval mode
         self.sets: dict[str, tuple[str, ...]] = {}  # first conv in forward order -> every coupled conv
@@ -162,7 +166,7 @@ class ChannelPruner:
             try:
                 group = self._group(name)
             except Exception as e:  # the graph could not follow this layer's channels: say which and why
-                raise ValueError(f"cannot prune {name}: torch-pruning cannot trace its channels "
+                raise ValueError(f"cannot prune layer {name!r}: torch-pruning cannot trace its channels "
                                  f"({type(e).__name__}: {_one_line(e)})") from None
             members = {names[item.dep.target.module] for item in group
                        if item.dep.target.module in names and item.dep.handler in writes}
@@ -260,7 +264,7 @@ class ChannelPruner:
             if isinstance(keep, bool) or not isinstance(keep, numbers.Integral) or not 1 <= keep <= n:
                 raise ValueError(f"{s}: can keep between 1 and its {n} channels, asked for {keep!r}")
             if keep < n and s in self.frozen:
-                raise ValueError(f"cannot prune {s}: {self.frozen[s]}")
+                raise ValueError(f"cannot prune layer {s!r}: {self.frozen[s]}")
             g = self.groups[s]
             if keep % g:
                 raise ValueError(f"{s}: its channels feed or leave a grouped conv of {g} groups, so it keeps a multiple "
@@ -314,7 +318,7 @@ class ChannelPruner:
         if len(drop) >= len(alive):
             raise ValueError(f"removing {len(drop)} of {len(alive)} channels would leave {s!r} with none")
         if s in self.frozen:
-            raise ValueError(f"cannot prune {s}: {self.frozen[s]}")
+            raise ValueError(f"cannot prune layer {s!r}: {self.frozen[s]}")
         g = self.groups[s]
         if g > 1:
             per = self._size[s] // g
@@ -327,7 +331,7 @@ class ChannelPruner:
         try:
             group.prune()
         except Exception as e:  # an op the engine cannot resize: name the set, not a library's index error
-            raise ValueError(f"cannot prune {s}: torch-pruning failed to remove its channels "
+            raise ValueError(f"cannot prune layer {s!r}: torch-pruning failed to remove its channels "
                              f"({type(e).__name__}: {_one_line(e)})") from None
         self._removed = True
         gone = set(drop)
@@ -376,8 +380,8 @@ def prune(model: nn.Module, ratios, *, criterion: str = "l1", round_to: int | No
     pruner = ChannelPruner(model, example_inputs)
     ratios = _expand(arch_of(model), pruner, ratios)
     targets = channel_targets({n: c.out_channels for n, c in pruner.convs.items()}, ratios, round_to,
-                              {n: pruner.groups[pruner.set_of[n]] for n in pruner.convs})
-    pruner.apply(pruner.plan(targets, criterion), criterion, data_for_taylor=data_for_taylor, seed=seed)
+                              {n: pruner.groups[s] for n, s in pruner.set_of.items() if s not in pruner.frozen})
+    _apply_checked(pruner, pruner.plan(targets, criterion), criterion, example_inputs, data_for_taylor, seed)
     return model
 
 
@@ -386,8 +390,56 @@ def prune_to_channels(model: nn.Module, channels: Mapping[str, int], *, criterio
     """Like `prune`, but with the number of output channels to keep per conv (coupled convs must agree)."""
     check_criterion(criterion, data_for_taylor)
     pruner = ChannelPruner(model, example_inputs)
-    pruner.apply(pruner.plan(channels, criterion), criterion, data_for_taylor=data_for_taylor, seed=seed)
+    _apply_checked(pruner, pruner.plan(channels, criterion), criterion, example_inputs, data_for_taylor, seed)
     return model
+
+
+def _apply_checked(pruner: ChannelPruner, plan: Mapping[str, int], criterion: str, example_inputs, data_for_taylor,
+                   seed: int) -> None:
+    """`pruner.apply`, then one forward pass: a model the engine cannot prune (an op it does not know, a
+    hard-coded channel count) is put back as it was and refused with one line naming the first set whose
+    removal alone breaks it, instead of a library's index error now or a shape error at the next forward."""
+    if not plan:
+        return
+    model = pruner.model
+    device = next(model.parameters()).device
+    example = example_input(1, device) if example_inputs is None else example_inputs[:1]
+    backup = copy.deepcopy(model)
+    try:
+        pruner.apply(plan, criterion, data_for_taylor=data_for_taylor, seed=seed)
+        _forward(model, example)
+    except Exception as error:  # noqa: BLE001 - any failure becomes one line naming the layer
+        model.__dict__.update(backup.__dict__)  # the model as it was: submodules, parameters, buffers
+        if isinstance(error, ValueError) and str(error).startswith("cannot prune"):
+            raise
+        raise _culprit(backup, plan, example, error) from None
+
+
+def _forward(model: nn.Module, example: torch.Tensor) -> None:
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(example)
+    finally:
+        model.train(was_training)
+
+
+def _culprit(model: nn.Module, plan: Mapping[str, int], example: torch.Tensor, error: Exception) -> ValueError:
+    """The first set of `plan` whose pruning alone (on a copy of `model`) breaks the model, as one line."""
+    for s, keep in plan.items():
+        work = copy.deepcopy(model)
+        try:
+            pruner = ChannelPruner(work, example)
+            pruner.remove(s, pruner.ranking(s, torch.arange(pruner.channels(s), 0, -1).float())[: pruner.channels(s) - keep])
+            _forward(work, example)
+        except Exception as e:  # noqa: BLE001
+            if isinstance(e, ValueError) and str(e).startswith("cannot prune"):
+                return e
+            return ValueError(f"cannot prune layer {s!r}: removing its channels breaks the model, probably an op the pruning "
+                              f"engine cannot resize ({type(e).__name__}: {_one_line(e)})")
+    return ValueError(f"cannot prune this model: after pruning, its forward pass fails ({type(error).__name__}: "
+                      f"{_one_line(error)})")
 
 
 def has_batchnorm(model: nn.Module) -> bool:
