@@ -201,6 +201,8 @@ class ChannelPruner:
                 return n, (f"grouped conv {names.get(m, type(m).__name__)} ({m.groups} groups) sees only "
                            f"{len(item.idxs)} of its {side} channels through this set, so its groups cannot stay equal")
             g = math.lcm(g, m.groups)
+        if any(isinstance(item.dep.target.module, tp.ops._OutputOp) for item in self._group(s)):
+            return n, "no layer reads its channels: they are the model's outputs (a conv classifier keeps its classes)"
         if n % g:
             return n, f"its {n} channels do not split into {g} equal conv groups"
         if g == n:

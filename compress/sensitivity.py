@@ -12,7 +12,6 @@ import copy
 from collections.abc import Sequence
 
 import pandas as pd
-import torch
 from torch import nn
 from tqdm.auto import tqdm
 

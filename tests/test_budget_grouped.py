@@ -12,7 +12,6 @@ import random
 import re
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -266,3 +265,11 @@ def test_the_your_own_model_snippet_runs(capsys):
     printed = capsys.readouterr().out
     reached = float(re.search(r"([0-9.]+)x fewer MACs", printed).group(1))
     assert abs(reached - 4) / 4 <= 0.01
+
+
+def test_a_conv_classifier_keeps_its_classes():
+    torch.manual_seed(0)
+    model = torchvision.models.squeezenet1_1(num_classes=10).eval()  # its classifier is a 1x1 conv to 10 channels
+    assert "model's outputs" in ChannelPruner(model).frozen["classifier.1"]
+    pruned, a = prune_to_budget(model, 4, "global")
+    assert pruned(torch.randn(2, 3, 32, 32)).shape == (2, 10) and abs(a.mac_reduction - 4) / 4 <= 0.01
