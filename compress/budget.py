@@ -98,14 +98,16 @@ class CostModel:
         positions: dict[nn.Module, int] = {}  # output positions per image: a conv's pixels, a linear layer's 1
         _observe(model, example_inputs, (nn.Conv2d, nn.Linear), lambda _n, mod, out: positions.__setitem__(
             mod, out[0].numel() // (mod.out_channels if isinstance(mod, nn.Conv2d) else mod.out_features)))
-        self.layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear, nn.modules.batchnorm._NormBase))
+        norms = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
+        self.layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear, *norms))
                        and any(p is not None for p in (getattr(m, "weight", None), getattr(m, "bias", None)))]
         self.positions = [positions.get(m, 0) for m in self.layers]
         index = {m: i for i, m in enumerate(self.layers)}
         # per set: (layer index, "in" | "out", entries removed per channel)
         self.effects: dict[str, list[tuple[int, str, float]]] = {}
         out_handlers = (tp.prune_conv_out_channels, tp.prune_linear_out_channels, tp.prune_batchnorm_out_channels,
-                        tp.prune_depthwise_conv_out_channels)
+                        tp.prune_depthwise_conv_out_channels, tp.prune_layernorm_out_channels,
+                        tp.prune_groupnorm_out_channels)
         in_handlers = (tp.prune_conv_in_channels, tp.prune_linear_in_channels, tp.prune_depthwise_conv_in_channels)
         for s, n in self.sets.items():
             effects = []
@@ -118,35 +120,48 @@ class CostModel:
                     effects.append((index[m], side, len(item.idxs) / n))
             self.effects[s] = effects
 
-    def _dims(self, keep: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
-        d_in = np.zeros(len(self.layers))
-        d_out = np.zeros(len(self.layers))
-        for s, n in self.sets.items():
-            removed = n - keep.get(s, n)
-            if removed:
-                for i, side, per in self.effects[s]:
-                    (d_out if side == "out" else d_in)[i] += removed * per
-        return d_in, d_out
+        # the same, as arrays: d_out = out_effect @ removed-per-set, and each layer's shape, so `cost` is a few
+        # vector operations (the searches call it hundreds of thousands of times on a MobileNet)
+        self._names = list(self.sets)
+        self._sizes = np.array([self.sets[s] for s in self._names], dtype=float)
+        self._out_effect = np.zeros((len(self.layers), len(self._names)))
+        self._in_effect = np.zeros((len(self.layers), len(self._names)))
+        for j, s in enumerate(self._names):
+            for i, side, per in self.effects[s]:
+                (self._out_effect if side == "out" else self._in_effect)[i, j] += per
+        shape = {"out": [], "in": [], "groups": [], "area": [], "bias": [], "depthwise": [], "dense": [], "affine": []}
+        for m in self.layers:
+            conv, linear = isinstance(m, nn.Conv2d), isinstance(m, nn.Linear)
+            if conv or linear:
+                shape["out"].append(m.out_channels if conv else m.out_features)
+                shape["in"].append(m.in_channels if conv else m.in_features)
+                shape["groups"].append(m.groups if conv else 1)
+                shape["area"].append(m.kernel_size[0] * m.kernel_size[1] if conv else 1)
+                shape["affine"].append(0)
+            else:  # affine norm layers: weight and bias per channel
+                shape["out"].append(m.num_channels if isinstance(m, nn.GroupNorm) else math.prod(m.normalized_shape)
+                                    if isinstance(m, nn.LayerNorm) else m.num_features)
+                shape["in"].append(0), shape["groups"].append(1), shape["area"].append(0)
+                shape["affine"].append(sum(p is not None for p in (m.weight, m.bias)))
+            shape["bias"].append(int((conv or linear) and m.bias is not None))
+            # depthwise: a channel goes from its input, output and groups at once
+            shape["depthwise"].append(conv and m.groups == m.out_channels > 1)
+            shape["dense"].append(conv or linear)
+        self._shape = {k: np.array(v, dtype=bool if k in ("depthwise", "dense") else float) for k, v in shape.items()}
+        self._positions = np.array(self.positions, dtype=float)
 
     def cost(self, keep: dict[str, int]) -> tuple[float, float]:
         """(MACs, parameters) with `keep[set]` output channels per set (missing sets keep all)."""
-        d_in, d_out = self._dims(keep)
-        macs = params = 0.0
-        for i, m in enumerate(self.layers):
-            if isinstance(m, nn.Conv2d):
-                depthwise = m.groups > 1
-                out = m.out_channels - d_out[i]
-                per_group_in = m.in_channels // m.groups if depthwise else m.in_channels - d_in[i]
-                area = m.kernel_size[0] * m.kernel_size[1]
-                macs += self.positions[i] * area * per_group_in * out
-                params += area * per_group_in * out + (out if m.bias is not None else 0)
-            elif isinstance(m, nn.Linear):
-                cin, out = m.in_features - d_in[i], m.out_features - d_out[i]
-                macs += self.positions[i] * cin * out
-                params += cin * out + (out if m.bias is not None else 0)
-            else:  # affine norm layers: weight and bias per channel
-                ch = m.num_features - d_out[i]
-                params += ch * sum(p is not None for p in (m.weight, m.bias))
+        removed = self._sizes - np.array([keep.get(s, n) for s, n in zip(self._names, self._sizes)], dtype=float)
+        d_out, d_in = self._out_effect @ removed, self._in_effect @ removed
+        sh = self._shape
+        dw = sh["depthwise"]
+        out = sh["out"] - np.where(dw, np.maximum(d_out, d_in), d_out)
+        # dense or grouped convs keep their groups, each with (inputs left) / groups inputs; depthwise ones keep 1
+        per_group_in = np.where(dw, sh["in"] / sh["groups"], (sh["in"] - d_in) / sh["groups"])
+        weights = np.where(sh["dense"], sh["area"] * per_group_in * out, 0.0)
+        macs = float(np.sum(self._positions * weights))
+        params = float(np.sum(weights + sh["bias"] * out + sh["affine"] * out))
         return macs, params
 
 
@@ -201,28 +216,36 @@ class _Search:
         self.pruner = ChannelPruner(model, self.example)
         self.cost_model = CostModel(self.pruner, self.example)
         self.sizes = dict(self.cost_model.sets)
-        self.unit = round_to or 1
-        # the fewest channels a set may keep: the cap, at least one, rounded up to round_to, at most all of them
-        self.floor = {s: min(n, self._round_up(max(1, math.ceil(n * (1 - max_ratio))))) for s, n in self.sizes.items()}
+        # channels move in units: round_to, and for channels split into g conv groups a multiple of g (their lcm)
+        groups = self.pruner.groups
+        self.units = {s: math.lcm(round_to or 1, groups[s]) for s in self.sizes}
+        # the fewest channels a set may keep: the cap, at least one unit, at most all of them (a frozen set: all)
+        self.floor = {s: n if s in self.pruner.frozen else min(n, self._round_up(s, max(1, math.ceil(n * (1 - max_ratio)))))
+                      for s, n in self.sizes.items()}
         self.target = target
         self.index = METRICS.index(target.metric)
         self.base_macs, self.base_params = count_macs(model, tuple(self.example[:1].shape)), count_params(model)
         self.goal = target.count(self.base_macs if target.metric == "macs" else self.base_params)
         self.max_ratio = max_ratio
 
-    def _round_up(self, keep: int) -> int:
-        return self.unit * math.ceil(keep / self.unit) if self.unit > 1 else keep
+    def _round_up(self, s: str, keep: int) -> int:
+        unit = self.units[s]
+        return unit * math.ceil(keep / unit) if unit > 1 else keep
 
     def rounded(self, s: str, keep: float) -> int:
-        """`keep` channels of set `s` as a multiple of `round_to`, within the set's floor and size."""
-        n = self.sizes[s]
+        """`keep` channels of set `s` as a multiple of its unit, within the set's floor and size."""
+        n, unit = self.sizes[s], self.units[s]
         k = int(round(keep))
-        if self.unit > 1:
-            k = self.unit * int(round(k / self.unit))
+        if unit > 1:
+            k = unit * int(round(k / unit))
         return min(n, max(self.floor[s], k))
 
     def cost(self, keep: dict[str, int]) -> float:
         return self.cost_model.cost(keep)[self.index]
+
+    def _valid(self, s: str, keep: int) -> bool:
+        """Every conv group of the set keeps the same number of channels."""
+        return keep % self.pruner.groups[s] == 0
 
     def check_reachable(self, goal: float) -> None:
         smallest = self.cost(self.floor)
@@ -245,9 +268,11 @@ class _Search:
                 return keep
             best, best_gap = None, math.inf
             for s in keep:
-                step = -self.unit if now > goal else self.unit
+                step = -self.units[s] if now > goal else self.units[s]
                 k = keep[s] + step
-                if not self.floor[s] <= k <= self.sizes[s]:
+                if k > self.sizes[s] and keep[s] < self.sizes[s]:
+                    k = self.sizes[s]  # a set not a multiple of its unit returns to whole
+                if not self.floor[s] <= k <= self.sizes[s] or not self._valid(s, k):
                     continue
                 trial = self.cost({**keep, s: k})
                 gap = abs(trial - goal)
@@ -274,14 +299,15 @@ def _uniform(search: _Search, goal: float) -> tuple[dict[str, int], float]:
 
 
 def _global(search: _Search, goal: float, criterion: str, data_for_taylor, seed: int) -> dict[str, int]:
-    scores = search.pruner.scores(list(search.sizes), criterion, data_for_taylor=data_for_taylor, seed=seed)
+    scores = search.pruner.scores([s for s in search.sizes if s not in search.pruner.frozen], criterion, data_for_taylor=data_for_taylor, seed=seed)
     units = []  # (normalised score of the unit's strongest channel, set): removing a unit removes `unit` channels
     for s, sc in scores.items():
+        sc = search.pruner.position_scores(s, sc)  # grouped sets: positions go whole, ranked by their mean
         normalised = (sc / sc.mean().clamp_min(1e-12)).sort().values.tolist()
-        n, floor = search.sizes[s], search.floor[s]
-        head = n % search.unit if search.unit > 1 else 0  # a set not a multiple of round_to drops its remainder first
+        n, floor, unit = search.sizes[s], search.floor[s], search.units[s]
+        head = n % unit if unit > 1 else 0  # a set not a multiple of its unit drops its remainder first
         start = 0
-        for size in ([head] if head else []) + [search.unit] * ((n - head) // search.unit):
+        for size in ([head] if head else []) + [unit] * ((n - head) // unit):
             if n - (start + size) < floor:
                 break
             units.append((normalised[start + size - 1], s, start + size))
@@ -334,8 +360,11 @@ def _sensitivity(search: _Search, goal: float, scan: pd.DataFrame) -> dict[str, 
     while now > goal:
         best, best_key = None, None
         for s, n in search.sizes.items():
-            step = max(search.unit, search.unit * (n // (64 * search.unit)))  # ~1/64 of the set per move
+            unit = search.units[s]
+            step = max(unit, unit * (n // (64 * unit)))  # ~1/64 of the set per move
             k = max(search.floor[s], keep[s] - step)
+            if k % unit and k != n:  # from a whole set that is not a multiple of its unit: to the multiple below
+                k = max(search.floor[s], unit * (k // unit))
             if k >= keep[s]:
                 continue
             saved = now - search.cost({**keep, s: k})
@@ -454,8 +483,9 @@ def schedule(model: nn.Module, allocation: Allocation, steps: int, *,
     base = cost_model.cost(sizes)[index]
     reduction = base / cost_model.cost(final)[index]
 
-    def keep_at(t: float) -> dict[str, int]:
-        return {s: n - int(round(t * (n - final[s]))) for s, n in sizes.items()}
+    def keep_at(t: float) -> dict[str, int]:  # channels split into g conv groups move g at a time
+        g = pruner.groups
+        return {s: n - g[s] * int(round(t * (n - final[s]) / g[s])) for s, n in sizes.items()}
 
     out = []
     for k in range(1, steps):

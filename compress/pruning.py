@@ -24,6 +24,8 @@ prune + fine-tune rounds, with their cache, are a step (`steps/pruning.py`).
 """
 from __future__ import annotations
 
+import copy
+import math
 import numbers
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
@@ -52,7 +54,8 @@ def arch_of(model: nn.Module) -> str | None:
 
 # ----------------------------------------------------------------------------- importance criteria
 class FilterNorm(tp.importance.Importance):
-    """Li et al. 2017: sum of |w|^p over a channel's filter, summed over every conv that writes the channel.
+    """Li et al. 2017: sum of |w|^p over a channel's filter, summed over every conv that writes the channel
+    (a depthwise conv writes the channel its producer wrote, so its one-input filter counts too).
 
     For a coupled set this is the p-norm (to the p) of the concatenated filters; with p=2 the ranking
     equals the L2-norm ranking. Only producing filters count, not the consumers' input weights.
@@ -66,7 +69,8 @@ class FilterNorm(tp.importance.Importance):
         imp = torch.zeros(len(group[0].idxs), device=group[0].dep.target.module.weight.device)
         for item in group:
             layer = item.dep.target.module
-            if isinstance(layer, nn.Conv2d) and item.dep.handler == tp.prune_conv_out_channels:
+            if isinstance(layer, nn.Conv2d) and item.dep.handler in (tp.prune_conv_out_channels,
+                                                                     tp.prune_depthwise_conv_out_channels):
                 score = layer.weight.detach()[item.idxs].flatten(1).abs().pow(self.p).sum(1)
                 imp.index_add_(0, torch.as_tensor(item.root_idxs, device=imp.device), score.float())
         return imp
@@ -147,21 +151,63 @@ class ChannelPruner:
         try:
             with torch.enable_grad():  # the graph is traced through autograd: never under no_grad
                 self.graph = tp.DependencyGraph().build_dependency(model, example_inputs=(example,), verbose=False)
+        except Exception as e:  # noqa: BLE001 - one line, not a trace from inside the engine
+            raise ValueError(f"cannot prune this model: torch-pruning cannot trace it ({type(e).__name__}: "
+                             f"{_one_line(e)})") from None
         finally:
             model.train(was_training)  # tracing switches the model to eval mode
         self.sets: dict[str, tuple[str, ...]] = {}  # first conv in forward order -> every coupled conv
         self.set_of: dict[str, str] = {}
         names = {m: n for n, m in self.convs.items()}
+        writes = (tp.prune_conv_out_channels, tp.prune_depthwise_conv_out_channels)  # a depthwise conv's outputs are its inputs
         for name, conv in self.convs.items():
             if name in self.set_of:
                 continue
-            members = {names[item.dep.target.module] for item in self._group(name)
-                       if item.dep.target.module in names and item.dep.handler == tp.prune_conv_out_channels}
+            try:
+                group = self._group(name)
+            except Exception as e:  # the graph could not follow this layer's channels: say which and why
+                raise ValueError(f"cannot prune layer {name!r}: torch-pruning cannot trace its channels "
+                                 f"({type(e).__name__}: {_one_line(e)})") from None
+            members = {names[item.dep.target.module] for item in group
+                       if item.dep.target.module in names and item.dep.handler in writes}
+            members.add(name)
             ordered = tuple(n for n in self.convs if n in members)
             self.sets[name] = ordered
             self.set_of.update((m, name) for m in ordered)
-        self._alive = {s: list(range(self.convs[s].out_channels)) for s in self.sets}
+        self.groups: dict[str, int] = {}  # set -> conv groups its channels are split into (1: any channel may go)
+        self.frozen: dict[str, str] = {}  # set -> why its channels cannot move
+        for s in self.sets:
+            self.groups[s], reason = self._grouping(s)
+            if reason:
+                self.frozen[s] = reason
+        self._size = {s: self.convs[s].out_channels for s in self.sets}  # at construction, as `remove`'s indices
+        self._alive = {s: list(range(n)) for s, n in self._size.items()}
         self._removed = False
+
+    def _grouping(self, s: str) -> tuple[int, str | None]:
+        """How the channels of set `s` are split by grouped convs (not depthwise: those lose channels one by one,
+        together with their producer): a grouped conv of g groups reads or writes them in g equal blocks, and
+        every block must keep the same size (and, for its inputs, the same positions: one weight tensor serves
+        every group). Returns (g, None), or (g, reason) where the set cannot lose a channel."""
+        n, g = self.channels(s), 1
+        names = {m: k for k, m in self.convs.items()}
+        for item in self._group(s):
+            m, handler = item.dep.target.module, item.dep.handler
+            if not isinstance(m, nn.Conv2d) or m.groups == 1 or handler not in (tp.prune_conv_out_channels,
+                                                                               tp.prune_conv_in_channels):
+                continue
+            side = m.out_channels if handler == tp.prune_conv_out_channels else m.in_channels
+            if len(item.idxs) != side:  # e.g. a grouped conv reading a concatenation: blocks and channels do not line up
+                return n, (f"grouped conv {names.get(m, type(m).__name__)} ({m.groups} groups) sees only "
+                           f"{len(item.idxs)} of its {side} channels through this set, so its groups cannot stay equal")
+            g = math.lcm(g, m.groups)
+        if any(isinstance(item.dep.target.module, tp.ops._OutputOp) for item in self._group(s)):
+            return n, "no layer reads its channels: they are the model's outputs (a conv classifier keeps its classes)"
+        if n % g:
+            return n, f"its {n} channels do not split into {g} equal conv groups"
+        if g == n:
+            return n, f"a grouped conv ({g} groups) has one channel per group here; only whole groups could go"
+        return g, None
 
     def _group(self, name: str, idxs: Sequence[int] | None = None):
         conv = self.convs[name]
@@ -219,6 +265,12 @@ class ChannelPruner:
             keep, n = wanted.pop(), self.channels(s)
             if isinstance(keep, bool) or not isinstance(keep, numbers.Integral) or not 1 <= keep <= n:
                 raise ValueError(f"{s}: can keep between 1 and its {n} channels, asked for {keep!r}")
+            if keep < n and s in self.frozen:
+                raise ValueError(f"cannot prune layer {s!r}: {self.frozen[s]}")
+            g = self.groups[s]
+            if keep % g:
+                raise ValueError(f"{s}: its channels feed or leave a grouped conv of {g} groups, so it keeps a multiple "
+                                 f"of {g} (every group the same size); asked for {keep}")
             if keep < n:
                 plan[s] = int(keep)
         if criterion == "bn_scale":
@@ -232,8 +284,27 @@ class ChannelPruner:
         """Score every planned set first, then remove each set's least important channels."""
         scores = self.scores(plan, criterion, data_for_taylor=data_for_taylor, seed=seed)
         for s, keep in plan.items():
-            order = torch.argsort(scores[s], stable=True)  # least important first; ties by index
-            self.remove(s, order[: self.channels(s) - keep].tolist())
+            self.remove(s, self.ranking(s, scores[s])[: self.channels(s) - keep])
+
+    def ranking(self, name: str, scores: torch.Tensor) -> list[int]:
+        """Channels of the set containing `name`, least important first (ties by index). In a set split into g
+        conv groups a channel's score is the mean of its position over the groups (as torch-pruning ranks
+        grouped convs) and positions go whole: the g channels of the weakest position, then the next."""
+        s = self.set_of[name]
+        g = self.groups[s]
+        if g == 1:
+            return torch.argsort(scores, stable=True).tolist()
+        per = len(scores) // g
+        positions = torch.argsort(scores.view(g, per).mean(0), stable=True).tolist()
+        return [p + k * per for p in positions for k in range(g)]
+
+    def position_scores(self, name: str, scores: torch.Tensor) -> torch.Tensor:
+        """Per-channel scores with every channel given its position's mean over the set's conv groups (as
+        `ranking` ranks them); unchanged for sets of one group."""
+        g = self.groups[self.set_of[name]]
+        if g == 1:
+            return scores
+        return scores.view(g, -1).mean(0).repeat(g)
 
     def remove(self, name: str, idxs: Iterable[int]) -> None:
         """Remove channels `idxs` (indices at construction time) of the set containing conv `name`."""
@@ -248,13 +319,30 @@ class ChannelPruner:
             return
         if len(drop) >= len(alive):
             raise ValueError(f"removing {len(drop)} of {len(alive)} channels would leave {s!r} with none")
+        if s in self.frozen:
+            raise ValueError(f"cannot prune layer {s!r}: {self.frozen[s]}")
+        g = self.groups[s]
+        if g > 1:
+            per = self._size[s] // g
+            if set(drop) != {p % per + k * per for p in drop for k in range(g)}:
+                raise ValueError(f"{s}: channels feed or leave a grouped conv of {g} groups, so each removed position "
+                                 f"goes from every group (channel c with c + {per}, c + {2 * per}, ...)")
         group = self._group(s, [position[i] for i in drop])
         if not self.graph.check_pruning_group(group):
             raise RuntimeError(f"torch-pruning refused to prune {s!r}: a coupled layer would lose every channel")
-        group.prune()
+        try:
+            group.prune()
+        except Exception as e:  # an op the engine cannot resize: name the set, not a library's index error
+            raise ValueError(f"cannot prune layer {s!r}: torch-pruning failed to remove its channels "
+                             f"({type(e).__name__}: {_one_line(e)})") from None
         self._removed = True
         gone = set(drop)
         self._alive[s] = [c for c in alive if c not in gone]
+
+
+def _one_line(error: BaseException, limit: int = 200) -> str:
+    text = " ".join(str(error).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # ----------------------------------------------------------------------------- ratios on a real model
@@ -293,8 +381,9 @@ def prune(model: nn.Module, ratios, *, criterion: str = "l1", round_to: int | No
     check_criterion(criterion, data_for_taylor)
     pruner = ChannelPruner(model, example_inputs)
     ratios = _expand(arch_of(model), pruner, ratios)
-    targets = channel_targets({n: c.out_channels for n, c in pruner.convs.items()}, ratios, round_to)
-    pruner.apply(pruner.plan(targets, criterion), criterion, data_for_taylor=data_for_taylor, seed=seed)
+    targets = channel_targets({n: c.out_channels for n, c in pruner.convs.items()}, ratios, round_to,
+                              {n: pruner.groups[s] for n, s in pruner.set_of.items() if s not in pruner.frozen})
+    _apply_checked(pruner, pruner.plan(targets, criterion), criterion, example_inputs, data_for_taylor, seed)
     return model
 
 
@@ -303,8 +392,56 @@ def prune_to_channels(model: nn.Module, channels: Mapping[str, int], *, criterio
     """Like `prune`, but with the number of output channels to keep per conv (coupled convs must agree)."""
     check_criterion(criterion, data_for_taylor)
     pruner = ChannelPruner(model, example_inputs)
-    pruner.apply(pruner.plan(channels, criterion), criterion, data_for_taylor=data_for_taylor, seed=seed)
+    _apply_checked(pruner, pruner.plan(channels, criterion), criterion, example_inputs, data_for_taylor, seed)
     return model
+
+
+def _apply_checked(pruner: ChannelPruner, plan: Mapping[str, int], criterion: str, example_inputs, data_for_taylor,
+                   seed: int) -> None:
+    """`pruner.apply`, then one forward pass: a model the engine cannot prune (an op it does not know, a
+    hard-coded channel count) is put back as it was and refused with one line naming the first set whose
+    removal alone breaks it, instead of a library's index error now or a shape error at the next forward."""
+    if not plan:
+        return
+    model = pruner.model
+    device = next(model.parameters()).device
+    example = example_input(1, device) if example_inputs is None else example_inputs[:1]
+    backup = copy.deepcopy(model)
+    try:
+        pruner.apply(plan, criterion, data_for_taylor=data_for_taylor, seed=seed)
+        _forward(model, example)
+    except Exception as error:  # noqa: BLE001 - any failure becomes one line naming the layer
+        model.__dict__.update(backup.__dict__)  # the model as it was: submodules, parameters, buffers
+        if isinstance(error, ValueError) and str(error).startswith("cannot prune"):
+            raise
+        raise _culprit(backup, plan, example, error) from None
+
+
+def _forward(model: nn.Module, example: torch.Tensor) -> None:
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(example)
+    finally:
+        model.train(was_training)
+
+
+def _culprit(model: nn.Module, plan: Mapping[str, int], example: torch.Tensor, error: Exception) -> ValueError:
+    """The first set of `plan` whose pruning alone (on a copy of `model`) breaks the model, as one line."""
+    for s, keep in plan.items():
+        work = copy.deepcopy(model)
+        try:
+            pruner = ChannelPruner(work, example)
+            pruner.remove(s, pruner.ranking(s, torch.arange(pruner.channels(s), 0, -1).float())[: pruner.channels(s) - keep])
+            _forward(work, example)
+        except Exception as e:  # noqa: BLE001
+            if isinstance(e, ValueError) and str(e).startswith("cannot prune"):
+                return e
+            return ValueError(f"cannot prune layer {s!r}: removing its channels breaks the model, probably an op the pruning "
+                              f"engine cannot resize ({type(e).__name__}: {_one_line(e)})")
+    return ValueError(f"cannot prune this model: after pruning, its forward pass fails ({type(error).__name__}: "
+                      f"{_one_line(error)})")
 
 
 def has_batchnorm(model: nn.Module) -> bool:

@@ -88,9 +88,13 @@ def max_ratio(channels: int) -> float:
     return 1 - 0.5 / channels
 
 
-def channel_targets(channels: Mapping[str, int], ratios: Mapping[str, float], round_to: int | None = None) -> dict[str, int]:
+def channel_targets(channels: Mapping[str, int], ratios: Mapping[str, float], round_to: int | None = None,
+                    multiples: Mapping[str, int] | None = None) -> dict[str, int]:
     """Output channels to keep per conv: round(n * (1 - ratio)), then to a multiple of `round_to`.
 
+    `multiples` (conv name -> g) is for channels split into g equal conv groups (a grouped conv's inputs or
+    outputs): every group must keep the same number, so the count is a multiple of g (and of `round_to`,
+    whichever is larger: their least common multiple), at least one per group.
     A ratio that would leave a layer with no filter is an error, not a silent clamp.
     """
     if round_to is not None and (isinstance(round_to, bool) or not isinstance(round_to, int) or round_to < 1):
@@ -102,8 +106,9 @@ def channel_targets(channels: Mapping[str, int], ratios: Mapping[str, float], ro
         if keep < 1:
             raise ValueError(f"ratio {ratio} would leave {name} ({n} filters) with 0 filters (it keeps "
                              f"round(n * (1 - ratio))); ratios below {max_ratio(n):.10g} keep at least 1 of {n} filters")
-        if round_to:
-            keep = min(n, max(round_to, round_to * int(round(keep / round_to))))
+        unit = math.lcm(round_to or 1, (multiples or {}).get(name, 1))
+        if unit > 1:
+            keep = min(n, max(unit, unit * int(round(keep / unit))))
         out[name] = keep
     return out
 

@@ -12,7 +12,6 @@ import copy
 from collections.abc import Sequence
 
 import pandas as pd
-import torch
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -48,7 +47,8 @@ def sensitivity_scan(model: nn.Module, split: Split, ratios: Sequence[float] = (
     Returns tidy rows (layer, group, ratio, channels, top1, top5, loss, params, macs), one per
     (layer, ratio). Ratio 0 is always included and is the unpruned model, evaluated once. Convs coupled
     through a residual sum cannot be pruned alone: they are pruned as their set, `group` names it, and
-    every member gets the same rows; MACs are `metrics.count_macs`, the counter of every table. Fast by construction: channel importance is measured once on the
+    every member gets the same rows; a set whose channels cannot move (`ChannelPruner.frozen`) gets its ratio-0 row
+    only, and channels split into g conv groups go g at a time (whole positions); MACs are `metrics.count_macs`, the counter of every table. Fast by construction: channel importance is measured once on the
     unpruned model, and each set is pruned step by step along that ranking on one copy with one
     dependency graph, which gives the same model as pruning a fresh copy at each ratio.
     """
@@ -63,18 +63,22 @@ def sensitivity_scan(model: nn.Module, split: Split, ratios: Sequence[float] = (
     if unknown:
         raise ValueError(f"unknown conv layer(s) {unknown}; valid names: {list(reference.convs)}")
     sets = list(dict.fromkeys(reference.set_of[name] for name in layers))
-    counts = {s: reference.channels(s) for s in sets}
-    keeps = {r: channel_targets(counts, dict.fromkeys(sets, r)) for r in ratios}  # fails early on 0-filter ratios
+    movable = [s for s in sets if s not in reference.frozen]  # a frozen set is scanned at ratio 0 only
+    counts = {s: reference.channels(s) for s in movable}
+    # fails early on 0-filter ratios; channels split into g conv groups keep multiples of g
+    keeps = {r: channel_targets(counts, dict.fromkeys(movable, r), multiples=reference.groups) for r in ratios}
     reference.plan(keeps[ratios[-1]], criterion)  # e.g. bn_scale without BatchNorm
-    scores = reference.scores(sets, criterion, data_for_taylor=data_for_taylor, seed=seed)
+    scores = reference.scores(movable, criterion, data_for_taylor=data_for_taylor, seed=seed)
 
     base = {**evaluate(model, split, batch_size)}
     base_macs, base_params = count_macs(model), count_params(model)
     results: dict[tuple[str, float], dict] = {}
-    bar = tqdm(total=len(sets) * (len(ratios) - 1), desc="sensitivity", disable=not progress, leave=False)
+    bar = tqdm(total=len(movable) * (len(ratios) - 1), desc="sensitivity", disable=not progress, leave=False)
     for s in sets:
-        results[(s, 0.0)] = {"channels": counts[s], **base, "params": base_params, "macs": base_macs}
-        order = torch.argsort(scores[s], stable=True).tolist()  # least important first
+        results[(s, 0.0)] = {"channels": reference.channels(s), **base, "params": base_params, "macs": base_macs}
+        if s in reference.frozen:
+            continue
+        order = reference.ranking(s, scores[s])  # least important first; grouped sets whole positions at a time
         work = copy.deepcopy(model)
         pruner = ChannelPruner(work, example)
         removed, last = 0, results[(s, 0.0)]
@@ -90,5 +94,5 @@ def sensitivity_scan(model: nn.Module, split: Split, ratios: Sequence[float] = (
         del work, pruner
     bar.close()
     rows = [{"layer": name, "group": reference.set_of[name], "ratio": r, **results[(reference.set_of[name], r)]}
-            for name in layers for r in ratios]
+            for name in layers for r in ratios if (reference.set_of[name], r) in results]
     return pd.DataFrame(rows, columns=SCAN_COLUMNS)
