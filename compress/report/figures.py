@@ -52,7 +52,7 @@ FIGURES = {
     "pareto_latency": (("models",), lambda t, a: plots.pareto(t["models"], "latency_ms", f"{a}: accuracy vs CPU latency")),
 }
 
-# How the README shows the figures: a caption, then the figures it describes (every FIGURES key once).
+# How docs/results.md shows the figures: a caption, then the figures it describes (every FIGURES key once).
 README_FIGURES = (
     ("Baseline training (loss, and train / validation accuracy by epoch):", ("training",)),
     ("Filters ranked by L1 norm per layer (steep curves: layers with many weak filters), and each conv pruned "
@@ -71,9 +71,9 @@ README_FIGURES = (
 
 def figures_markdown(assets_dir: str | Path, archs=ARCHS, link_from: str | Path = REPO_ROOT,
                      heading: str = "####") -> str:
-    """The README's figure gallery: per architecture, each caption with the figures of it found in
-    `assets_dir`, linked relative to `link_from` (the README's folder); "" when there are none. Generated, so
-    an architecture's figures appear in the README the moment its results are drawn."""
+    """The figure gallery of docs/results.md: per architecture, each caption with the figures of it found in
+    `assets_dir`, linked relative to `link_from` (the page's folder); "" when there are none. Generated, so
+    an architecture's figures appear there the moment its results are drawn."""
     out = []
     for arch in archs:
         groups = [(caption, [Path(assets_dir) / f"{arch}_{name}.png" for name in names]) for caption, names in README_FIGURES]

@@ -1,5 +1,5 @@
 """Every figure, drawn from results tables only (never from live models), so `python -m compress figures`
-can regenerate the README's figures from committed tables without training anything.
+can regenerate the documents' figures from committed tables without training anything.
 
 Each function takes a tidy DataFrame and returns a matplotlib Figure with a title, labelled axes (with
 units) and a legend; `save` writes it atomically.
@@ -336,17 +336,18 @@ def _accuracy_vs_macs_panel(ax, t: dict, arch: str) -> None:
     if base is None and rounds is not None and len(rounds):
         first = rounds[rounds["round"] == 0].iloc[0]
         base = (float(first.macs) / 1e6, float(first.test_top1))
+    budget = t.get("budget")
+    faint = budget is not None and len(budget)  # the budget curves lead where they exist; the rounds stay behind them
     for i, (config, d) in enumerate(() if rounds is None else rounds.groupby("config", sort=False)):
         d = d.sort_values("round")
         color = _CONFIG_COLORS[i % len(_CONFIG_COLORS)]
-        ax.plot(d.macs / 1e6, d.test_top1, marker="s", ms=4, lw=1.2, color=color,
+        ax.plot(d.macs / 1e6, d.test_top1, marker="s", ms=4, lw=1.0 if faint else 1.2, alpha=0.5 if faint else 1.0, color=color,
                 label=f"iterative pruning, {config} (each round)")
         last = d.iloc[-1]
         if base is not None:  # how far the last round got, read without the log axis
             ax.annotate(f"{base[0] * 1e6 / last.macs:.1f}x fewer MACs", (last.macs / 1e6, last.test_top1), xytext=(3, -11),
                         textcoords="offset points", fontsize=7, ha="left", color=color)
-    budget = t.get("budget")
-    if budget is not None and len(budget):
+    if faint:
         last = budget_finals(budget)
         main_seed = last.seed.min()
         curves = []

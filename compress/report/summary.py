@@ -1,4 +1,5 @@
-"""The README's tables, from the results tables alone: one row per model, with the run's provenance."""
+"""The documents' tables, from the results tables alone: the README's headline table, and one row per model
+with the run's provenance for docs/results.md."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -38,7 +39,7 @@ def check_one_source(results_dir: Path, archs=ARCHS) -> None:
 
 
 def summary_markdown(results_dir: Path, archs=ARCHS, heading: str = "###") -> str:
-    """Markdown tables of every model per architecture, from `models.csv` (what the README shows)."""
+    """Markdown tables of every model per architecture, from `models.csv` (what docs/results.md shows)."""
     check_one_source(results_dir, archs)
     out = []
     for arch in archs:
@@ -175,7 +176,7 @@ def load_provenance(results_dir: Path, arch: str) -> str:
 
 def replace_block(text: str, name: str, body: str) -> str:
     """`text` with what stands between `<!-- name:start -->` and `<!-- name:end -->` replaced by `body`
-    (unchanged when the markers are absent): how the README's generated tables are kept in step."""
+    (unchanged when the markers are absent): how the documents' generated blocks are kept in step."""
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     i, j = text.find(start), text.find(end)
     if i < 0 or j < i:
