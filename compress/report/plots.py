@@ -244,13 +244,16 @@ def pareto(models: pd.DataFrame, x: str = "macs", title: str | None = None) -> p
     for (precision, runtime), g in d.groupby(["precision", "runtime"], sort=False):
         color = _PARETO_COLORS.get((precision, runtime), "0.5")
         front = pareto_front(g, "cost")
-        ax.plot(front.cost, front.top1, color=color, ls=_PRECISION_LINES.get(precision, ":"), lw=1.2, zorder=2)
+        labelled_kind = (precision, runtime) == ("FP32", "torch")  # drawn on top: converted twins often coincide
+        ax.plot(front.cost, front.top1, color=color, ls=_PRECISION_LINES.get(precision, ":"), lw=1.2,
+                zorder=2.5 if labelled_kind else 2)
         for family, f in g.groupby("family", sort=False):
             marker = _PARETO_MARKERS.get(family, "D")
-            ax.scatter(f.cost, f.top1, s=36, color=color, marker=marker, edgecolors="white", linewidths=0.5, zorder=3)
+            ax.scatter(f.cost, f.top1, s=36, color=color, marker=marker, edgecolors="white", linewidths=0.5,
+                       zorder=4 if family == "sparse" else 3.5 if labelled_kind else 3)
             families.append(family)
         colours.append((precision, runtime))
-        if (precision, runtime) == ("FP32", "torch"):
+        if labelled_kind:
             labelled += [(r.cost, r.top1, _short_model(r.model)) for r in g.itertuples() if r.family != "sparse"]
     ax.set(xscale="log", xlabel=xlabel, ylabel="test top-1 accuracy (%)",
            title=title or f"Accuracy vs {xlabel.split(' (')[0]}")
