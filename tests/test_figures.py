@@ -329,3 +329,26 @@ def test_the_pareto_legend_is_short_and_outside_the_axes():
     right = ax.get_window_extent().x1
     assert all(legend.get_window_extent().x0 >= right for legend in legends)
     plt.close(fig)
+
+
+def test_the_headline_table_keeps_one_runtime_and_the_configuration_chosen_on_validation(tmp_path):
+    from compress.report.summary import front_table_markdown
+
+    _fake_results(tmp_path / "results")  # configuration `b` is selected; `a` is smaller but was not chosen
+    models = pd.DataFrame({"model": ["baseline", "pruned:a", "pruned:b", "pruned:b+int8-optimal", "pruned:b+onnx-int8"],
+                           "family": ["baseline", "pruned", "pruned", "pruned", "pruned"],
+                           "precision": ["FP32", "FP32", "FP32", "INT8", "INT8"],
+                           "runtime": ["torch"] * 4 + ["onnxruntime"], "top1": [60, 58, 59, 58.8, 58.9],
+                           "paired_ci95": [0.0] + [float("nan")] * 4, "params": [100, 10, 20, 20, 20],
+                           "macs": [1e9, 80e6, 200e6, 200e6, 200e6], "size_mb": [4, 0.4, 0.8, 0.2, 0.2],
+                           "gzip_mb": [3.6, 0.36, 0.72, 0.18, 0.18], "latency_ms": [20, 3, 5, 2, 0.5]})
+    prov = {**provenance({}, data_source="synthetic"), "device": "cpu (test machine)"}
+    write_table(tmp_path / "results" / "resnet18" / "models.csv", models, prov)
+    text = front_table_markdown(tmp_path / "results")
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert [r.split(" | ")[0] for r in rows] == ["| baseline", "| pruned (`b`)", "| pruned (`b`) + INT8"]
+    assert "| 2.00 (10.0x faster) |" in rows[2]  # torch INT8 against torch FP32: onnxruntime lacks the FP32 rows
+    assert "all three in torch (INT8: `int8-optimal`)" in text and "on cpu (test machine)." in text
+    assert "Test top-1 on synthetic;" in text
+    (tmp_path / "results" / "resnet18" / "pruning.csv").unlink()
+    assert front_table_markdown(tmp_path / "results") == ""  # no configuration chosen, no table

@@ -111,13 +111,15 @@ def front_table_markdown(results_dir: Path, arch: str = FRONT_ARCH) -> str:
     threads = getattr(base, "latency_threads", float("nan"))
     at = "every thread" if pd.isna(threads) else f"{int(threads)} thread{'s' if threads != 1 else ''}"
     int8 = folder / "int8.csv"
-    timed = (", timed inside the pipeline (tables from before fresh-process timing)"
+    timed = (", timed inside the pipeline (a table from before fresh-process timing)"
              if int8.is_file() and "processes" not in read_table(int8)[0] else ", median of fresh processes")
-    data = "the JPEG CIFAR-10 copy" if "jpeg" in str(prov.get("data_source", "")).lower() else str(prov.get("data_source"))
-    out += ["", f"All three run in {base.runtime} (INT8: `{rows.iloc[2].model.split('+', 1)[-1]}`); test top-1 on {data}, "
-                f"the difference to the baseline in points (± its paired 95% interval where the run paired it); "
-                f"latency: batch 1, median at {at}{timed}, on {prov.get('device')}. `{config}` is the configuration "
-                f"the run carried forward, chosen on validation. Every model and runtime: [docs/results.md](docs/results.md)."]
+    source = prov.get("data_source") or "data not recorded"
+    data = "the JPEG CIFAR-10 copy" if "jpeg" in str(source).lower() else str(source)
+    out += ["", f"Test top-1 on {data}; in brackets the difference to the baseline in points (± its paired 95% "
+                f"interval where the run paired it). Latency: all three in {base.runtime} (INT8: "
+                f"`{rows.iloc[2].model.split('+', 1)[-1]}`), batch 1, median at {at}{timed}, on {prov.get('device')}.",
+            f"`{config}` is the configuration the run carried forward, chosen on validation. Every model and runtime: "
+            f"[docs/results.md](docs/results.md)."]
     return "\n".join(out)
 
 
