@@ -45,7 +45,7 @@ def _isolated_step_cache(tmp_path, monkeypatch):
 
 
 # what a user's checkout holds and no test may write: published results, figures, notebooks, default run folders
-WATCHED = ("results", "assets", "notebooks", "README.md", *(f"runs/{p}" for p in ("smoke", "quick", "cpu", "full")))
+WATCHED = ("results", "assets", "notebooks", "README.md", "docs", *(f"runs/{p}" for p in ("smoke", "quick", "cpu", "full")))
 
 
 def _files() -> dict:

@@ -47,7 +47,7 @@ def test_figures_regenerate_every_asset_from_tables(tmp_path):
     _fake_results(tmp_path / "results")
     written = figures.make_figures(tmp_path / "results", tmp_path / "assets", archs=["resnet18"], verbose=False)
     pngs = [p for p in written if p.suffix == ".png"]
-    assert sorted(p.name for p in pngs) == sorted(f"resnet18_{k}.png" for k in figures.FIGURES)
+    assert sorted(p.name for p in pngs) == sorted([f"resnet18_{k}.png" for k in figures.FIGURES] + [f"{figures.OVERVIEW}.png"])
     assert all(p.stat().st_size > 5000 and p.read_bytes()[:4] == b"\x89PNG" for p in pngs)
     summary = (tmp_path / "results" / "summary.md").read_text()
     assert "| pruned:a | 58.00 | -2.00 | 0.000 (10.0x) |" in summary and "data: synthetic" in summary
@@ -94,9 +94,10 @@ def test_every_figure_is_stamped_with_its_source(tmp_path, monkeypatch):
     monkeypatch.setattr(figures.plots, "save", lambda fig, path: stamps.append([t.get_text() for t in fig.texts])
                         or real_save(fig, path))
     figures.make_figures(tmp_path / "results", tmp_path / "assets", archs=["resnet18"], verbose=False)
-    assert len(stamps) == len(figures.FIGURES)
-    for texts in stamps:
+    assert len(stamps) == len(figures.FIGURES) + 1  # and the overview
+    for texts in stamps[:-1]:
         assert any(t.startswith("profile ? (width ?) | synthetic | cpu (") and "computed by " in t for t in texts), texts
+    assert any(t.startswith("resnet18: profile ? (width ?) | synthetic | cpu (") for t in stamps[-1]), stamps[-1]
 
 
 def test_summary_pairs_the_difference_where_the_step_did(tmp_path):
@@ -131,14 +132,36 @@ def test_the_readme_gallery_lists_every_drawn_figure_once(tmp_path):
     assert "#### vgg16" not in text
 
 
-def test_the_committed_readme_shows_the_committed_results():
-    """The README's generated blocks are what `python -m compress figures` makes of results/ and assets/ now."""
+def test_the_committed_documents_show_the_committed_results():
+    """The generated blocks of the README and docs/results.md are what `python -m compress figures` makes of
+    results/ and assets/ now, and every block is shown by one of them."""
     from compress.report.summary import replace_block
 
-    text = (figures.REPO_ROOT / "README.md").read_text()
-    for name, body in figures.readme_blocks().items():
-        assert f"<!-- {name}:start -->" in text
-        assert replace_block(text, name, body) == text, f"README's {name} block is stale: run `python -m compress figures`"
+    shown = set()
+    docs = figures.documents(figures.REPO_ROOT / "README.md")
+    assert [d.relative_to(figures.REPO_ROOT).as_posix() for d in docs] == list(figures.DOCUMENTS)
+    for doc in docs:
+        text = doc.read_text()
+        for name, body in figures.readme_blocks(link_from=doc.parent).items():
+            if f"<!-- {name}:start -->" in text:
+                shown.add(name)
+                assert replace_block(text, name, body) == text, f"{doc.name}'s {name} block is stale: run `python -m compress figures`"
+    assert shown == set(figures.readme_blocks())
+    readme = (figures.REPO_ROOT / "README.md").read_text()
+    assert readme.index("<!-- headline:start -->") < readme.index("## Run it")  # the result comes first
+    assert f"(assets/{figures.OVERVIEW}.png)" in readme
+
+
+def test_generated_blocks_go_to_the_readme_and_the_results_page_beside_it(tmp_path):
+    _fake_results(tmp_path / "results")
+    (tmp_path / "docs").mkdir()
+    readme, results = tmp_path / "README.md", tmp_path / "docs" / "results.md"
+    readme.write_text("<!-- figures:start -->\n<!-- figures:end -->\n")
+    results.write_text("top\n<!-- figures:start -->\nstale\n<!-- figures:end -->\n")
+    figures.make_figures(tmp_path / "results", tmp_path / "assets", archs=["resnet18"], verbose=False, readme=readme)
+    assert "![resnet18_training](assets/resnet18_training.png)" in readme.read_text()
+    text = results.read_text()  # links relative to the page's own folder
+    assert "stale" not in text and "![resnet18_training](../assets/resnet18_training.png)" in text
 
 
 def test_pareto_styles_keep_every_kind_apart():
@@ -150,6 +173,10 @@ def test_pareto_styles_keep_every_kind_apart():
     styles = [pareto_style(*k) for k in kinds]
     assert len(set(styles)) == len(kinds)
     assert pareto_style("pruned", "INT8", "onnxruntime")[1] == "s" and pareto_style("baseline", "FP32", "torch")[1] == "o"
+    # one colour per runtime and precision: a baseline and a pruned model of one kind share it, kinds never do
+    assert pareto_style("baseline", "INT8", "torch")[0] == pareto_style("pruned", "INT8", "torch")[0]
+    colours = {pareto_style("baseline", p, r)[0] for p in PRECISIONS for r in RUNTIMES}
+    assert len(colours) == len(PRECISIONS) * len(RUNTIMES)
 
 
 def test_the_report_reads_typed_columns_never_the_kind_label(tmp_path):
@@ -172,10 +199,10 @@ def test_the_report_reads_typed_columns_never_the_kind_label(tmp_path):
         root = tmp_path / name
         fig = pareto(read_table(root / "resnet18" / "models.csv")[0])
         out[name] = (summary_markdown(root, ["resnet18"]), targets_markdown(root, ["resnet18"]),
-                     [t.get_text() for t in fig.axes[0].get_legend().get_texts()])
+                     [t.get_text() for legend in (fig.axes[0].get_legend(), *fig.legends) for t in legend.get_texts()])
         plt.close(fig)
     assert out["plain"] == out["scrambled"]
-    assert "pruned (INT8, onnxruntime)" in out["plain"][2]
+    assert "onnxruntime INT8" in out["plain"][2] and "pruned" in out["plain"][2]
 
 
 def test_a_summary_never_mixes_data_sets(tmp_path):
@@ -197,7 +224,7 @@ def test_the_stamp_sits_below_every_label_and_log_axes_read_as_plain_numbers(tmp
 
     def check(fig, path):
         renderer = fig.canvas.get_renderer()
-        (stamp,) = [t for t in fig.texts if t.get_text().startswith("profile ")]
+        (stamp,) = [t for t in fig.texts if t.get_text().startswith(("profile ", "resnet18: profile "))]
         top = stamp.get_window_extent(renderer).y1
         assert all(top <= ax.get_tightbbox(renderer).y0 + 1 for ax in fig.axes), path  # no overprinted tick labels
         for ax in fig.axes:
@@ -210,6 +237,7 @@ def test_the_stamp_sits_below_every_label_and_log_axes_read_as_plain_numbers(tmp
     monkeypatch.setattr(figures.plots, "save", check)
     figures.make_figures(tmp_path / "results", tmp_path / "assets", archs=["resnet18"], verbose=False)
     assert "resnet18_channels.png" in checked and "resnet18_pareto_macs.png" in checked
+    assert f"{figures.OVERVIEW}.png" in checked
 
 
 def test_the_literature_table_sets_the_nearest_chosen_budget_beside_each_paper(tmp_path):
@@ -243,3 +271,84 @@ def test_a_partial_budget_sweep_says_so_in_its_finding(tmp_path):
     write_table(path, budget, {**prov, "sweep": {"runs_done": 4, "runs_planned": 11}})
     text = findings_markdown(tmp_path / "results", ["resnet18"])
     assert "a partial sweep, 4 of its 11 runs finished" in text
+
+
+def _budget_with_controls_and_peer() -> pd.DataFrame:
+    """A finished budget sweep: the chosen method on three budgets, the peer on the same, both controls."""
+    rows = []
+    for method, selected, tops in (("global", True, [59.6, 58.9, 57.5]), ("torch-pruning", False, [59.1, 58.0, 55.9])):
+        for target, top1 in zip((2.0, 4.0, 8.0), tops):
+            rows.append({"kind": "pruned", "method": method, "target": target, "selected": selected, "macs": 1000 / target,
+                         "test_top1": top1})
+    rows += [{"kind": "equal_budget", "method": "none", "target": 1.0, "selected": False, "macs": 1000, "test_top1": 60.4},
+             {"kind": "scratch", "method": "global", "target": 4.0, "selected": False, "macs": 250, "test_top1": 56.0}]
+    return pd.DataFrame(rows).assign(round=2, seed=0, paired_ci95=0.4)
+
+
+def _overview_legend(results) -> list[str]:
+    from compress.report.plots import accuracy_vs_macs
+    from compress.report.tables import load_tables
+
+    fig = accuracy_vs_macs({"resnet18": load_tables(results, "resnet18")})
+    labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    lines = {c.get_label(): len(c.lines[0].get_xdata()) for c in fig.axes[0].containers}  # errorbar: line + bars
+    plt.close(fig)
+    return labels, lines
+
+
+def test_the_overview_draws_the_budget_curve_its_control_and_the_peer_when_the_tables_have_them(tmp_path):
+    from compress.report.plots import PEER_LABEL
+
+    _fake_results(tmp_path / "results")
+    (tmp_path / "results" / "resnet18" / "budget.csv").unlink()
+    labels, _ = _overview_legend(tmp_path / "results")  # what today's committed tables hold: baseline and rounds
+    assert "baseline (unpruned)" in labels and "iterative pruning, b (each round)" in labels
+    assert PEER_LABEL not in labels and not any("equal budget" in t for t in labels)
+
+    write_table(tmp_path / "results" / "resnet18" / "budget.csv", _budget_with_controls_and_peer(), provenance({}))
+    labels, lines = _overview_legend(tmp_path / "results")
+    assert PEER_LABEL in labels and "baseline fine-tuned as long (equal budget)" in labels
+    assert "pruned to a MAC budget (method chosen on validation)" in labels and "same architecture from scratch" in labels
+    assert lines["pruned to a MAC budget (method chosen on validation)"] == 3  # the budgets joined by one line
+    assert lines[PEER_LABEL] == 3
+
+
+def test_the_pareto_legend_is_short_and_outside_the_axes():
+    """One entry per runtime-and-precision colour and per model marker, beside the plot, not over it."""
+    from compress.files import REPO_ROOT, read_table
+    from compress.report.plots import pareto
+
+    models = read_table(REPO_ROOT / "results" / "resnet18" / "models.csv")[0]
+    fig = pareto(models)
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    legends = [ax.get_legend(), *fig.legends]
+    entries = [t.get_text() for legend in legends for t in legend.get_texts()]
+    kinds = models.groupby(["precision", "runtime"]).ngroups + models.family.nunique()
+    assert len(entries) == kinds < models.groupby(["family", "precision", "runtime"]).ngroups
+    right = ax.get_window_extent().x1
+    assert all(legend.get_window_extent().x0 >= right for legend in legends)
+    plt.close(fig)
+
+
+def test_the_headline_table_keeps_one_runtime_and_the_configuration_chosen_on_validation(tmp_path):
+    from compress.report.summary import front_table_markdown
+
+    _fake_results(tmp_path / "results")  # configuration `b` is selected; `a` is smaller but was not chosen
+    models = pd.DataFrame({"model": ["baseline", "pruned:a", "pruned:b", "pruned:b+int8-optimal", "pruned:b+onnx-int8"],
+                           "family": ["baseline", "pruned", "pruned", "pruned", "pruned"],
+                           "precision": ["FP32", "FP32", "FP32", "INT8", "INT8"],
+                           "runtime": ["torch"] * 4 + ["onnxruntime"], "top1": [60, 58, 59, 58.8, 58.9],
+                           "paired_ci95": [0.0] + [float("nan")] * 4, "params": [100, 10, 20, 20, 20],
+                           "macs": [1e9, 80e6, 200e6, 200e6, 200e6], "size_mb": [4, 0.4, 0.8, 0.2, 0.2],
+                           "gzip_mb": [3.6, 0.36, 0.72, 0.18, 0.18], "latency_ms": [20, 3, 5, 2, 0.5]})
+    prov = {**provenance({}, data_source="synthetic"), "device": "cpu (test machine)"}
+    write_table(tmp_path / "results" / "resnet18" / "models.csv", models, prov)
+    text = front_table_markdown(tmp_path / "results")
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert [r.split(" | ")[0] for r in rows] == ["| baseline", "| pruned (`b`)", "| pruned (`b`) + INT8"]
+    assert "| 2.00 (10.0x faster) |" in rows[2]  # torch INT8 against torch FP32: onnxruntime lacks the FP32 rows
+    assert "all three in torch (INT8: `int8-optimal`)" in text and "on cpu (test machine)." in text
+    assert "Test top-1 on synthetic;" in text
+    (tmp_path / "results" / "resnet18" / "pruning.csv").unlink()
+    assert front_table_markdown(tmp_path / "results") == ""  # no configuration chosen, no table

@@ -1,4 +1,4 @@
-"""The package's layers (README "Layout"): data flows one way, with no import loops."""
+"""The package's layers (docs/design.md "Layout"): data flows one way, with no import loops."""
 import ast
 from pathlib import Path
 

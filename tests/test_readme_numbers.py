@@ -1,8 +1,9 @@
-"""Every number the README's Results section quotes comes from a committed table.
+"""Every number the README and docs/results.md quote comes from a committed table.
 
-The generated blocks (findings, results, targets, figures) are checked against the tables by
-`test_figures.test_the_committed_readme_shows_the_committed_results`; here, the hand-written prose around them
-may hold only the facts listed below, each with where it comes from, so a number typed by hand cannot slip in.
+The generated blocks (the README's headline table; the findings, results, targets and figures of
+docs/results.md) are checked against the tables by `test_figures.test_the_committed_documents_show_the_committed_results`
+and below; here, the hand-written prose around them may hold only the facts listed below, each with where it
+comes from, so a number typed by hand cannot slip in.
 """
 import re
 
@@ -12,10 +13,16 @@ from compress.profiles import get_profile
 RESULTS = REPO_ROOT / "results"
 
 
-def _prose() -> str:
-    text = (REPO_ROOT / "README.md").read_text()
-    section = text[text.index("## Results"):text.index("## Using it")]
-    return re.sub(r"<!-- (\w+):start -->.*?<!-- \1:end -->", "", section, flags=re.S)
+CHECKED = ("README.md", "docs/results.md")  # the pages that quote results
+
+
+def _prose(name: str = "docs/results.md") -> str:
+    """A page's hand-written words: without its generated blocks, code, comments and link targets."""
+    text = (REPO_ROOT / name).read_text()
+    text = re.sub(r"<!-- (\w+):start -->.*?<!-- \1:end -->", "", text, flags=re.S)
+    text = re.sub(r"```.*?```", "", text, flags=re.S)
+    text = re.sub(r"<!--.*?-->", "", text, flags=re.S)
+    return re.sub(r"\]\([^)]*\)", "]", text)
 
 
 def _in_process_ratios() -> set[str]:
@@ -44,13 +51,27 @@ def _allowed() -> set[str]:
 
 
 def test_results_prose_quotes_only_table_numbers_and_stated_facts():
-    numbers = re.findall(r"(?<![\w.`-])(?:\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)", re.sub(r"`[^`]*`", "", _prose()))
-    stray = sorted(set(numbers) - _allowed())
-    assert not stray, f"README Results prose quotes numbers no table gives: {stray}"
+    for name in CHECKED:
+        numbers = re.findall(r"(?<![\w.`-])(?:\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)", re.sub(r"`[^`]*`", "", _prose(name)))
+        stray = sorted(set(numbers) - _allowed())
+        assert not stray, f"{name}'s prose quotes numbers no table gives: {stray}"
+
+
+def test_the_readme_headline_table_is_the_committed_tables():
+    """The first numbers a reader sees: the README's headline block is what the tables give, nothing typed."""
+    from compress.report.summary import front_table_markdown
+
+    text = (REPO_ROOT / "README.md").read_text()
+    block = re.search(r"<!-- headline:start -->\n(.*?)\n<!-- headline:end -->", text, re.S).group(1)
+    assert block == front_table_markdown(RESULTS) and block.count("\n| ") == 4  # header rule + three models
+    models, _ = read_table(RESULTS / "resnet18" / "models.csv")
+    base = models[(models.model == "baseline+onnx-fp32")].iloc[0]
+    assert f"| baseline | {base.top1:.2f} | {base.macs / 1e6:.0f} | {base.size_mb:.1f} | {base.latency_ms:.2f} |" in block
+    assert "on cpu (Intel" in block  # the latency names its machine
 
 
 def test_the_findings_name_a_table_for_every_bullet():
-    text = (REPO_ROOT / "README.md").read_text()
+    text = (REPO_ROOT / "docs" / "results.md").read_text()
     block = re.search(r"<!-- findings:start -->(.*?)<!-- findings:end -->", text, re.S).group(1)
     bullets = [line for line in block.splitlines() if line.startswith("* ")]
     assert bullets and all(re.search(r"`\w+\.csv`", b) for b in bullets)
@@ -58,6 +79,6 @@ def test_the_findings_name_a_table_for_every_bullet():
 
 
 def test_the_checker_catches_a_typed_number():
-    prose = _prose() + "\nFX INT8 is 48x faster.\n"
+    prose = _prose("README.md") + "\nFX INT8 is 48x faster.\n"
     numbers = re.findall(r"(?<![\w.`-])(?:\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)", prose)
     assert "48" in set(numbers) - _allowed()

@@ -1,4 +1,5 @@
-"""The README's figures, regenerated from the results tables alone: `python -m compress figures`.
+"""The figures and the documents' generated blocks, regenerated from the results tables alone:
+`python -m compress figures`.
 
 Results live in `results/<arch>/<table>.csv` (each with its provenance line); each figure below names
 the table it reads, the plot that draws it and the asset it becomes, so adding a figure is one line.
@@ -14,12 +15,16 @@ from ..models import ARCHS
 from ..files import REPO_ROOT, atomic_write_text
 from .findings import findings_markdown
 from .literature import literature_markdown
-from .summary import figure_label, replace_block, summary_markdown
+from .summary import figure_label, front_table_markdown, replace_block, summary_markdown
 from .tables import load_tables
 from .targets import targets_markdown
 
 RESULTS_DIR = REPO_ROOT / "results"
 ASSETS_DIR = REPO_ROOT / "assets"
+# the documents holding generated blocks (`<!-- name:start/end -->`), relative to the repository root: the front
+# door's first table, and the full results beside it
+DOCUMENTS = ("README.md", "docs/results.md")
+OVERVIEW = "accuracy_vs_macs"  # the headline figure, every architecture in one: assets/accuracy_vs_macs.png
 
 
 def selected_config(tables: dict) -> str:
@@ -47,7 +52,7 @@ FIGURES = {
     "pareto_latency": (("models",), lambda t, a: plots.pareto(t["models"], "latency_ms", f"{a}: accuracy vs CPU latency")),
 }
 
-# How the README shows the figures: a caption, then the figures it describes (every FIGURES key once).
+# How docs/results.md shows the figures: a caption, then the figures it describes (every FIGURES key once).
 README_FIGURES = (
     ("Baseline training (loss, and train / validation accuracy by epoch):", ("training",)),
     ("Filters ranked by L1 norm per layer (steep curves: layers with many weak filters), and each conv pruned "
@@ -66,9 +71,9 @@ README_FIGURES = (
 
 def figures_markdown(assets_dir: str | Path, archs=ARCHS, link_from: str | Path = REPO_ROOT,
                      heading: str = "####") -> str:
-    """The README's figure gallery: per architecture, each caption with the figures of it found in
-    `assets_dir`, linked relative to `link_from` (the README's folder); "" when there are none. Generated, so
-    an architecture's figures appear in the README the moment its results are drawn."""
+    """The figure gallery of docs/results.md: per architecture, each caption with the figures of it found in
+    `assets_dir`, linked relative to `link_from` (the page's folder); "" when there are none. Generated, so
+    an architecture's figures appear there the moment its results are drawn."""
     out = []
     for arch in archs:
         groups = [(caption, [Path(assets_dir) / f"{arch}_{name}.png" for name in names]) for caption, names in README_FIGURES]
@@ -85,8 +90,10 @@ def figures_markdown(assets_dir: str | Path, archs=ARCHS, link_from: str | Path 
 
 def readme_blocks(results_dir: str | Path = RESULTS_DIR, assets_dir: str | Path = ASSETS_DIR,
                   link_from: str | Path = REPO_ROOT) -> dict[str, str]:
-    """The README's generated blocks (`<!-- name:start/end -->`) by name, from the results and assets."""
-    return {"findings": findings_markdown(Path(results_dir), ARCHS, heading="####"),
+    """Every generated block (`<!-- name:start/end -->`) by name, from the results and assets, with links
+    relative to `link_from` (the folder of the document it goes in); a document holds the markers of those it shows."""
+    return {"headline": front_table_markdown(Path(results_dir)),
+            "findings": findings_markdown(Path(results_dir), ARCHS, heading="####"),
             "results": summary_markdown(Path(results_dir), ARCHS, heading="####"),
             "literature": literature_markdown(Path(results_dir), ARCHS),
             "targets": targets_markdown(Path(results_dir), ARCHS, heading="####"),
@@ -101,12 +108,41 @@ def stamp(figure, text: str) -> None:
     figure.text(0.5, bottom - 0.01, text, ha="center", va="top", fontsize=7, color="0.4")
 
 
+def documents(readme: str | Path) -> list[Path]:
+    """The documents with generated blocks of the repository whose README is `readme`: the README itself and
+    those of `DOCUMENTS` beside it that exist."""
+    root = Path(readme).parent
+    return [root / d for d in DOCUMENTS if (root / d).is_file()] if Path(readme).is_file() else []
+
+
+def overview_stamp(provs: dict[str, dict]) -> str:
+    """The overview's source lines: one per architecture drawn, each naming its run and machine."""
+    return "\n".join(f"{arch}: {figure_label(p)}" for arch, p in provs.items())
+
+
+def draw_overview(results_dir: str | Path, assets_dir: str | Path, verbose: bool = True) -> Path | None:
+    """The headline figure (`plots.accuracy_vs_macs`) of every architecture with results, stamped with each one's
+    source; None where none has a table it draws."""
+    panels, provs = {}, {}
+    for arch in ARCHS:
+        tables, prov = load_tables(results_dir, arch, with_provenance=True)
+        drawn = [n for n in ("budget", "pruning", "models") if n in tables]
+        if drawn:
+            panels[arch], provs[arch] = tables, prov[drawn[-1]]
+    if not panels:
+        return None
+    figure = plots.accuracy_vs_macs(panels)
+    stamp(figure, overview_stamp(provs))
+    return plots.save(figure, Path(assets_dir) / f"{OVERVIEW}.png")
+
+
 def make_figures(results_dir: str | Path = RESULTS_DIR, assets_dir: str | Path = ASSETS_DIR,
                  archs=ARCHS, verbose: bool = True, readme: str | Path | None = None) -> list[Path]:
     """Draw every figure whose tables exist, each stamped with where its numbers come from (profile, data,
-    device, commit of its first table), then `summary.md` and `targets.md` beside the tables, and the
-    `targets` and `figures` blocks of `readme` when given (the committed results redraw the README's tables
-    and gallery too); returns the written paths."""
+    device, commit of its first table), and the overview of every architecture; then `summary.md` and
+    `targets.md` beside the tables, and, when `readme` is given, the generated blocks of the README and of
+    `docs/results.md` beside it (the committed results redraw their tables and gallery too); returns the
+    written paths."""
     written = []
     for arch in archs:
         tables, provs = load_tables(results_dir, arch, with_provenance=True)
@@ -123,18 +159,21 @@ def make_figures(results_dir: str | Path = RESULTS_DIR, assets_dir: str | Path =
                 continue
             stamp(figure, figure_label(provs[needs[0]]))
             written.append(plots.save(figure, Path(assets_dir) / f"{arch}_{suffix}.png"))
+    overview = draw_overview(results_dir, assets_dir, verbose)
+    if overview is not None:
+        written.append(overview)
     summary = summary_markdown(Path(results_dir), ARCHS)  # every architecture present, whichever were redrawn
     if summary:
         written.append(atomic_write_text(Path(results_dir) / "summary.md", summary + "\n"))
     targets = targets_markdown(Path(results_dir), ARCHS)
     if targets:
         written.append(atomic_write_text(Path(results_dir) / "targets.md", targets + "\n"))
-    if readme is not None and Path(readme).is_file():  # the README's generated blocks, headings nested
-        text = new = Path(readme).read_text()
-        for name, body in readme_blocks(results_dir, assets_dir, Path(readme).parent).items():
+    for document in documents(readme) if readme is not None else []:  # generated blocks, headings nested
+        text = new = document.read_text()
+        for name, body in readme_blocks(results_dir, assets_dir, document.parent).items():
             new = replace_block(new, name, body)
         if new != text:
-            written.append(atomic_write_text(Path(readme), new))
+            written.append(atomic_write_text(document, new))
     if verbose:
         print(f"wrote {len(written)} figures and summaries to {assets_dir} and {results_dir}")
     return written

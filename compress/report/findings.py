@@ -1,6 +1,6 @@
-"""The README's results prose, written from the committed tables alone: every number a sentence quotes is a
+"""The results prose of docs/results.md, written from the committed tables alone: every number a sentence quotes is a
 cell of a results table or a ratio of two cells named beside it, so the prose can never drift from the tables
-(`python -m compress figures` rewrites it with the figures; a test checks the committed README against it).
+(`python -m compress figures` rewrites it with the figures; a test checks the committed page against it).
 
 What it cannot know (why a layer is sensitive, what a caveat means) stays outside the generated block, in
 words without numbers.

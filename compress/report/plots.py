@@ -1,5 +1,5 @@
 """Every figure, drawn from results tables only (never from live models), so `python -m compress figures`
-can regenerate the README's figures from committed tables without training anything.
+can regenerate the documents' figures from committed tables without training anything.
 
 Each function takes a tidy DataFrame and returns a matplotlib Figure with a title, labelled axes (with
 units) and a legend; `save` writes it atomically.
@@ -15,8 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..files import atomic_write_bytes
-from ..schema import model_kind
-from .tables import budget_finals
+from .tables import budget_finals, chosen_curve
 
 
 def save(fig, path: str | Path, dpi: int = 120) -> Path:
@@ -198,41 +197,81 @@ def quant_comparison(table: pd.DataFrame, title: str = "FP32 vs INT8: size, accu
 
 
 _PARETO_MARKERS = {"baseline": "o", "pruned": "s", "sparse": "^"}
-_PARETO_COLORS = {("FP32", "torch"): "C0", ("INT8", "torch"): "C1", ("FP32", "inductor"): "C2", ("INT8", "inductor"): "C3",
-                  ("FP32", "onnxruntime"): "C4", ("INT8", "onnxruntime"): "C5", ("FP32", "openvino"): "C6",
-                  ("INT8", "openvino"): "C8"}
+# one colour per runtime and precision: a hue per runtime, dark for FP32 and light for INT8, so a runtime's two
+# precisions read as a pair and no two kinds share a colour (matplotlib's cycle repeats after ten)
+_PARETO_COLORS = {("FP32", "torch"): "#08519c", ("INT8", "torch"): "#6baed6",
+                  ("FP32", "onnxruntime"): "#a63603", ("INT8", "onnxruntime"): "#fd8d3c",
+                  ("FP32", "inductor"): "#006d2c", ("INT8", "inductor"): "#74c476",
+                  ("FP32", "openvino"): "#54278f", ("INT8", "openvino"): "#9e9ac8"}
+_PRECISION_LINES = {"FP32": "-", "INT8": "--"}
 
 
 def pareto_style(family: str, precision: str, runtime: str) -> tuple[str, str]:
     """(color, marker) of a models-table row: the marker says which model (baseline, pruned, sparse), the color
-    its precision and runtime, so a dozen kinds stay distinguishable (matplotlib's cycle repeats after ten)."""
-    return _PARETO_COLORS.get((precision, runtime), "C7"), _PARETO_MARKERS.get(family, "D")
+    its precision and runtime."""
+    return _PARETO_COLORS.get((precision, runtime), "0.5"), _PARETO_MARKERS.get(family, "D")
+
+
+def pareto_front(points: pd.DataFrame, x: str, y: str = "top1") -> pd.DataFrame:
+    """The rows no other row beats on both cost and accuracy (lower `x`, higher `y`), cheapest first."""
+    front, best = [], -np.inf
+    for i, r in points.sort_values([x, y], ascending=[True, False]).iterrows():
+        if r[y] > best:
+            front.append(i)
+            best = r[y]
+    return points.loc[front]
+
+
+def _short_model(name: str) -> str:
+    """`sensitivity` for `pruned:sensitivity`: the point label, beside a marker that already says "pruned"."""
+    return name.split(":", 1)[-1]
 
 
 def pareto(models: pd.DataFrame, x: str = "macs", title: str | None = None) -> plt.Figure:
-    """Accuracy against cost (MACs or CPU latency) for every model produced; up and left is better."""
+    """Accuracy against cost (MACs or CPU latency) for every model produced; up and left is better.
+
+    Colour: runtime and precision; marker: which model (baseline, pruned, sparse); each colour's Pareto front
+    (the models of it that no other beats on both axes) joined by a line. Two short legends sit outside the axes,
+    and only the FP32 PyTorch models are labelled: the other colours are the same models converted."""
     threads = sorted({int(t) for t in models.get("latency_threads", pd.Series(dtype=float)).dropna()})
     at = f", {'/'.join(map(str, threads))} thread{'s' if threads != [1] else ''}" if threads else ", all cores"
     xlabel = {"macs": "MACs per image (millions, log scale)", "latency_ms": f"batch-1 CPU latency (ms{at}, log scale)",
               "size_mb": "file size (MB, log scale)", "params": "parameters (millions, log scale)"}[x]
     scale = 1e6 if x in ("macs", "params") else 1
-    fig, ax = plt.subplots(figsize=(8, 5))
-    d = models.dropna(subset=[x, "top1"])
-    labelled = []
-    for (family, precision, runtime), g in d.groupby(["family", "precision", "runtime"], sort=False):
-        color, marker = pareto_style(family, precision, runtime)
-        ax.scatter(g[x] / scale, g.top1, s=40, color=color, marker=marker,
-                   label=model_kind(family, precision, runtime), zorder=3)
-        if precision != "FP32" or runtime != "torch":
-            continue  # quantized and other-runtime twins sit near their FP32 model: the legend names them
-        for _, r in g.iterrows():
-            labelled.append((r[x] / scale, r.top1, r.model))
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    d = models.dropna(subset=[x, "top1"]).assign(cost=lambda t: t[x] / scale)
+    labelled, colours, families = [], [], []
+    for (precision, runtime), g in d.groupby(["precision", "runtime"], sort=False):
+        color = _PARETO_COLORS.get((precision, runtime), "0.5")
+        front = pareto_front(g, "cost")
+        labelled_kind = (precision, runtime) == ("FP32", "torch")  # drawn on top: converted twins often coincide
+        ax.plot(front.cost, front.top1, color=color, ls=_PRECISION_LINES.get(precision, ":"), lw=1.2,
+                zorder=2.5 if labelled_kind else 2)
+        for family, f in g.groupby("family", sort=False):
+            marker = _PARETO_MARKERS.get(family, "D")
+            ax.scatter(f.cost, f.top1, s=36, color=color, marker=marker, edgecolors="white", linewidths=0.5,
+                       zorder=4 if family == "sparse" else 3.5 if labelled_kind else 3)
+            families.append(family)
+        colours.append((precision, runtime))
+        if labelled_kind:
+            labelled += [(r.cost, r.top1, _short_model(r.model)) for r in g.itertuples() if r.family != "sparse"]
     ax.set(xscale="log", xlabel=xlabel, ylabel="test top-1 accuracy (%)",
            title=title or f"Accuracy vs {xlabel.split(' (')[0]}")
+    ax.margins(x=0.08, y=0.08)
     _annotate_apart(ax, labelled)
     log_ticks(ax.xaxis)
     ax.grid(alpha=0.3, which="both")
-    _legend(ax)
+    order = [k for k in _PARETO_COLORS if k in colours] + [k for k in dict.fromkeys(colours) if k not in _PARETO_COLORS]
+    colour_handles = [matplotlib.lines.Line2D([], [], color=_PARETO_COLORS.get(k, "0.5"), ls=_PRECISION_LINES.get(k[0], ":"),
+                                              marker="o", ms=5, label=f"{k[1]} {k[0]}") for k in order]
+    family_handles = [matplotlib.lines.Line2D([], [], color="0.35", ls="", marker=_PARETO_MARKERS.get(f, "D"), ms=6, label=f)
+                      for f in [f for f in _PARETO_MARKERS if f in families] + [f for f in dict.fromkeys(families)
+                                                                               if f not in _PARETO_MARKERS]]
+    if colour_handles:  # two short legends right of the axes (kept by the tight crop, unlike an added artist)
+        ax.legend(handles=colour_handles, title="runtime, precision", fontsize=7, title_fontsize=7,
+                  loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, alignment="left")
+        fig.legend(handles=family_handles, title="model", fontsize=7, title_fontsize=7, loc="lower left",
+                   bbox_to_anchor=(1.01, 0.0), bbox_transform=ax.transAxes, frameon=False, alignment="left")
     return fig
 
 
@@ -247,10 +286,100 @@ def _annotate_apart(ax, points) -> None:
         shift = next(k for k in range(8) if k == 7 or not any(
             abs(lx - px) < 0.15 and abs(fy - 0.045 * k - py) < 0.04 for px, py in placed))
         placed.append((lx, fy - 0.045 * shift))
-        ax.annotate(text, (x, y), fontsize=6, xytext=(4, 3 - 9 * shift), textcoords="offset points")
+        ax.annotate(text, (x, y), fontsize=7, xytext=(5, 4 - 9 * shift), textcoords="offset points")
 
 
-BUDGET_STYLE = {"global": ("o", "tab:blue"), "sensitivity": ("s", "tab:orange"), "uniform": ("^", "tab:purple")}
+PEER_METHOD = "torch-pruning"  # the `method` of the peer's rows in `budget.csv`: Torch-Pruning's own pruner
+PEER_LABEL = "Torch-Pruning's pruner (peer)"
+BUDGET_STYLE = {"global": ("o", "tab:blue"), "sensitivity": ("s", "tab:orange"), "uniform": ("^", "tab:purple"),
+                PEER_METHOD: ("v", "tab:brown")}
+
+
+_CONFIG_COLORS = ("tab:purple", "tab:cyan", "tab:olive", "tab:pink")
+
+
+def accuracy_vs_macs(panels: dict[str, dict[str, pd.DataFrame]],
+                     title: str = "Accuracy against MACs, every architecture") -> plt.Figure:
+    """The headline figure: one panel per architecture (`panels`: arch -> its tables), test top-1 against MACs
+    (log scale), y shared so the architectures compare at a glance.
+
+    Each panel draws what its tables hold: the baseline (a point and a dotted line at its accuracy), each
+    iterative-pruning configuration's rounds joined from the baseline (`pruning.csv`), and, where
+    `budget.csv` exists, the budget curve of the method chosen on validation (main seed, paired 95% interval
+    against the baseline), the peer (Torch-Pruning's pruner) on the same budgets, the equal-budget control
+    (the baseline fine-tuned as long) and the pruned architectures trained from scratch."""
+    archs = [a for a, t in panels.items() if "pruning" in t or "budget" in t or "models" in t]
+    if not archs:
+        raise ValueError("no architecture has a pruning, budget or models table to draw")
+    fig, axes = plt.subplots(1, len(archs), figsize=(4.2 * len(archs) + 0.5, 3.8), sharex=True,
+                             sharey=True, squeeze=False)
+    for arch, ax in zip(archs, axes[0]):
+        _accuracy_vs_macs_panel(ax, panels[arch], arch)
+    axes[0][0].set_ylabel("test top-1 accuracy (%)")
+    handles = {}
+    for ax in axes[0]:
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, h)
+    rows = (len(handles) + 2) // 3
+    fig.tight_layout(rect=(0, 0, 1, 0.93 - 0.05 * rows))
+    top = max(a.get_position().y1 for a in axes[0])
+    fig.legend(handles.values(), handles.keys(), loc="lower center", bbox_to_anchor=(0.5, top + 0.07),
+               ncol=min(3, len(handles)), fontsize=8, frameon=False)
+    fig.suptitle(title, y=top + 0.08 + 0.06 * rows, va="bottom")
+    return fig
+
+
+def _accuracy_vs_macs_panel(ax, t: dict, arch: str) -> None:
+    models = t.get("models")
+    base = None
+    if models is not None and len(models):
+        b = models[(models.family == "baseline") & (models.precision == "FP32") & (models.runtime == "torch")]
+        base = (float(b.macs.iloc[0]) / 1e6, float(b.top1.iloc[0])) if len(b) else None
+    rounds = t.get("pruning")
+    if base is None and rounds is not None and len(rounds):
+        first = rounds[rounds["round"] == 0].iloc[0]
+        base = (float(first.macs) / 1e6, float(first.test_top1))
+    budget = t.get("budget")
+    faint = budget is not None and len(budget)  # the budget curves lead where they exist; the rounds stay behind them
+    for i, (config, d) in enumerate(() if rounds is None else rounds.groupby("config", sort=False)):
+        d = d.sort_values("round")
+        color = _CONFIG_COLORS[i % len(_CONFIG_COLORS)]
+        ax.plot(d.macs / 1e6, d.test_top1, marker="s", ms=4, lw=1.0 if faint else 1.2, alpha=0.5 if faint else 1.0, color=color,
+                label=f"iterative pruning, {config} (each round)")
+        last = d.iloc[-1]
+        if base is not None:  # how far the last round got, read without the log axis
+            ax.annotate(f"{base[0] * 1e6 / last.macs:.1f}x fewer MACs", (last.macs / 1e6, last.test_top1), xytext=(3, -11),
+                        textcoords="offset points", fontsize=7, ha="left", color=color)
+    if faint:
+        last = budget_finals(budget)
+        main_seed = last.seed.min()
+        curves = []
+        if "selected" in last:
+            chosen = chosen_curve(last)
+            if len(chosen):
+                curves.append((chosen, f"pruned to a MAC budget (method chosen on validation)", "tab:blue", "o", "-"))
+        peer = last[(last.kind == "pruned") & (last.method == PEER_METHOD) & (last.seed == main_seed)]
+        if len(peer):
+            curves.append((peer.sort_values("macs"), PEER_LABEL, "tab:brown", "v", "--"))
+        for d, label, color, marker, ls in curves:
+            ax.errorbar(d.macs / 1e6, d.test_top1, yerr=d.get("paired_ci95"), color=color, marker=marker, ms=5,
+                        ls=ls, lw=1.4, capsize=2, label=label, zorder=3)
+        equal = last[last.kind == "equal_budget"]
+        if len(equal):
+            ax.errorbar(equal.macs / 1e6, equal.test_top1, yerr=equal.get("paired_ci95"), fmt="*", ms=11,
+                        color="tab:green", capsize=2, label="baseline fine-tuned as long (equal budget)", zorder=4)
+        scratch = last[last.kind == "scratch"]
+        if len(scratch):
+            ax.errorbar(scratch.macs / 1e6, scratch.test_top1, yerr=scratch.get("paired_ci95"), fmt="D", ms=5,
+                        color="tab:red", capsize=2, label="same architecture from scratch", zorder=3)
+    if base is not None:
+        ax.axhline(base[1], color="0.4", ls=":", lw=1)
+        ax.scatter([base[0]], [base[1]], color="black", s=45, zorder=5, label="baseline (unpruned)")
+        ax.annotate(f"{base[1]:.2f}%", base, xytext=(6, 3), textcoords="offset points", fontsize=7, ha="left")
+    ax.set(xscale="log", xlabel="MACs per image (millions, log scale)", title=arch)
+    ax.margins(x=0.12, y=0.1)
+    log_ticks(ax.xaxis)
+    ax.grid(alpha=0.3, which="both")
 
 
 def budget_curve(table: pd.DataFrame, baseline_top1: float | None = None,
@@ -267,7 +396,8 @@ def budget_curve(table: pd.DataFrame, baseline_top1: float | None = None,
         line = d[d.seed == main_seed].sort_values("macs")
         marker, color = BUDGET_STYLE.get(method, ("o", "0.3"))
         ax.errorbar(line.macs / 1e6, line.test_top1, yerr=line.paired_ci95, marker=marker, color=color,
-                    capsize=2, lw=1.2, ms=5, label=f"pruned + fine-tuned ({method})")
+                    capsize=2, lw=1.2, ms=5, ls="--" if method == PEER_METHOD else "-",
+                    label=PEER_LABEL if method == PEER_METHOD else f"pruned + fine-tuned ({method})")
         repeats = d[d.seed != main_seed]
         if len(repeats):
             ax.scatter(repeats.macs / 1e6, repeats.test_top1, facecolors="none", edgecolors=color, s=30, zorder=3,
@@ -298,5 +428,5 @@ def budget_curve(table: pd.DataFrame, baseline_top1: float | None = None,
         top.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         top.tick_params(axis="x", labelsize=7)
     ax.grid(alpha=0.3, which="both")
-    _legend(ax, loc="lower right")
+    _legend(ax, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return fig

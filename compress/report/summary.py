@@ -1,4 +1,5 @@
-"""The README's tables, from the results tables alone: one row per model, with the run's provenance."""
+"""The documents' tables, from the results tables alone: the README's headline table, and one row per model
+with the run's provenance for docs/results.md."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -38,7 +39,7 @@ def check_one_source(results_dir: Path, archs=ARCHS) -> None:
 
 
 def summary_markdown(results_dir: Path, archs=ARCHS, heading: str = "###") -> str:
-    """Markdown tables of every model per architecture, from `models.csv` (what the README shows)."""
+    """Markdown tables of every model per architecture, from `models.csv` (what docs/results.md shows)."""
     check_one_source(results_dir, archs)
     out = []
     for arch in archs:
@@ -57,6 +58,68 @@ def summary_markdown(results_dir: Path, archs=ARCHS, heading: str = "###") -> st
             out.append(f"| {r.model} | {r.top1:.2f} | {delta} | {r.params / 1e6:.3f} ({r.params_x:.1f}x) | "
                        f"{r.macs / 1e6:.1f} ({r.macs_x:.1f}x) | {r.size_mb:.3f} ({r.size_x:.1f}x) | {gz} | {lat} | {r.runtime} |")
         out.append("")
+    return "\n".join(out)
+
+
+FRONT_ARCH = "resnet18"  # the architecture the README's first table shows
+FRONT_RUNTIMES = ("onnxruntime", "torch")  # the runtime its three rows share: the first the table has all three in
+
+
+def _front_rows(m: pd.DataFrame, config: str) -> pd.DataFrame | None:
+    """Baseline FP32, the pruned configuration `config` in FP32 and in INT8, all in one runtime (a latency ratio
+    across runtimes would mix two things); None where no runtime has all three."""
+    def base_of(model: str) -> str:  # "pruned:sensitivity+onnx-int8" -> "pruned:sensitivity": the model it converts
+        return model.split("+", 1)[0]
+
+    for runtime in FRONT_RUNTIMES:
+        r = m[m.runtime == runtime]
+        picks = [r[(r.family == "baseline") & (r.precision == "FP32")],
+                 r[(r.family == "pruned") & (r.precision == "FP32") & (r.model.map(base_of) == f"pruned:{config}")],
+                 r[(r.family == "pruned") & (r.precision == "INT8") & (r.model.map(base_of) == f"pruned:{config}")]]
+        if all(len(p) for p in picks):  # the first INT8 variant in the table's order: the preset fixed in advance
+            return pd.concat([p.iloc[[0]] for p in picks])
+    return None
+
+
+def front_table_markdown(results_dir: Path, arch: str = FRONT_ARCH) -> str:
+    """The README's first table: the baseline, the pruned model the run carried forward (chosen on validation,
+    `ratios.select_config`, never on test accuracy) and that model in INT8, from `models.csv` and `pruning.csv`,
+    with the run's data and machine beside the numbers; "" without those tables."""
+    folder = Path(results_dir) / arch
+    if not (folder / "models.csv").is_file() or not (folder / "pruning.csv").is_file():
+        return ""
+    m, prov = read_table(folder / "models.csv")
+    rounds = read_table(folder / "pruning.csv")[0]
+    if "selected" not in rounds or not rounds.selected.astype(bool).any():
+        return ""
+    config = str(rounds.loc[rounds.selected.astype(bool), "config"].iloc[0])
+    rows = _front_rows(m, config)
+    if rows is None:
+        return ""
+    base = rows.iloc[0]
+    names = ["baseline", f"pruned (`{config}`)", f"pruned (`{config}`) + INT8"]
+    out = [f"| {arch} | top-1 % | MACs (M) | file MB | latency ms |", "| --- | ---: | ---: | ---: | ---: |"]
+    for name, r in zip(names, rows.itertuples()):
+        if name == "baseline":
+            out.append(f"| {name} | {r.top1:.2f} | {r.macs / 1e6:.0f} | {r.size_mb:.1f} | {r.latency_ms:.2f} |")
+            continue
+        ci = getattr(r, "paired_ci95", float("nan"))
+        delta = f"{r.top1 - base.top1:+.2f}" + ("" if pd.isna(ci) else f" ± {ci:.2f}")
+        out.append(f"| {name} | {r.top1:.2f} ({delta}) | {r.macs / 1e6:.0f} ({base.macs / r.macs:.1f}x fewer) | "
+                   f"{r.size_mb:.1f} ({base.size_mb / r.size_mb:.1f}x smaller) | "
+                   f"{r.latency_ms:.2f} ({base.latency_ms / r.latency_ms:.1f}x faster) |")
+    threads = getattr(base, "latency_threads", float("nan"))
+    at = "every thread" if pd.isna(threads) else f"{int(threads)} thread{'s' if threads != 1 else ''}"
+    int8 = folder / "int8.csv"
+    timed = (", timed inside the pipeline (a table from before fresh-process timing)"
+             if int8.is_file() and "processes" not in read_table(int8)[0] else ", median of fresh processes")
+    source = prov.get("data_source") or "data not recorded"
+    data = "the JPEG CIFAR-10 copy" if "jpeg" in str(source).lower() else str(source)
+    out += ["", f"Test top-1 on {data}; in brackets the difference to the baseline in points (± its paired 95% "
+                f"interval where the run paired it). Latency: all three in {base.runtime} (INT8: "
+                f"`{rows.iloc[2].model.split('+', 1)[-1]}`), batch 1, median at {at}{timed}, on {prov.get('device')}.",
+            f"`{config}` is the configuration the run carried forward, chosen on validation. Every model and runtime: "
+            f"[docs/results.md](docs/results.md)."]
     return "\n".join(out)
 
 
@@ -115,7 +178,7 @@ def load_provenance(results_dir: Path, arch: str) -> str:
 
 def replace_block(text: str, name: str, body: str) -> str:
     """`text` with what stands between `<!-- name:start -->` and `<!-- name:end -->` replaced by `body`
-    (unchanged when the markers are absent): how the README's generated tables are kept in step."""
+    (unchanged when the markers are absent): how the documents' generated blocks are kept in step."""
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     i, j = text.find(start), text.find(end)
     if i < 0 or j < i:
