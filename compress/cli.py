@@ -437,6 +437,9 @@ def add_reproduce(sub) -> None:
     p.add_argument("--allow-long", action="store_true", help="run even when the estimate exceeds the time limit")
     p.add_argument("--max-hours", type=float, default=6.0, help="refuse a plan whose estimate per notebook exceeds this")
     p.add_argument("--plan", action="store_true", help="print the plan and the estimate, then stop")
+    p.add_argument("--recompute", nargs="+", default=[], metavar="STAGE",
+                   help="compute these stages (baseline, importance, prune, budget, quantize, combine) or steps here, "
+                        "even where published (default: published steps are read, not computed)")
     p.set_defaults(func=cmd_reproduce)
 
 
@@ -444,7 +447,8 @@ def cmd_reproduce(args) -> None:
     from .reproduce import reproduce
 
     reproduce(args.profile or default_profile_name(), args.arch, args.data, args.seed, publish=args.publish,
-              engine=args.engine, allow_long=args.allow_long, max_hours=args.max_hours, plan_only=args.plan)
+              engine=args.engine, allow_long=args.allow_long, max_hours=args.max_hours, plan_only=args.plan,
+              recompute=tuple(args.recompute))
 
 
 def add_verify(sub) -> None:

@@ -24,6 +24,7 @@ from .models import ARCHS, build_model
 from .profiles import Profile, get_profile
 from .steps.pipeline import Sizes, Speed, estimate
 from .files import REPO_ROOT
+from .steps.cache import RECOMPUTE_ENV
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
 RESULTS_DIR = REPO_ROOT / "results"
@@ -155,6 +156,23 @@ def print_plan(profile: Profile, archs, data, seed: int, device: torch.device) -
     return totals
 
 
+def recompute_names(names) -> list[str]:
+    """Stage names (`baseline`, `prune`, `budget`, ...) or step names, as the step names to compute anyway."""
+    from .steps.keys import STEPS
+    from .steps.pipeline import PIPELINE
+
+    stages = {s.name: s.steps for s in PIPELINE if s.steps}
+    out = []
+    for name in names:
+        if name in stages:
+            out += stages[name]
+        elif name in STEPS:
+            out.append(name)
+        else:
+            raise ValueError(f"--recompute {name!r}: not a stage ({', '.join(stages)}) or a step ({', '.join(STEPS)})")
+    return list(dict.fromkeys(out))
+
+
 def _hours(seconds: float) -> str:
     if seconds >= 3600:
         return f"{seconds / 3600:.1f} h"
@@ -210,9 +228,11 @@ def run_inprocess(arch: str, parameters: dict) -> dict:
 
 def reproduce(profile: str, archs=ARCHS, data: str | None = None, seed: int = 0, *, publish: bool = False,
               engine: str = "papermill", allow_long: bool = False, max_hours: float = 6.0,
-              plan_only: bool = False, results: Path | None = None, assets: Path | None = None) -> dict:
+              plan_only: bool = False, results: Path | None = None, assets: Path | None = None,
+              recompute: tuple = ()) -> dict:
     """Plan, then run every notebook (papermill, or `inprocess` where Jupyter is absent), then the figures.
-    `results` / `assets` override the folders `output_dirs` picks."""
+    `results` / `assets` override the folders `output_dirs` picks. Published steps are read, not computed,
+    except those of the stages (or step names) in `recompute`."""
     from .data import load_for_profile, resolve_source
     from .report.figures import make_figures
     from .report.summary import headline
@@ -221,6 +241,7 @@ def reproduce(profile: str, archs=ARCHS, data: str | None = None, seed: int = 0,
     if engine not in ("papermill", "inprocess"):
         raise ValueError(f"engine must be 'papermill' or 'inprocess', got {engine!r}")
     prof = get_profile(profile)
+    os.environ[RECOMPUTE_ENV] = ",".join(recompute_names(recompute))  # the notebooks' kernels inherit it
     # the notebooks run in notebooks/: hand them an absolute data path, whichever way it was given
     source = resolve_source(data)
     if source not in ("torchvision", "official", "synthetic"):

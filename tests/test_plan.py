@@ -49,3 +49,21 @@ def test_the_plan_keeps_the_fastest_speed_seen_on_this_cpu(tmp_path, monkeypatch
     assert measure_speed("vgg16", p, reproduce.torch.device("cpu")) == Speed(100.0, 400.0)
     monkeypatch.setattr(reproduce, "_timed_steps", lambda *a, **k: Speed(150.0, 300.0))
     assert measure_speed("vgg16", p, reproduce.torch.device("cpu")) == Speed(150.0, 400.0)
+
+
+def test_recompute_names_a_stage_and_the_cache_then_ignores_its_publications(tmp_path, monkeypatch, capsys):
+    from compress.reproduce import recompute_names
+
+    assert recompute_names(["baseline", "budget"]) == ["baseline", "budget_round", "budget_scratch"]
+    with pytest.raises(ValueError, match="not a stage"):
+        recompute_names(["everything"])
+    results = tmp_path / "results"
+    s = steps.Session.create("vgg16_bn", "smoke", source="synthetic", cache_root=tmp_path / "here",
+                             results_dir=results, published=results)
+    steps.train_baseline(s)
+    steps.save_results(s)
+    fresh = steps.Session.create("vgg16_bn", "smoke", source="synthetic", cache_root=tmp_path / "fresh", published=results)
+    key = steps.baseline_key(fresh)[1]
+    assert fresh.cache.status("baseline", key) == "published"
+    monkeypatch.setenv("COMPRESS_RECOMPUTE", "baseline")
+    assert fresh.cache.status("baseline", key) is None

@@ -59,6 +59,13 @@ def saved_seconds(folder: Path, field: str = "seconds") -> float:
     return total
 
 
+RECOMPUTE_ENV = "COMPRESS_RECOMPUTE"  # comma-separated step names computed here even where published (`reproduce --recompute`)
+
+
+def recomputed_steps() -> set[str]:
+    return {n.strip() for n in os.environ.get(RECOMPUTE_ENV, "").split(",") if n.strip()}
+
+
 DONE = "done.json"
 LOCKS = ".locks"  # the step locks' folder inside the cache root
 
@@ -105,7 +112,7 @@ class StepCache:
     def published_entry(self, name: str, config: dict) -> pub.Entry | None:
         """The published step with exactly this key (its architecture's manifest, read once), or None."""
         arch = config.get("arch")
-        if not isinstance(arch, str):
+        if not isinstance(arch, str) or name in recomputed_steps():
             return None
         if arch not in self._manifests:
             try:
@@ -148,8 +155,9 @@ class StepCache:
             steps = pub.read_manifest(identity["arch"], self.published)["steps"]
         except pub.PublishedError:
             steps = {}
+        skip = recomputed_steps()
         for folder, entry in steps.items():
-            if folder not in seen and ours(entry.get("key")):
+            if folder not in seen and ours(entry.get("key")) and entry["key"]["step"] not in skip:
                 out.setdefault(entry["key"]["step"], {"cached": 0, "published": 0})["published"] += 1
         return out
 
