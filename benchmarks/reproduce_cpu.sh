@@ -7,11 +7,27 @@
 # checkout's data/cache/steps), so running it again resumes: finished steps are read back, a training step
 # continues from its last saved epoch. Each finished architecture's published tables, figures and executed
 # notebook are copied back into the main checkout (results/<arch>/, assets/<arch>_*.png,
-# notebooks/<arch>.ipynb), ready to commit there.
+# notebooks/<arch>.ipynb), ready to commit there. Every step is published into the worktree's
+# results/<arch>/models/ as it finishes (a run writing results/ publishes as it goes), and that folder is copied
+# back every minute, so each finished unit can be committed from the main checkout while the run goes on.
+# Published steps (the main checkout's, as of COMMIT) are read, not recomputed.
 set -euo pipefail
 source "$(dirname "$0")/clean_worktree.sh"
 archs=("$@")
 [ ${#archs[@]} -gt 0 ] || archs=(vgg16 resnet18 vgg16_bn)
+sync_models() {  # the worktree's published steps -> the main checkout (files replaced atomically by cp + mv)
+  for dir in results/*/models; do
+    [ -d "$dir" ] || continue
+    mkdir -p "$repo/$dir"
+    for f in "$dir"/*; do
+      [ -f "$f" ] && ! cmp -s "$f" "$repo/$f" && cp "$f" "$repo/$f.tmp" && mv "$repo/$f.tmp" "$repo/$f"
+    done
+  done
+  return 0
+}
+( while sleep 60; do sync_models; done ) &
+syncer=$!
+trap 'kill $syncer 2>/dev/null; sync_models' EXIT
 for arch in "${archs[@]}"; do
   echo "== $(date -u +%FT%TZ) $arch from $commit"
   stamp=$(mktemp)

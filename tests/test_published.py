@@ -171,3 +171,16 @@ def test_every_published_manifest_in_the_repository_matches_its_files():
             if entry.record.get("model"):
                 pub.check_file(entry)  # size and sha256
             assert json.loads(json.dumps(entry.record["key"]))["arch"] == arch
+
+
+def test_a_run_writing_the_committed_results_publishes_each_step_as_it_finishes(tmp_path, monkeypatch):
+    """A session cut off before its notebook's end still leaves every finished step published."""
+    monkeypatch.setattr("compress.steps.session.REPO_ROOT", tmp_path)
+    s = steps.Session.create("vgg16_bn", "smoke", source="synthetic", cache_root=tmp_path / "cache",
+                             results_dir=tmp_path / "results", published=tmp_path / "results")
+    assert s.publish_each
+    steps.train_baseline(s)  # no save_results: the run "dies" here
+    manifest = pub.read_manifest("vgg16_bn", tmp_path / "results")
+    (entry,) = manifest["steps"].values()
+    assert entry["model"]["file"] == "baseline.pt" and (pub.models_dir("vgg16_bn", tmp_path / "results") / "baseline.pt").is_file()
+    assert not steps.Session.create("vgg16_bn", "smoke", source="synthetic", results_dir=tmp_path / "runs").publish_each

@@ -51,10 +51,11 @@ def _published_bytes(root: Path, skip: set[Path]) -> int:
     return total
 
 
-def publish_steps(s: Session, results_dir: Path, *, replace_reason: str | None = None) -> Path | None:
-    """Write every step of `s.cache.log` into `<results_dir>/<arch>/models/manifest.json`, and the models of
-    `s.publishable` beside it. Returns the manifest's path (None when the session ran no step)."""
-    logged = list(dict.fromkeys(e["folder"] for e in s.cache.log))
+def publish_steps(s: Session, results_dir: Path, *, replace_reason: str | None = None,
+                  folders: list[str] | None = None) -> Path | None:
+    """Write every step of `s.cache.log` (or only `folders`) into `<results_dir>/<arch>/models/manifest.json`,
+    and the models of `s.publishable` beside it. Returns the manifest's path (None when there was no step)."""
+    logged = list(dict.fromkeys(folders if folders is not None else [e["folder"] for e in s.cache.log]))
     if not logged:
         return None
     root = Path(results_dir)

@@ -71,6 +71,9 @@ class Session:
     models: dict[str, dict] = field(default_factory=dict)  # model name -> row of the accuracy-vs-cost table
     # cached step folder -> the name its model is published under (`save_results(publish=True)`), most wanted first
     publishable: dict[str, str] = field(default_factory=dict)
+    # publish every step into results_dir as soon as it finishes (a run writing the committed results/): what a
+    # session computed survives it even when the notebook does not reach its end
+    publish_each: bool = False
 
     @classmethod
     def create(cls, arch: str, profile: str | Profile | None = None, *, source=None, data: CifarData | None = None,
@@ -86,7 +89,8 @@ class Session:
         if data is None:
             data = load_for_profile(prof, source, seed=seed)
         results = Path(results_dir) if results_dir else default_results_dir(prof.name)
-        return cls(arch, prof, data.to(dev), dev, seed, step_cache(cache_root, published), results.resolve())
+        return cls(arch, prof, data.to(dev), dev, seed, step_cache(cache_root, published), results.resolve(),
+                   publish_each=results.resolve() == (REPO_ROOT / "results").resolve())
 
     def key(self, step: str, *, seed: int | None = None, **fields) -> dict:
         """The one key recipe (`keys.py`): the step's name and version, the run's identity (architecture, width,
@@ -115,12 +119,22 @@ class Session:
     def run(self, name: str, key: dict, compute, *, need_model: bool = False) -> tuple[Path, bool]:
         """`compute(folder)` once per key, through the step cache (or its publications), stamped with this run's
         provenance."""
-        return self.cache.run(name, key, compute, provenance=self.provenance(), need_model=need_model)
+        folder, cached = self.cache.run(name, key, compute, provenance=self.provenance(), need_model=need_model)
+        if self.publish_each:
+            self._publish(folder)
+        return folder, cached
 
     def publish_model(self, folder: str | Path, name: str) -> None:
         """Mark a finished step's model as one to publish under `name` (`<name>.pt`) when the results are
         published; every other step this session ran is published by its record alone."""
         self.publishable.setdefault(Path(folder).name, name)
+        if self.publish_each:
+            self._publish(folder)
+
+    def _publish(self, folder: str | Path) -> None:
+        from .publish import publish_steps
+
+        publish_steps(self, self.results_dir, folders=[Path(folder).name])
 
     def describe(self) -> str:
         return (f"{self.arch} | profile {self.profile.name} (width {self.profile.width}) | {self.data.summary()} | "
