@@ -461,7 +461,7 @@ def add_verify(sub) -> None:
 
 
 def cmd_verify(args) -> None:
-    from .verify import verify
+    from .verification import verify
 
     verify(args.arch, root=args.results, source=args.data)
 

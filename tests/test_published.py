@@ -10,7 +10,7 @@ import torch
 from compress import published as pub
 from compress import steps
 from compress.files import REPO_ROOT
-from compress.verify import VerifyError, verify
+from compress.verification import VerifyError, verify
 
 
 def _session(cache, results, arch="vgg16_bn", **over):
