@@ -16,6 +16,7 @@ import signal
 import sys
 from pathlib import Path
 
+from .allocator import keep_freed_memory
 from .models import ARCHS
 from .profiles import BUDGET_METHODS, PROFILES, default_profile_name
 from .device import PRECISIONS
@@ -472,6 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; any failure is one `error: ...` line on stderr and exit code 1 (2 for bad arguments)."""
+    keep_freed_memory()  # before any tensor exists: CPU evaluation runs 1.3-1.8x faster (allocator.py)
     argv = list(sys.argv[1:] if argv is None else argv)
     show_traceback = "--traceback" in argv or bool(os.environ.get(TRACEBACK_ENV))
     args = build_parser().parse_args([a for a in argv if a != "--traceback"])  # accepted anywhere on the line

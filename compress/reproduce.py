@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from .allocator import keep_freed_memory
 from .models import ARCHS, build_model
 from .profiles import Profile, get_profile
 from .steps.pipeline import Sizes, Speed, estimate
@@ -196,6 +197,7 @@ def reproduce(profile: str, archs=ARCHS, data: str | None = None, seed: int = 0,
 
     if engine not in ("papermill", "inprocess"):
         raise ValueError(f"engine must be 'papermill' or 'inprocess', got {engine!r}")
+    keep_freed_memory()  # the in-process engine's cells and the plan's speed test run here (allocator.py)
     prof = get_profile(profile)
     # the notebooks run in notebooks/: hand them an absolute data path, whichever way it was given
     source = resolve_source(data)
