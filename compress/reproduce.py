@@ -203,18 +203,19 @@ def run_inprocess(arch: str, parameters: dict) -> dict:
 
     nb = json.loads((NOTEBOOKS / f"{arch}.ipynb").read_text())
     ns: dict = {"__name__": "__notebook__"}
-    # an executed notebook's papermill cell is skipped: our parameters are injected after the `parameters` cell
+    # code cells only, counted from 1; an executed notebook's papermill cell is skipped: our parameters are
+    # injected after the `parameters` cell instead
     code = [c for c in nb["cells"] if c["cell_type"] == "code"
             and "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
     for i, cell in enumerate(code, 1):
         source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
         t0 = time.perf_counter()
-        print(f"[{arch}] code cell {i}/{len(code)}: {source.splitlines()[0][:70] if source else ''}", flush=True)
+        print(f"[{arch} cell {i}/{len(code)}] {source.splitlines()[0][:70] if source else ''}", flush=True)
         exec(compile(source, f"{arch}.ipynb[{i}]", "exec"), ns)  # our own committed notebook
         if "parameters" in cell.get("metadata", {}).get("tags", []):
             ns.update(parameters)
         plt.close("all")
-        print(f"[{arch}] code cell {i}/{len(code)} done in {time.perf_counter() - t0:.1f} s", flush=True)
+        print(f"[{arch} cell {i}/{len(code)}] done in {time.perf_counter() - t0:.1f} s", flush=True)
     return ns
 
 

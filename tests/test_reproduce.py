@@ -42,4 +42,4 @@ def test_inprocess_cells_count_their_total(tiny_notebooks, capsys):
     ns = run_inprocess("vgg16", {"ARCH": "vgg16"})
     out = capsys.readouterr().out
     assert ns["ARCH"] == "vgg16" and "hello from vgg16" in out
-    assert "[vgg16] code cell 1/2: ARCH" in out and "[vgg16] code cell 2/2 done in" in out
+    assert "[vgg16 cell 1/2] ARCH" in out and "[vgg16 cell 2/2] done in" in out  # code cells: the markdown is not run
