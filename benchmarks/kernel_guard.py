@@ -19,6 +19,7 @@ from compress.models import build_model
 from compress.pruning import prune
 from compress.provenance import device_name
 from compress.device import PRECISIONS, autocast, resolve_precision
+from compress.allocator import keep_freed_memory
 
 
 def images_per_second(model, precision: str, channels_last: bool, batch: int, steps: int, repeats: int) -> float:
@@ -70,4 +71,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    keep_freed_memory()  # what the CLI does, so the figures match its runs (compress/allocator.py)
     main()

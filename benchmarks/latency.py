@@ -25,6 +25,7 @@ from compress.ratios import DEFAULT_CONFIGS
 from compress.quant import Int8Config, export_fp32_int8, onnx_runner, onnx_session, quantize_int8
 from compress.quant.deploy import file_sizes_mb
 from compress.provenance import device_name
+from compress.allocator import keep_freed_memory
 
 
 def randomise_bn(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
@@ -80,4 +81,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    keep_freed_memory()  # what the CLI does, so the figures match its runs (compress/allocator.py)
     main()

@@ -28,6 +28,7 @@ from compress.quant.qat import QATConfig, quantize_qat
 from compress.steps.cache import MissingStep
 from compress.provenance import device_name
 from compress.train import evaluate, fit
+from compress.allocator import keep_freed_memory
 
 
 def main() -> None:
@@ -73,4 +74,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    keep_freed_memory()  # what the CLI does, so the figures match its runs (compress/allocator.py)
     main()

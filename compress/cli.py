@@ -16,10 +16,11 @@ import signal
 import sys
 from pathlib import Path
 
+from .allocator import keep_freed_memory
 from .models import ARCHS
 from .profiles import BUDGET_METHODS, PROFILES, default_profile_name
 from .device import PRECISIONS
-from .files import REPO_ROOT
+from .files import REPO_ROOT, check_output_file, check_output_folder
 from .steps.pipeline import PIPELINE
 
 TRACEBACK_ENV = "COMPRESS_TRACEBACK"
@@ -135,6 +136,20 @@ def _check_checkpoints(args, *paths_and_stages) -> None:
             load_checkpoint(path, args.arch, width=width, stages=stages)
 
 
+def _check_outputs(args) -> None:
+    """Everything the command will write, checked before any work: its results folder (`--results` pointing at a
+    file used to fail only after the training it was to save), the step cache and an `--export` file."""
+    from .steps.session import default_results_dir, step_cache
+
+    label = "--results" if args.results is not None else "results folder"
+    results = args.results if args.results is not None else default_results_dir(args.profile or default_profile_name())
+    check_output_folder(results, label)
+    check_output_folder(results / args.arch, label)
+    check_output_folder(step_cache().root, "step cache ($COMPRESS_CACHE)")
+    if getattr(args, "export", None) is not None:
+        check_output_file(args.export, "--export")
+
+
 def _session(args, **profile_overrides):
     from .steps import Session
 
@@ -167,6 +182,7 @@ def cmd_train(args) -> None:
 
     from . import steps
 
+    _check_outputs(args)
     overrides = {"epochs": args.epochs, "arch_epochs": {}} if args.epochs is not None else {}  # for every arch
     if args.precision is not None:
         overrides["precision"] = args.precision
@@ -207,6 +223,7 @@ def add_sensitivity(sub) -> None:
 def cmd_sensitivity(args) -> None:
     from . import steps
 
+    _check_outputs(args)
     _check_checkpoints(args, (args.checkpoint, BASELINE))
     s = _session(args)
     model = _baseline(args, s)
@@ -245,6 +262,7 @@ def add_prune(sub) -> None:
 
 
 def cmd_prune(args) -> None:
+    _check_outputs(args)
     if args.macs is not None or args.params is not None:
         return _prune_to_budget(args)
     from . import steps
@@ -335,6 +353,7 @@ def add_budget(sub) -> None:
 def cmd_budget(args) -> None:
     from . import steps
 
+    _check_outputs(args)
     s = _session(args)
     prof = s.profile
     print(f"budget sweep of {args.arch} ({prof.name}): {', '.join(f'{f:g}x' for f in prof.budget_factors_for(args.arch))} "
@@ -384,6 +403,7 @@ def cmd_quantize(args) -> None:
 
     if args.sparse and not args.pruned:
         raise ValueError("--sparse adds rows to the pruned + INT8 table: pass --pruned too")
+    _check_outputs(args)
     _check_checkpoints(args, (args.checkpoint, BASELINE), (args.pruned, PRUNED), (args.sparse, SPARSE))
     s = _session(args)
     model = _baseline(args, s)
@@ -420,6 +440,7 @@ def cmd_figures(args) -> None:
         raise FileNotFoundError(f"{results} holds no tables for {', '.join(args.arch)} (expected {results}/<arch>/*.csv)")
     assets = args.assets or (REPO_ROOT / "assets" if results == (REPO_ROOT / "results").resolve() else results.parent / "assets")
     committed = results == (REPO_ROOT / "results").resolve()
+    check_output_folder(assets, "--assets" if args.assets is not None else "assets folder")
     make_figures(results, assets, args.arch, readme=REPO_ROOT / "README.md" if committed else None)
 
 
@@ -492,6 +513,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; any failure is one `error: ...` line on stderr and exit code 1 (2 for bad arguments)."""
+    keep_freed_memory()  # before any tensor exists: CPU evaluation runs 1.3-1.8x faster (allocator.py)
     argv = list(sys.argv[1:] if argv is None else argv)
     show_traceback = "--traceback" in argv or bool(os.environ.get(TRACEBACK_ENV))
     args = build_parser().parse_args([a for a in argv if a != "--traceback"])  # accepted anywhere on the line

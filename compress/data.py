@@ -346,6 +346,39 @@ class Batches:
             yield normalize(x, self.channels_last), self.split.labels[idx]
 
 
+def reiterable(batches):
+    """A `Split` as it is; any other iterable of (images, labels) batches as something that can be gone through
+    more than once: a DataLoader or a list as it is, a one-shot iterator (a generator) gathered into a list once."""
+    if isinstance(batches, Split):
+        return batches
+    try:
+        iterator = iter(batches)
+    except TypeError:
+        raise TypeError(f"expected a Split or an iterable of (images, labels) batches such as a DataLoader, "
+                        f"got {type(batches).__name__}") from None
+    return list(iterator) if iterator is batches else batches
+
+
+def model_batches(batches, device, channels_last: bool = False):
+    """(inputs, labels) on `device` from any iterable of (images, labels) batches, such as a DataLoader: uint8
+    images are normalised as a `Split`'s are (CIFAR-10 statistics); float images are already the model's inputs
+    (the loader's transforms normalised them) and are only moved, in channels_last memory where asked."""
+    for i, batch in enumerate(batches):
+        try:
+            images, labels = batch
+        except (TypeError, ValueError):
+            raise TypeError(f"batch {i}: expected a pair (images, labels), got {type(batch).__name__}") from None
+        if not (torch.is_tensor(images) and images.ndim == 4 and torch.is_tensor(labels)):
+            raise TypeError(f"batch {i}: expected images as an (N, C, H, W) tensor and labels as a tensor, got "
+                            f"{getattr(images, 'shape', type(images).__name__)} and {type(labels).__name__}")
+        x = images.to(device, non_blocking=True)
+        if x.dtype == torch.uint8:
+            x = normalize(x, channels_last)
+        elif channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        yield x, labels.to(device, non_blocking=True)
+
+
 def calibration_batches(split: Split, num_batches: int, batch_size: int, seed: int = 0):
     """A fixed list of un-augmented, normalised training batches for calibrating quantizers."""
     g = torch.Generator(device=split.images.device).manual_seed(seed)

@@ -52,6 +52,34 @@ def _new_file_mode() -> int:
     return 0o666 & ~umask
 
 
+def check_output_folder(path: str | Path, what: str = "output folder") -> Path:
+    """`path` if files can be written under it (it is a writable folder, or the first part of it that exists is
+    one, so the rest can be made); else an error naming `what`, the path and the part in the way. Commands call it
+    before any work, so a wrong `--results` fails in one line instead of after the training it would have saved."""
+    path = Path(path).expanduser()
+    _check_writable(path, f"{what} {path}")
+    return path
+
+
+def check_output_file(path: str | Path, what: str = "output file") -> Path:
+    """`path` if a file can be written there: not an existing folder, in a folder `check_output_folder` accepts."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise IsADirectoryError(f"{what} {path} is a folder: name a file")
+    _check_writable(path.parent, f"{what} {path}")
+    return path
+
+
+def _check_writable(folder: Path, label: str) -> None:
+    for part in [folder.absolute(), *folder.absolute().parents]:  # the first part that exists decides
+        if part.exists():
+            if not part.is_dir():
+                raise NotADirectoryError(f"{label}: {part} is a file, not a folder")
+            if not os.access(part, os.W_OK | os.X_OK):
+                raise PermissionError(f"{label}: {part} is not writable")
+            return
+
+
 def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode())
 

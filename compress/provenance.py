@@ -7,6 +7,7 @@ import os
 import platform
 import subprocess
 import time
+from importlib import metadata
 from pathlib import Path
 
 import torch
@@ -74,11 +75,17 @@ def device_name(device: str | None = None) -> str:
     return f"cpu ({cpu_model()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"
 
 
+# read from the installed package's metadata, not imported: torchao sets its __version__ from the very same
+# metadata, and importing it just to read it logs torch's "KernelPreference is an Enum subclass" deprecation
+# line in every command (the PT2E code imports it where it is used, quant/pt2e.py)
+NOT_IMPORTED = {"torchao": "torchao"}
+
+
 def versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for mod in ("torch", "torchvision", "torch_pruning", "torchao", "numpy", "pandas", "onnxruntime"):
         try:
-            out[mod] = __import__(mod).__version__
+            out[mod] = metadata.version(NOT_IMPORTED[mod]) if mod in NOT_IMPORTED else __import__(mod).__version__
         except Exception:  # a missing optional package is recorded, not fatal
             out[mod] = "absent"
     return out

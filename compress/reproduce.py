@@ -14,16 +14,18 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 import time
 from pathlib import Path
 
 import torch
 
+from .allocator import keep_freed_memory
 from .models import ARCHS, build_model
 from .profiles import Profile, get_profile
 from .steps.pipeline import Sizes, Speed, estimate
-from .files import REPO_ROOT
+from .files import REPO_ROOT, check_output_folder
 from .steps.cache import RECOMPUTE_ENV
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
@@ -180,21 +182,52 @@ def _hours(seconds: float) -> str:
 
 
 # ----------------------------------------------------------------------------- running the notebooks
+class NotebookProgress(logging.Formatter):
+    """papermill's log lines labelled with the notebook they come from, `[vgg16] ...`, and its cell markers
+    ("Executing Cell 7-----", no total) as `[vgg16] cell 7/31` and `[vgg16] cell 7/31 done`. papermill numbers
+    every cell, markdown included, of the notebook it writes (the parameters it injects are one more)."""
+
+    MARKER = re.compile(r"^(Executing|Ending) Cell (\d+)-*$")
+
+    def __init__(self, arch: str, cells: int):
+        super().__init__()
+        self.arch, self.cells = arch, cells
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        marker = self.MARKER.match(message)
+        if marker:
+            message = f"cell {marker[2]}/{self.cells}" + (" done" if marker[1] == "Ending" else "")
+        return f"[{self.arch}] {message}"
+
+
+def executed_cells(source: Path, parameters: dict) -> int:
+    """How many cells papermill runs from `source`: all of them, plus the parameters cell it injects (it replaces
+    one an executed notebook already holds)."""
+    cells = json.loads(Path(source).read_text())["cells"]
+    injected = any("injected-parameters" in c.get("metadata", {}).get("tags", []) for c in cells)
+    return len(cells) + (1 if parameters and not injected else 0)
+
+
 def run_notebook(arch: str, out_path: Path, parameters: dict, timeout: int | None = None) -> Path:
     """Execute `notebooks/<arch>.ipynb` with papermill into `out_path`, streaming each cell's output."""
     import papermill as pm
 
-    logger = logging.getLogger("papermill")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(logging.Formatter(f"[{arch}] %(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     source = NOTEBOOKS / f"{arch}.ipynb"
     tmp = out_path.with_name(f".{out_path.stem}.running.ipynb")  # the committed notebook is replaced only on success
-    pm.execute_notebook(str(source), str(tmp), parameters=parameters, cwd=str(NOTEBOOKS), kernel_name="python3",
-                        progress_bar=False, log_output=True, execution_timeout=timeout)
+    logger = logging.getLogger("papermill")
+    handler = logging.StreamHandler(sys.stdout)  # this notebook's, removed after it: the next one has its own label
+    handler.setFormatter(NotebookProgress(arch, executed_cells(source, parameters)))
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        pm.execute_notebook(str(source), str(tmp), parameters=parameters, cwd=str(NOTEBOOKS), kernel_name="python3",
+                            progress_bar=False, log_output=True, execution_timeout=timeout)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
     os.replace(tmp, out_path)
     return out_path
 
@@ -212,17 +245,19 @@ def run_inprocess(arch: str, parameters: dict) -> dict:
 
     nb = json.loads((NOTEBOOKS / f"{arch}.ipynb").read_text())
     ns: dict = {"__name__": "__notebook__"}
-    for i, cell in enumerate(c for c in nb["cells"] if c["cell_type"] == "code"):
+    # code cells only, counted from 1; an executed notebook's papermill cell is skipped: our parameters are
+    # injected after the `parameters` cell instead
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"
+            and "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+    for i, cell in enumerate(code, 1):
         source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
-            continue  # an executed notebook's papermill cell: our parameters are injected below instead
         t0 = time.perf_counter()
-        print(f"[{arch} cell {i}] {source.splitlines()[0][:70] if source else ''}", flush=True)
+        print(f"[{arch} cell {i}/{len(code)}] {source.splitlines()[0][:70] if source else ''}", flush=True)
         exec(compile(source, f"{arch}.ipynb[{i}]", "exec"), ns)  # our own committed notebook
         if "parameters" in cell.get("metadata", {}).get("tags", []):
             ns.update(parameters)
         plt.close("all")
-        print(f"[{arch} cell {i}] done in {time.perf_counter() - t0:.1f} s", flush=True)
+        print(f"[{arch} cell {i}/{len(code)}] done in {time.perf_counter() - t0:.1f} s", flush=True)
     return ns
 
 
@@ -240,6 +275,7 @@ def reproduce(profile: str, archs=ARCHS, data: str | None = None, seed: int = 0,
 
     if engine not in ("papermill", "inprocess"):
         raise ValueError(f"engine must be 'papermill' or 'inprocess', got {engine!r}")
+    keep_freed_memory()  # the in-process engine's cells and the plan's speed test run here (allocator.py)
     prof = get_profile(profile)
     os.environ[RECOMPUTE_ENV] = ",".join(recompute_names(recompute))  # the notebooks' kernels inherit it
     # the notebooks run in notebooks/: hand them an absolute data path, whichever way it was given
@@ -248,6 +284,14 @@ def reproduce(profile: str, archs=ARCHS, data: str | None = None, seed: int = 0,
         source = str(Path(source).expanduser().resolve())
         os.environ["COMPRESS_DATA"] = source
     device = parse_device(None)
+    default_results, default_assets, executed = output_dirs(profile, publish)
+    results, assets = Path(results or default_results).resolve(), Path(assets or default_assets).resolve()
+    if not plan_only:  # every folder it will write, before the data, the plan or any notebook
+        from .steps.session import step_cache
+
+        for folder, what in ((results, "results folder"), (assets, "assets folder"), (executed, "notebook folder"),
+                             (step_cache().root, "step cache ($COMPRESS_CACHE)")):
+            check_output_folder(folder, what)
     loaded = load_for_profile(prof, source, seed=seed)  # bad data fails here, in one line, before any notebook
     totals = print_plan(prof, archs, loaded, seed, device)
     too_long = {a: s for a, s in totals.items() if s > max_hours * 3600}
@@ -257,8 +301,6 @@ def reproduce(profile: str, archs=ARCHS, data: str | None = None, seed: int = 0,
         raise ValueError(f"profile {profile!r} would take about {_hours(max(too_long.values()))} for "
                          f"{', '.join(too_long)} on {device} (limit {max_hours:g} h per notebook): choose a smaller "
                          f"profile, or pass --allow-long to run it anyway")
-    default_results, default_assets, executed = output_dirs(profile, publish)
-    results, assets = Path(results or default_results).resolve(), Path(assets or default_assets).resolve()
     timings = {}
     for arch in archs:
         t0 = time.perf_counter()

@@ -15,7 +15,7 @@ import pandas as pd
 from torch import nn
 from tqdm.auto import tqdm
 
-from .data import Split
+from .data import Split, reiterable
 from .metrics import count_macs, count_params
 from .models import conv_layers, example_input
 from .pruning import ChannelPruner, check_criterion
@@ -39,10 +39,13 @@ def l1_ranking(model: nn.Module) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def sensitivity_scan(model: nn.Module, split: Split, ratios: Sequence[float] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
+def sensitivity_scan(model: nn.Module, split, ratios: Sequence[float] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
                      *, layers: Sequence[str] | None = None, criterion: str = "l1", batch_size: int = 1024,
                      data_for_taylor=None, seed: int = 0, progress: bool = True) -> pd.DataFrame:
     """Accuracy on `split` (use the validation split) with each conv pruned alone at each channel ratio.
+
+    `split`: a `Split`, or any iterable of (images, labels) batches such as a DataLoader (see `train.evaluate`; a
+    one-shot iterator is gathered into a list once, since every point evaluates it again; `batch_size` is unused).
 
     Returns tidy rows (layer, group, ratio, channels, top1, top5, loss, params, macs), one per
     (layer, ratio). Ratio 0 is always included and is the unpruned model, evaluated once. Convs coupled
@@ -55,7 +58,7 @@ def sensitivity_scan(model: nn.Module, split: Split, ratios: Sequence[float] = (
     check_criterion(criterion, data_for_taylor)
     ratios = sorted({0.0, *(check_ratio("sensitivity ratio", r) for r in ratios)})
     device = next(model.parameters()).device
-    split = split.to(device)
+    split = split.to(device) if isinstance(split, Split) else reiterable(split)
     example = example_input(1, next(model.parameters()).device)
     reference = ChannelPruner(model, example)  # traced once on the original; it is never pruned
     layers = list(reference.convs) if layers is None else list(dict.fromkeys(layers))

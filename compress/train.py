@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .data import Batches, CifarData, Split
+from .data import Batches, CifarData, Split, model_batches, reiterable
 from .kernels import channels_last_training
 from .files import atomic_write_bytes, write_json
 from .device import PRECISIONS, autocast, channels_last_pays, default_device, resolve_precision
@@ -146,9 +146,12 @@ def distillation_loss(student_logits, teacher_logits, labels, alpha: float, temp
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, split: Split, batch_size: int = 1024, device=None, precision: str = "fp32",
+def evaluate(model: nn.Module, split, batch_size: int = 1024, device=None, precision: str = "fp32",
              predictions: bool = False, flip: bool = False) -> dict:
     """Top-1 and top-5 accuracy (percent) and mean cross-entropy on `split`, in eval mode (fp32 unless asked).
+
+    `split`: a `Split` (batched here, `batch_size` images at a time), or any iterable of (images, labels) batches
+    such as a DataLoader (its own batches; uint8 images are normalised as a Split's, float images are used as given).
 
     `predictions=True` adds `pred`, the top-1 class of every image (a CPU int64 tensor, in `split`'s order),
     so that two models can be compared image by image (`compress.paired`). `flip=True` scores the mean of
@@ -164,8 +167,13 @@ def evaluate(model: nn.Module, split: Split, batch_size: int = 1024, device=None
     correct1 = correct5 = 0
     loss_sum = 0.0
     preds = []
-    split = split.to(device)
-    for x, y in Batches(split, batch_size, train=False, channels_last=channels_last):
+    if isinstance(split, Split):
+        split = split.to(device)
+        batches = Batches(split, batch_size, train=False, channels_last=channels_last)
+    else:
+        batches = model_batches(split, device, channels_last)
+    seen = 0
+    for x, y in batches:
         with autocast(device, precision):
             logits = model(x).float()
             if flip:
@@ -176,12 +184,21 @@ def evaluate(model: nn.Module, split: Split, batch_size: int = 1024, device=None
         correct5 += (top5 == y[:, None]).any(1).sum().item()
         if predictions:
             preds.append(top5[:, 0].cpu())
+        seen += len(y)
     model.train(was_training)
-    n = max(1, len(split))
+    n = max(1, seen)
     out = {"top1": 100.0 * correct1 / n, "top5": 100.0 * correct5 / n, "loss": loss_sum / n}
     if predictions:
         out["pred"] = torch.cat(preds) if preds else torch.zeros(0, dtype=torch.long)
     return out
+
+
+NO_SCORES = {"top1": float("nan"), "top5": float("nan"), "loss": float("nan")}  # no validation / test data given
+
+
+def _present(split) -> bool:
+    """Validation data to score: a non-empty Split, or any batches."""
+    return split is not None and (not isinstance(split, Split) or len(split) > 0)
 
 
 HISTORY_COLUMNS = ["epoch", "lr", "train_loss", "train_top1", "val_top1", "val_top5", "val_loss", "seconds"]
@@ -217,13 +234,14 @@ class Heartbeat:
         self.desc, self.total, self.start, self.enabled, self.every = desc, total, start, enabled, every
         self.t0 = self.last = time.perf_counter()
 
-    def step(self, step: int, epoch: int, epochs: int, seen: int, images: int, epoch_seconds: float) -> None:
+    def step(self, step: int, epoch: int, epochs: int, seen: int, images: int | None, epoch_seconds: float) -> None:
         now = time.perf_counter()
         if not self.enabled or now - self.last < self.every or step <= self.start:
             return
         self.last = now
         per_step = (now - self.t0) / (step - self.start)
-        print(f"[{self.desc}] epoch {epoch + 1}/{epochs}: {seen}/{images} images, {seen / max(epoch_seconds, 1e-9):.0f} "
+        of = f"/{images}" if images else ""  # a user's batches may not say how many images an epoch holds
+        print(f"[{self.desc}] epoch {epoch + 1}/{epochs}: {seen}{of} images, {seen / max(epoch_seconds, 1e-9):.0f} "
               f"img/s, about {_minutes(per_step * (self.total - step))} of training left", flush=True)
 
 
@@ -231,33 +249,81 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min"
 
 
-def fit(model: nn.Module, data: CifarData, cfg: TrainConfig, *, teacher: nn.Module | None = None, device=None,
+def fit(model: nn.Module, data, cfg: TrainConfig, *, teacher: nn.Module | None = None, device=None,
         step_hook: Callable[[nn.Module, int, int], None] | None = None,
         epoch_hook: Callable[[nn.Module, int, int], None] | None = None,
-        state_path: str | Path | None = None) -> FitResult:
+        state_path: str | Path | None = None, val=None, test=None) -> FitResult:
     """Train `model` in place on `data.train`; validate each epoch; test once, after the last epoch, in fp32.
 
+    `data`: a `CifarData` (its training split shuffled and augmented here, `cfg.batch_size` images a step, with its
+    own val and test splits), or any iterable of (images, labels) training batches with a length, such as a
+    DataLoader (its own batches, shuffling and augmentation), with `val` and `test` optional: a Split or batches
+    (without them the history's val columns and the result's test metrics are NaN).
     `step_hook(model, step, total_steps)` runs after every optimiser step (sparsity schedules);
     `epoch_hook(model, epoch, epochs)` runs before every epoch (QAT observer / BN freezing).
     `state_path`: save the full training state there after every epoch and resume from it if present.
     """
+    if isinstance(data, CifarData) and (val is not None or test is not None):
+        raise ValueError("a CifarData brings its own val and test splits: pass val= and test= only with batches")
+    if isinstance(data, Split):
+        raise TypeError("fit trains on a CifarData or on (images, labels) batches such as a DataLoader, not on a "
+                        "bare Split (it needs validation and test data beside it)")
+    if not isinstance(data, CifarData):
+        data, val, test = reiterable(data), _optional(val), _optional(test)
+        if not hasattr(data, "__len__"):
+            raise TypeError(f"fit needs the number of batches per epoch for its learning-rate schedule: pass batches "
+                            f"with a length (a DataLoader, a list), not a {type(data).__name__}")
+        if len(data) == 0:
+            raise ValueError("fit got no training batches")
     device = torch.device(device) if device is not None else default_device()
     precision = resolve_precision(cfg.precision, device)
     model.to(device)
     # channels_last where it pays, except the convolutions that oneDNN's channels_last backward gets wrong
     with channels_last_training(model, device, channels_last_pays(precision, device)) as channels_last:
-        return _fit(model, data, cfg, teacher, device, precision, channels_last, step_hook, epoch_hook, state_path)
+        return _fit(model, data, cfg, teacher, device, precision, channels_last, step_hook, epoch_hook, state_path,
+                    val, test)
 
 
-def _fit(model, data, cfg, teacher, device, precision, channels_last, step_hook, epoch_hook, state_path) -> FitResult:
+def _optional(batches):
+    return None if batches is None else reiterable(batches)
+
+
+class _LoaderBatches:
+    """A user's training batches (a DataLoader, a list) in the shape `_fit` iterates: on the device, normalised."""
+
+    def __init__(self, batches, device, channels_last: bool):
+        self.batches, self.device, self.channels_last = batches, device, channels_last
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self):
+        return model_batches(self.batches, self.device, self.channels_last)
+
+    @property
+    def images(self) -> int | None:
+        """Images per epoch where the batches know it (a DataLoader's dataset), else None."""
+        dataset = getattr(self.batches, "dataset", None)
+        return len(dataset) if hasattr(dataset, "__len__") else None
+
+
+def _fit(model, data, cfg, teacher, device, precision, channels_last, step_hook, epoch_hook, state_path,
+         val=None, test=None) -> FitResult:
     torch.manual_seed(cfg.seed)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     if teacher is not None:
         teacher.to(device).eval()
         if channels_last:
             teacher.to(memory_format=torch.channels_last)
-    data = data.to(device)
-    batches = Batches(data.train, cfg.batch_size, train=True, generator=gen, channels_last=channels_last)
+    if isinstance(data, CifarData):
+        data = data.to(device)
+        batches = Batches(data.train, cfg.batch_size, train=True, generator=gen, channels_last=channels_last)
+        val, test, epoch_images = data.val, data.test, len(data.train)
+        run = {"train_images": len(data.train)}
+    else:  # a user's batches: their shuffling and augmentation, cfg.batch_size unused
+        batches = _LoaderBatches(data, device, channels_last)
+        epoch_images = batches.images
+        run = {"train_images": epoch_images, "train_batches": len(batches)}
     steps_per_epoch = len(batches)
     total = steps_per_epoch * cfg.epochs
     opt = torch.optim.SGD(param_groups(model, cfg.weight_decay), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
@@ -266,7 +332,7 @@ def _fit(model, data, cfg, teacher, device, precision, channels_last, step_hook,
 
     rows, step, train_time, images, start, wall, commits = [], 0, 0.0, 0, 0, 0.0, []
     state_path = Path(state_path) if state_path is not None else None
-    identity = {**cfg.identity(device), "train_images": len(data.train), "distill": teacher is not None}
+    identity = {**cfg.identity(device), **run, "distill": teacher is not None}
     state = _load_state(state_path, identity) if state_path is not None else None
     if state is not None:
         model.load_state_dict(state["model"])
@@ -317,17 +383,16 @@ def _fit(model, data, cfg, teacher, device, precision, channels_last, step_hook,
             correct += (logits.detach().argmax(1) == y).sum()
             seen += len(y)
             bar.update(1)
-            line.step(step, epoch, cfg.epochs, seen, len(data.train), time.perf_counter() - t0)
+            line.step(step, epoch, cfg.epochs, seen, epoch_images, time.perf_counter() - t0)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         seconds = time.perf_counter() - t0
         train_time += seconds
         images += seen
-        val = (evaluate(model, data.val, cfg.eval_batch_size, device, precision) if len(data.val)
-               else {"top1": float("nan"), "top5": float("nan"), "loss": float("nan")})
+        scores = evaluate(model, val, cfg.eval_batch_size, device, precision) if _present(val) else dict(NO_SCORES)
         rows.append({"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "train_loss": loss_sum.item() / max(1, seen),
-                     "train_top1": 100.0 * correct.item() / max(1, seen), "val_top1": val["top1"], "val_top5": val["top5"],
-                     "val_loss": val["loss"], "seconds": seconds})
+                     "train_top1": 100.0 * correct.item() / max(1, seen), "val_top1": scores["top1"],
+                     "val_top5": scores["top5"], "val_loss": scores["loss"], "seconds": seconds})
         if state_path is not None:
             wall_now = wall + time.perf_counter() - wall_t0
             _save_state(state_path, {"format": STATE_FORMAT, "identity": identity, "epoch": epoch + 1, "step": step,
@@ -344,9 +409,9 @@ def _fit(model, data, cfg, teacher, device, precision, channels_last, step_hook,
             bar.write(f"[{cfg.desc}] epoch {epoch + 1}/{cfg.epochs}  loss {r['train_loss']:.3f}  train {r['train_top1']:.2f}%  "
                       f"val {r['val_top1']:.2f}%  {seconds:.0f} s ({seen / seconds:.0f} img/s, {precision})")
     bar.close()
-    test = evaluate(model, data.test, cfg.eval_batch_size, device, "fp32", predictions=True)
-    if precision == "bf16":  # what the bf16 path would have reported: evidence that fp32 testing changes nothing
-        test["top1_bf16"] = evaluate(model, data.test, cfg.eval_batch_size, device, "bf16")["top1"]
+    tested = evaluate(model, test, cfg.eval_batch_size, device, "fp32", predictions=True) if test is not None else dict(NO_SCORES)
+    if precision == "bf16" and test is not None:  # what the bf16 path would have reported: evidence that fp32 testing changes nothing
+        tested["top1_bf16"] = evaluate(model, test, cfg.eval_batch_size, device, "bf16")["top1"]
     model.eval()
-    return FitResult(pd.DataFrame(rows, columns=HISTORY_COLUMNS), test, train_time,
+    return FitResult(pd.DataFrame(rows, columns=HISTORY_COLUMNS), tested, train_time,
                      images / train_time if train_time > 0 else float("nan"), wall + time.perf_counter() - wall_t0)

@@ -45,6 +45,9 @@ PROFILE = None  # "smoke" (seconds), "quick" (CPU minutes), "cpu" (CPU hours) or
 DATA = None  # None: $COMPRESS_DATA, else "torchvision"; or a path to an image-folder tree / .tar.gz
 SEED = 0
 RESULTS_DIR = None  # where the results tables go; None: runs/<profile>/results""", metadata={"tags": ["parameters"]}),
+        new_code_cell("""from compress.allocator import keep_freed_memory
+
+MALLOC_KEPT = keep_freed_memory()  # freed memory stays in this process: CPU evaluation 1.3-1.8x faster (compress/allocator.py)"""),
         new_code_cell("""from compress import budget, interactive, steps
 from compress.report import plots
 

@@ -1,6 +1,7 @@
 """Shared fixtures: tiny synthetic data for everything, the real JPEG copy where it exists."""
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -44,14 +45,22 @@ def _isolated_step_cache(tmp_path, monkeypatch):
     monkeypatch.setattr("compress.steps.session.default_results_dir", lambda profile: tmp_path / "runs" / profile / "results")
 
 
-# what a user's checkout holds and no test may write: published results, figures, notebooks, default run folders
-WATCHED = ("results", "assets", "notebooks", "README.md", "docs", *(f"runs/{p}" for p in ("smoke", "quick", "cpu", "full")))
+def _load_guard():
+    """tests/guard/checkout_writes.py, the one record of which checkout files the run's processes wrote."""
+    spec = importlib.util.spec_from_file_location("checkout_writes", REPO / "tests" / "guard" / "checkout_writes.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+GUARD = _load_guard()
 
 
 def _files() -> dict:
+    """path -> mtime of every file in the watched parts of the checkout (GUARD.ROOTS)."""
     out = {}
-    for name in WATCHED:
-        path = REPO / name
+    for root in GUARD.ROOTS:
+        path = Path(root)
         for f in (path.rglob("*") if path.is_dir() else [path]):
             if f.is_file() and "__pycache__" not in f.parts:
                 out[f] = f.stat().st_mtime_ns
@@ -59,13 +68,26 @@ def _files() -> dict:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _checkout_left_alone():
-    """The suite fails if any test wrote into the checkout (tests write under temporary folders only)."""
+def _checkout_left_alone(tmp_path_factory):
+    """The suite fails if a test wrote into the checkout (tests write under temporary folders only): a file whose
+    mtime changed during the run AND that this process, or a Python process it started, wrote (recorded by
+    tests/guard/: an audit hook here, a sitecustomize in the children). A `reproduce` running beside the suite
+    writes runs/ too; its files changed, but no test wrote them, so they are not the suite's failure."""
+    log = tmp_path_factory.mktemp("checkout-guard") / "written.txt"
+    saved = {k: os.environ.get(k) for k in (GUARD.LOG_ENV, "PYTHONPATH")}
+    os.environ[GUARD.LOG_ENV] = str(log)
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO / "tests" / "guard"), *filter(None, [saved["PYTHONPATH"]])])
+    GUARD.install(str(log))
     before = _files()
     yield
-    after = _files()
-    changed = sorted(str(f.relative_to(REPO)) for f in set(before) | set(after) if before.get(f) != after.get(f))
-    assert not changed, f"tests wrote into the checkout: {changed[:10]}"
+    GUARD.stop()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    by_tests = [os.path.relpath(f, REPO) for f in GUARD.written_changes(before, _files(), GUARD.written(str(log)))]
+    assert not by_tests, f"tests wrote into the checkout: {by_tests[:10]}"
 
 
 def tiny_model(arch: str, width: float = 0.125, seed: int = 0):

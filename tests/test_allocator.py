@@ -1,20 +1,23 @@
-"""Freed memory is kept for reuse (compress/allocator.py): a large block freed and allocated again costs no page
-faults the second time, unless COMPRESS_MALLOC=system asks for glibc's own behaviour."""
+"""Freed memory is kept for reuse (compress/allocator.py) where an entry point asks for it: a large block freed and
+allocated again costs no page faults the second time. Importing the package changes nothing: glibc's malloc maps
+and unmaps every large block as usual. Each probe runs in a fresh process and counts the page faults it sees."""
+import importlib.util
 import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-import compress
-
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc tuning is Linux only")
 
-# allocate, touch and free a 64 MiB tensor four times to warm up (the heap settles after two or three: an aligned
-# block may not fit the hole the last one left), then eight more times: their faults
+# `setup` runs first; then allocate, touch and free a 64 MiB tensor four times to warm up (the heap settles after
+# two or three: an aligned block may not fit the hole the last one left), then eight more times: their faults
 PROBE = """
-import json, resource, torch, compress
+import json, resource, sys, torch
+{setup}
+from compress import allocator
 def cycle():
     torch.empty(16 * 2**20, dtype=torch.float32).fill_(1.0)
 for _ in range(4):
@@ -22,31 +25,57 @@ for _ in range(4):
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for _ in range(8):
     cycle()
-print(json.dumps({"kept": compress.MALLOC_KEPT,
-                  "faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before}))
+print(json.dumps({{"kept": allocator.kept(), "faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before}}))
+"""
+BLOCK = 64 * 2**20 // 4096  # the pages one fresh 64 MiB block faults in
+
+EXPLICIT = "from compress.allocator import keep_freed_memory; keep_freed_memory()"
+CLI = """
+from compress.cli import main
+try:
+    main(["--help"])  # the entry point: it sets malloc up before parsing anything
+except SystemExit:
+    pass
 """
 
 
-def probe(setting: str) -> tuple[dict, str]:
-    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, check=True,
+def probe(setup: str, setting: str = "keep") -> tuple[dict, str]:
+    out = subprocess.run([sys.executable, "-c", PROBE.format(setup=setup)], capture_output=True, text=True, check=True,
                          env={**os.environ, "COMPRESS_MALLOC": setting})
     return json.loads(out.stdout.strip().splitlines()[-1]), out.stderr
 
 
-def test_import_keeps_freed_memory_in_this_process():
-    assert compress.MALLOC_KEPT is (os.environ.get("COMPRESS_MALLOC", "keep") != "system")
+def test_importing_the_package_leaves_malloc_as_it_is():
+    result, _ = probe("import compress; compress.fit, compress.prune  # the package and two of its verbs")
+    assert not result["kept"]
+    assert result["faults"] > 4 * BLOCK  # glibc maps every 64 MiB block anew, as in a process without compress
 
 
-def test_freed_block_is_reused_without_page_faults():
-    kept, _ = probe("keep")
-    system, _ = probe("system")
+def test_keep_freed_memory_reuses_freed_blocks_without_page_faults():
+    kept, _ = probe(EXPLICIT)
+    system, _ = probe(EXPLICIT, "system")
     assert kept["kept"] and not system["kept"]
-    block = 64 * 2**20 // 4096  # the pages one fresh 64 MiB block faults in
-    assert system["faults"] > 4 * block  # glibc maps every 64 MiB block anew...
-    assert kept["faults"] < block // 2  # ...kept, the same pages serve all eight
+    assert system["faults"] > 4 * BLOCK  # COMPRESS_MALLOC=system: glibc's own behaviour...
+    assert kept["faults"] < BLOCK // 2  # ...kept, the same pages serve all eight
+
+
+def test_the_command_line_keeps_freed_memory():
+    result, _ = probe(CLI)
+    assert result["kept"] and result["faults"] < BLOCK // 2
 
 
 def test_unknown_setting_warns_once_and_keeps():
-    result, stderr = probe("sometimes")
+    result, stderr = probe(EXPLICIT, "sometimes")
     assert result["kept"]
     assert "COMPRESS_MALLOC='sometimes' is not one of keep, system" in stderr
+
+
+def test_notebooks_keep_freed_memory_before_the_session():
+    """The generated notebooks call it in their own cell, ahead of the cell that builds the session."""
+    spec = importlib.util.spec_from_file_location("notebook_build", Path(__file__).parent.parent / "notebooks" / "build.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    code = [c.source for c in build.cells("vgg16") if c.cell_type == "code"]
+    setup = next(i for i, src in enumerate(code) if "keep_freed_memory()" in src)
+    session = next(i for i, src in enumerate(code) if "Session.create" in src)
+    assert setup < session

@@ -213,3 +213,59 @@ def test_sigterm_ends_with_one_line_and_143(tmp_path):
     assert proc.returncode == 143
     assert err.rstrip().endswith("error: terminated (SIGTERM); finished steps are cached, so the same command resumes")
     assert "Traceback" not in err
+
+
+WRITERS = [["train"], ["sensitivity"], ["prune", "--ratios", "0.5"], ["prune", "--macs", "2x"], ["budget"], ["quantize"]]
+
+
+@pytest.mark.parametrize("command", WRITERS, ids=lambda c: " ".join(c))
+def test_results_at_a_file_is_refused_before_any_work(command, tmp_path, synthetic, capsys, monkeypatch):
+    """Every command that writes tables checks its folders first: a file given as --results used to fail only
+    after training (and after writing its cache entry)."""
+    monkeypatch.setattr("compress.data.load_arrays", _no_data)
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder\n")
+    line = _fails(capsys, [*command, *SMOKE, "--results", str(afile)], f"--results {afile}: {afile} is a file", code=1)
+    assert "not a folder" in line
+    _fails(capsys, [*command, *SMOKE, "--results", str(afile / "deeper")], f"{afile} is a file, not a folder", code=1)
+    cache = tmp_path / "steps"
+    assert not cache.exists() or not any(cache.iterdir())  # nothing computed, nothing cached
+
+
+def _no_data(*args, **kwargs):
+    raise AssertionError("the data was loaded before the outputs were checked")
+
+
+def test_an_arch_folder_that_is_a_file_and_a_cache_that_is_a_file(tmp_path, synthetic, capsys, monkeypatch):
+    monkeypatch.setattr("compress.data.load_arrays", _no_data)
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "vgg16").write_text("")
+    _fails(capsys, ["train", "--arch", "vgg16", *SMOKE, "--results", str(tmp_path / "r")],
+           f"{tmp_path / 'r' / 'vgg16'} is a file, not a folder", code=1)
+    (tmp_path / "cachefile").write_text("")
+    monkeypatch.setenv("COMPRESS_CACHE", str(tmp_path / "cachefile"))
+    _fails(capsys, ["train", *SMOKE, "--results", str(tmp_path / "ok")], "step cache ($COMPRESS_CACHE)", code=1)
+
+
+def test_export_into_a_file_or_onto_a_folder_is_refused_before_training(tmp_path, synthetic, capsys, monkeypatch):
+    monkeypatch.setattr("compress.data.load_arrays", _no_data)
+    (tmp_path / "afile").write_text("")
+    common = ["train", *SMOKE, "--results", str(tmp_path / "r")]
+    _fails(capsys, [*common, "--export", str(tmp_path / "afile" / "b.pt")], f"--export {tmp_path / 'afile' / 'b.pt'}", code=1)
+    _fails(capsys, [*common, "--export", str(tmp_path)], "is a folder: name a file", code=1)
+
+
+def test_figures_refuse_assets_at_a_file(tmp_path, capsys):
+    (tmp_path / "results" / "resnet18").mkdir(parents=True)
+    (tmp_path / "assets").write_text("")
+    _fails(capsys, ["figures", "--results", str(tmp_path / "results"), "--arch", "resnet18", "--assets",
+                    str(tmp_path / "assets")], f"--assets {tmp_path / 'assets'}: {tmp_path / 'assets'} is a file", code=1)
+
+
+def test_reproduce_checks_its_folders_before_the_data_and_the_plan(tmp_path, monkeypatch):
+    from compress.reproduce import reproduce
+
+    monkeypatch.setattr("compress.data.load_for_profile", _no_data)
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(NotADirectoryError, match="results folder .*afile is a file, not a folder"):
+        reproduce("smoke", ["vgg16"], "synthetic", results=tmp_path / "afile" / "results", assets=tmp_path / "assets")

@@ -78,3 +78,45 @@ def test_a_step_from_before_step_provenance_says_so(tmp_path):
     done.write_text(json.dumps(record))
     assert cache.provenance(folder)["git_commit"] == UNRECORDED
     assert pd.isna(pd.Series([cache.provenance(folder)["clean"]])).all()
+
+
+QUIET = """
+import json, sys
+from compress.provenance import provenance
+from compress.quant import pt2e
+record = provenance()
+loaded = "torchao" in sys.modules
+available, _ = pt2e.pt2e_available()  # imports torchao's PT2E API where it is installed
+print(json.dumps({"torchao": record["versions"]["torchao"], "loaded_by_provenance": loaded, "available": available}))
+"""
+
+
+def test_provenance_and_the_pt2e_import_print_nothing():
+    """Every command records provenance: reading torchao's version must not import it (its import makes torch
+    log a KernelPreference deprecation line, which turned each one-line CLI error into three)."""
+    import json
+    import subprocess
+    import sys
+    from importlib import metadata
+
+    out = subprocess.run([sys.executable, "-c", QUIET], capture_output=True, text=True, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert "Enum subclass" not in out.stderr and "KernelPreference" not in out.stderr, out.stderr
+    assert not result["loaded_by_provenance"]
+    try:
+        assert result["torchao"] == metadata.version("torchao")
+    except metadata.PackageNotFoundError:
+        assert result["torchao"] == "absent"
+
+
+def test_only_the_enum_notice_is_filtered():
+    import logging
+
+    from compress.quant.pt2e import _enum_constant_notice
+
+    def record(msg, *args):
+        return logging.LogRecord("torch.utils._pytree", logging.WARNING, __file__, 1, msg, args, None)
+
+    notice = "%s is an Enum subclass and is now natively supported by torch.compile as an opaque value type."
+    assert not _enum_constant_notice(record(notice, "<enum 'KernelPreference'>"))
+    assert _enum_constant_notice(record("%s cannot be registered as a pytree", "<class 'X'>"))

@@ -80,11 +80,17 @@ def _version(text: str) -> tuple[int, ...]:
     return tuple(int(p) for p in re.findall(r"\d+", text.split("+")[0])[:2])
 
 
+def _enum_constant_notice(record: logging.LogRecord) -> bool:
+    """False for the one line torchao 0.18's import makes torch log ("<enum 'KernelPreference'> is an Enum subclass
+    and is now natively supported ... register_constant() ... deprecated"): torchao's to fix, nothing a user can act
+    on. Every other pytree message still shows."""
+    return "is an Enum subclass and is now natively supported" not in record.getMessage()
+
+
 def _api() -> types.SimpleNamespace:
     """The torchao calls used here, imported on first use (torchao is optional for the rest of the package)."""
-    pytree_log = logging.getLogger("torch.utils._pytree")  # torchao 0.18 trips a deprecation notice on import
-    level = pytree_log.level
-    pytree_log.setLevel(logging.ERROR)
+    pytree_log = logging.getLogger("torch.utils._pytree")
+    pytree_log.addFilter(_enum_constant_notice)
     try:
         from torchao.quantization.pt2e import (allow_exported_model_train_eval, disable_observer,
                                                move_exported_model_to_eval)
@@ -93,7 +99,7 @@ def _api() -> types.SimpleNamespace:
         from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
             X86InductorQuantizer, get_default_x86_inductor_quantization_config)
     finally:
-        pytree_log.setLevel(level)
+        pytree_log.removeFilter(_enum_constant_notice)
     return types.SimpleNamespace(
         allow_exported_model_train_eval=allow_exported_model_train_eval, disable_observer=disable_observer,
         move_exported_model_to_eval=move_exported_model_to_eval, MinMaxObserver=MinMaxObserver,

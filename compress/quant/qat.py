@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from ..data import CifarData
+from ..data import CifarData, reiterable
 from ..train import TrainConfig, evaluate, fit
 from .result import Quantized
 from .int8 import Int8Config, convert_int8, freeze_bn_stats, freeze_observers, prepare_qat
@@ -59,16 +59,22 @@ def freeze_schedule(config: QATConfig):
     return hook
 
 
-def quantize_qat(model: nn.Module, data: CifarData, train: TrainConfig, config: QATConfig = QATConfig(), *,
-                 device=None) -> Quantized:
+def quantize_qat(model: nn.Module, data, train: TrainConfig, config: QATConfig = QATConfig(), *,
+                 device=None, val=None, test=None) -> Quantized:
     """Fine-tune a fake-quantized copy of `model` with `train` (e.g. `profile.finetune_config(
-    epochs=profile.qat_epochs, lr=profile.qat_lr)`), convert it to INT8 and test it on the CPU."""
+    epochs=profile.qat_epochs, lr=profile.qat_lr)`), convert it to INT8 and test it on the CPU.
+
+    `data`: a `CifarData`, or (images, labels) training batches such as a DataLoader with optional `val` and `test`
+    (a Split or batches), as `train.fit` takes them; without `test` the result's `test` is None."""
     train = dataclasses.replace(train, precision="fp32", compile=False, desc="QAT")
+    if not isinstance(data, CifarData) and test is not None:
+        test = reiterable(test)  # scored twice: the fake-quantized model in fit, the INT8 model here
     prepared = prepare_qat(model, config.int8)
-    result = fit(prepared, data, train, device=device, step_hook=freeze_schedule(config))
+    result = fit(prepared, data, train, device=device, step_hook=freeze_schedule(config), val=val, test=test)
     quantized = convert_int8(prepared, config.int8)
-    return Quantized(quantized, config, fit=result, test=evaluate(quantized, data.test, train.eval_batch_size,
-                                                                  device="cpu", predictions=True))
+    test = data.test if isinstance(data, CifarData) else test
+    scores = None if test is None else evaluate(quantized, test, train.eval_batch_size, device="cpu", predictions=True)
+    return Quantized(quantized, config, fit=result, test=scores)
 
 
 __all__ = ["QATConfig", "quantize_qat", "freeze_schedule"]
