@@ -32,7 +32,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     # published models
     "load_published": "published:load_published",
-    "verify": "verify:verify",
+    "verify": "verification:verify",
     # models, data, checkpoints
     "ARCHS": "models:ARCHS",
     "build_model": "models:build_model",
