@@ -36,6 +36,7 @@ from .profiles import BUDGET_METHODS as METHODS
 from .pruning import ChannelPruner, check_criterion, prune_to_channels
 
 METRICS = ("macs", "params")
+NOUNS = {"macs": "MACs", "params": "parameters"}  # the metrics as the tables and the panel write them
 TOLERANCE = 0.01
 
 
@@ -53,7 +54,7 @@ class Target:
             raise ValueError(f"unknown budget metric {self.metric!r}; choose one of {list(METRICS)}")
         v = self.value
         if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or v <= 0:
-            raise ValueError(f"a {self.metric} budget must be a positive number, got {v!r}")
+            raise ValueError(f"a {self.noun} budget must be a positive number, got {v!r}")
         if self.factor and v < 1:
             raise ValueError(f"a reduction factor below 1x ({v}x) would grow the model; ask for 1x or more")
 
@@ -66,7 +67,7 @@ class Target:
             return cls(metric, float(text), True)
         m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([xXkKmMgG]?)\s*", str(text))
         if not m:
-            raise ValueError(f"a {metric} budget is a factor such as 4x or a count such as 25M; got {text!r}")
+            raise ValueError(f"a {NOUNS.get(metric, metric)} budget is a factor such as 4x or a count such as 25M; got {text!r}")
         number, unit = float(m.group(1)), m.group(2).lower()
         if unit == "x":
             return cls(metric, number, True)
@@ -75,11 +76,19 @@ class Target:
     def count(self, base: int) -> float:
         """The target as a count, for a model that has `base` of the metric now."""
         if not self.factor and self.value > base:
-            raise ValueError(f"the target {self.value:,.0f} {self.metric} is above the model's {base:,}")
+            raise ValueError(f"the target {self.value:,.0f} {self.noun} is above the model's {base:,}")
         return base / self.value if self.factor else float(self.value)
 
     def label(self) -> str:
         return f"{self.value:g}x" if self.factor else f"{self.value:,.0f}"
+
+    @property
+    def noun(self) -> str:
+        return NOUNS[self.metric]
+
+    def describe(self) -> str:
+        """'4x fewer MACs' for a factor, '2,000,000 MACs' for a count (a count is what remains, not what goes)."""
+        return f"{self.label()} fewer {self.noun}" if self.factor else f"{self.label()} {self.noun}"
 
 
 # ----------------------------------------------------------------------------- the cost model
@@ -251,9 +260,9 @@ class _Search:
         smallest = self.cost(self.floor)
         if smallest > goal * (1 + TOLERANCE):
             base = self.base_macs if self.index == 0 else self.base_params
-            raise ValueError(f"{self.target.label()} fewer {self.target.metric} is unreachable: with every layer at the "
-                             f"per-layer cap (max_ratio {self.max_ratio}) the model keeps {smallest:,.0f} {self.target.metric} "
-                             f"({base / smallest:.1f}x fewer); raise max_ratio or ask for less")
+            raise ValueError(f"{self.target.describe()} is unreachable: with every layer at the per-layer cap "
+                             f"(max_ratio {self.max_ratio}) the model keeps {smallest:,.0f} {self.target.noun} "
+                             f"({base / smallest:.1f}x fewer); ask for less or raise the per-layer cap")
 
     def fill(self, keep: dict[str, int], goal: float) -> dict[str, int]:
         """Move the cost to within half the tolerance of `goal`, one unit (a channel, or `round_to` of them) at a
@@ -414,7 +423,7 @@ def allocate(model: nn.Module, target, method: str = "global", *, example_inputs
             break
         goal *= predicted / reached
     if allocation.error() > TOLERANCE:
-        raise ValueError(f"could not reach {target.label()} fewer {target.metric} within {TOLERANCE:.0%} "
+        raise ValueError(f"could not reach {target.describe()} within {TOLERANCE:.0%} "
                          f"(closest: {allocation.error():.1%} off){' with round_to ' + str(round_to) if round_to else ''}")
     return allocation
 

@@ -7,14 +7,22 @@ residual stage, or one per VGG conv) with a button that fine-tunes and evaluates
 the session's profile. People who prefer code pass a plain dict to `preview`.
 
 A layer of n filters keeps round(n * (1 - ratio)) of them, so ratios below 1 - 0.5 / n keep at least one
-(0.9375 for 8 filters). `check_ratios` states that exact bound, each slider's `max` stops below it, and
-the panel shows invalid ratios as invalid (no stale chart or numbers, fine-tune button disabled).
+(0.9375 for 8 filters). Each slider steps one filter at a time (step 1/n, up to (n - 1)/n), so every
+position is a distinct model and a filled allocation (kept / n exactly) lies on the slider's grid: a click
+on a knob or the arrow keys never drift off it. `check_ratios` states the exact bound, and the panel shows
+invalid ratios as invalid (no stale chart or numbers, fine-tune button disabled).
+
+Widgets live only in a running kernel: displayed, the panel first shows a static snapshot (its numbers and
+channel chart at the starting ratios) as ordinary outputs, which a saved notebook keeps for a code-hosting
+page or a reload without widget state.
 """
 from __future__ import annotations
 
 import copy
+import functools
 import html
 import io
+import math
 import textwrap
 from dataclasses import dataclass, field
 
@@ -22,12 +30,11 @@ import pandas as pd
 from torch import nn
 
 from . import metrics
-from .budget import allocate
+from .budget import Target, allocate
 from .pruning import expand_ratios, prune
 from .ratios import RESNET18_BLOCKS, RESNET18_STAGE_STREAMS, channel_targets, max_ratio, ratios_from_sensitivity
 
-SLIDER_STEP = 0.05
-SLIDER_MAX = 0.95  # the top of the slider range for layers wide enough (1.0 would remove every filter)
+ALLOCATION_CAP = 0.9  # the panel's default per-layer cap for filling from a MAC target (budget.allocate's)
 
 
 def slider_layers(arch: str, model: nn.Module) -> dict[str, str]:
@@ -48,10 +55,21 @@ def seed_ratios(arch: str, model: nn.Module, scan: pd.DataFrame | None, max_drop
     return {c: float(derived.get(c, 0.0)) for c in convs}
 
 
-def slider_ratios_for_target(arch: str, model: nn.Module, target, method: str = "global") -> dict[str, float]:
-    """Each slider's conv ratio for a MAC target (`4x`, `25M`): the allocation `budget.allocate` finds."""
-    ratios = allocate(model, target, method).ratios()
-    return {conv: round(ratios[conv], 6) for conv in slider_layers(arch, model).values()}
+def slider_ratios_for_target(arch: str, model: nn.Module, target, method: str = "global",
+                             max_ratio: float = ALLOCATION_CAP) -> dict[str, float]:
+    """Each slider's conv ratio for a MAC target (`4x`, `25M`): the allocation `budget.allocate` finds, as
+    kept / n exactly (a point of the slider's grid)."""
+    ratios = allocate(model, target, method, max_ratio=max_ratio).ratios()
+    width = metrics.conv_channels(model)
+    return {conv: on_grid(width[conv], ratios[conv]) for conv in slider_layers(arch, model).values()}
+
+
+def count_text(n: float) -> str:
+    """A count as a MAC target is typed: 1.2M, 350k, 2.5G."""
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.2g}{unit}"
+    return f"{n:.0f}"
 
 
 # ----------------------------------------------------------------------------- the keep-one-filter bound
@@ -61,19 +79,28 @@ def kept(n: int, ratio: float) -> int:
 
 
 def bound_text(n: int) -> str:
-    """The exact bound as a sentence, e.g. 'ratios below 0.9375 keep at least 1 of 8 filters'.
+    """The keep-one bound as a user reads it, e.g. 'at most 0.93 keeps a filter (of 8)'.
 
-    `max_ratio(n)` = 1 - 0.5 / n is exclusive: there n * (1 - r) is 0.5, which Python rounds to 0.
+    `max_ratio(n)` = 1 - 0.5 / n is exclusive (there n * (1 - r) is 0.5, which Python rounds to 0): the
+    largest two-decimal ratio below it is what a user can type.
     """
-    return f"ratios below {max_ratio(n):.10g} keep at least 1 of {n} filters"
+    return f"at most {(math.ceil(max_ratio(n) * 100 - 1e-9) - 1) / 100:.2f} keeps a filter (of {n})"
 
 
-def slider_max(n: int, step: float = SLIDER_STEP, top: float = SLIDER_MAX) -> float:
-    """The largest slider position (a multiple of `step`, at most `top`) that keeps a filter of `n`."""
-    k = int(round(top / step))
-    while k > 0 and kept(n, round(k * step, 10)) < 1:
-        k -= 1
-    return round(k * step, 10)
+def slider_step(n: int) -> float:
+    """One filter of `n`: each slider position is a distinct kept count."""
+    return 1.0 / n
+
+
+def slider_max(n: int) -> float:
+    """The largest slider position: one filter of `n` kept (0 for a single-filter layer)."""
+    return (n - 1) / n
+
+
+def on_grid(n: int, ratio: float) -> float:
+    """The slider position (a multiple of 1/n) that keeps as many of `n` filters as `ratio` does: the same model,
+    at a value a knob click or an arrow key reaches. Ratios past the keep-one bound land on `slider_max`."""
+    return min(1.0 - kept(n, ratio) / n, slider_max(n))
 
 
 def check_ratios(arch: str, model: nn.Module, ratios) -> dict[str, float]:
@@ -192,12 +219,42 @@ def _one_line(e: Exception, limit: int = 300) -> str:
 
 
 # ----------------------------------------------------------------------------- the panel
-def ratio_panel(session, baseline: nn.Module, *, scan: pd.DataFrame | None = None, max_drop: float = 1.0):
-    """Sliders over the prunable units, a live summary and channel chart, and a fine-tune button.
+def static_snapshot(p: Preview, caption: str) -> list:
+    """The panel's numbers and channel chart as plain outputs (HTML, PNG): what a page without a running
+    kernel shows in place of the widgets (a code-hosting page, a reload, a notebook saved without widget state)."""
+    from IPython.display import HTML, Image
 
-    Layout: a fixed-width slider column (each slider with its live filter count and keep-one bound)
-    beside the summary and button, then the chart, then the fine-tune result and log, which may grow
-    without squeezing the sliders.
+    return [HTML(f"<div><small style='color:#666'>{html.escape(caption)}</small><br>{_summary_html(p)}<br>"
+                 f"<small>pruned: {html.escape(p.pruned_layers())}</small></div>"),
+            Image(data=_png(channel_chart(p.channels, "Output channels per conv layer (snapshot at the starting ratios)")),
+                  format="png")]
+
+
+@functools.cache
+def _panel_class():
+    """A VBox that, displayed in a notebook, shows its static snapshot before the live widgets."""
+    import ipywidgets as W
+
+    class RatioPanel(W.VBox):
+        snapshot: list = []
+
+        def _ipython_display_(self):
+            from IPython.display import display
+
+            for output in self.snapshot:
+                display(output)
+            display(self._repr_mimebundle_(), raw=True)
+
+    return RatioPanel
+
+
+def ratio_panel(session, baseline: nn.Module, *, scan: pd.DataFrame | None = None, max_drop: float = 1.0):
+    """Sliders over the prunable units, a live summary and channel chart, a MAC target that fills the
+    sliders, and a fine-tune button.
+
+    Layout: a fixed-width slider column (each slider with its live filter count) beside the summary, button
+    and MAC target, then the chart, then the fine-tune result and log, which may grow without squeezing the
+    sliders. Moving a slider clears what described the old ratios (a fine-tune result, a fill note).
     """
     try:
         import ipywidgets as W
@@ -213,11 +270,12 @@ def ratio_panel(session, baseline: nn.Module, *, scan: pd.DataFrame | None = Non
     for label, conv in labels.items():
         n = width[conv]
         top = slider_max(n)
-        if start[conv] > top:
-            lowered.append(f"{label} {start[conv]:g} -> {top:.2f}")
+        if kept(n, start[conv]) < 1:
+            lowered.append(f"{label} {start[conv]:g} -> {top:.3f}")
         sliders[label] = W.FloatSlider(
-            value=min(start[conv], top), min=0.0, max=top, step=SLIDER_STEP, description=label,
-            readout_format=".2f", continuous_update=False, tooltip=bound_text(n),
+            value=on_grid(n, start[conv]), min=0.0, max=top, step=slider_step(n), description=label,
+            readout_format=".3f", continuous_update=False, disabled=n == 1,
+            tooltip=f"one step = one of {n} filters; {bound_text(n)}",
             style={"description_width": "140px"}, layout=W.Layout(width="430px", min_width="430px"))
         notes[label] = W.HTML(layout=W.Layout(width="200px", min_width="200px"))
     rows = [W.HBox([sliders[label], notes[label]]) for label in labels]
@@ -228,16 +286,24 @@ def ratio_panel(session, baseline: nn.Module, *, scan: pd.DataFrame | None = Non
     button = W.Button(description="Fine-tune & evaluate", button_style="primary", icon="play",
                       tooltip="prune a copy with these ratios, fine-tune with the session's profile, evaluate",
                       layout=W.Layout(width="210px", min_width="210px"))
-    target = W.Text(value="4x", description="MAC target", placeholder="4x or 25M", style={"description_width": "80px"},
-                    layout=W.Layout(width="210px"))
+    base_macs = metrics.count_macs(baseline)
+    # Enter (or leaving the box) submits: with continuous_update off, the value changes only then
+    target = W.Text(value="4x", description="MAC target", placeholder=f"4x or {count_text(base_macs / 4)}",
+                    continuous_update=False, style={"description_width": "80px"}, layout=W.Layout(width="210px"),
+                    tooltip=f"a factor (4x: 4 times fewer MACs) or MACs in all (the model has {count_text(base_macs)})")
+    cap = W.BoundedFloatText(value=ALLOCATION_CAP, min=0.05, max=0.99, step=0.05, description="per-layer cap",
+                             style={"description_width": "80px"}, layout=W.Layout(width="210px"),
+                             tooltip="max_ratio: the largest share of any one layer's filters the allocation removes")
     fill = W.Button(description="Fill sliders", icon="bullseye", layout=W.Layout(width="210px", min_width="210px"),
                     tooltip="set the sliders to the allocation budget.allocate finds for this target (global method)")
     fill_note = W.HTML()
-    side = W.VBox([summary, button, seeded, target, fill, fill_note], layout=W.Layout(flex="1 1 auto", min_width="0"))
+    side = W.VBox([summary, button, seeded, target, cap, fill, fill_note],
+                  layout=W.Layout(flex="1 1 auto", min_width="0"))
     chart = W.Image(format="png", layout=W.Layout(max_width="100%"))
     chart_note = W.HTML()
     result, log = W.HTML(), W.Output()
     state = {"error": None}
+    allocations = {}  # (target, cap) -> slider ratios: Enter, then a click on Fill, allocate once
 
     def ratios() -> dict[str, float]:
         return {labels[label]: round(float(s.value), 6) for label, s in sliders.items()}
@@ -246,8 +312,7 @@ def ratio_panel(session, baseline: nn.Module, *, scan: pd.DataFrame | None = Non
         for label, s in sliders.items():
             n = width[labels[label]]
             k = kept(n, s.value)
-            text = (f"keeps {k}/{n} &middot; r &lt; {max_ratio(n):.10g}" if k >= 1
-                    else f"<b>keeps 0/{n}</b>: r must be &lt; {max_ratio(n):.10g}")
+            text = f"keeps {k} of {n} filters" if k >= 1 else f"<b>keeps 0 of {n}</b>: {bound_text(n)}"
             notes[label].value = f"<small style='color:{'#666' if k >= 1 else '#b00'}'>{text}</small>"
 
     def refresh(_=None):
@@ -262,12 +327,22 @@ def ratio_panel(session, baseline: nn.Module, *, scan: pd.DataFrame | None = Non
             chart.value, chart.layout.display = b"", "none"
             chart_note.value = "<span style='color:#999'>chart hidden while the ratios are invalid</span>"
             button.disabled = True
-            return
+            return None
         state["error"] = None
         summary.value = _summary_html(p)
         chart.value, chart.layout.display = _png(channel_chart(p.channels)), None
         chart_note.value = ""
         button.disabled = False
+        return p
+
+    def forget_results() -> None:
+        """The ratios changed: a fine-tune result (and its log) or a fill note would describe other ratios."""
+        result.value, fill_note.value = "", ""
+        log.clear_output()
+
+    def slider_moved(_=None):
+        forget_results()
+        refresh()
 
     def train(_=None):
         """Validate, then fine-tune; any failure is one red line, never a traceback in the panel."""
@@ -295,30 +370,39 @@ def ratio_panel(session, baseline: nn.Module, *, scan: pd.DataFrame | None = Non
 
     def fill_from_target(_=None):
         """The sliders take the allocation for the typed target; a bad target is one red line, sliders untouched."""
+        key = (target.value.strip(), float(cap.value))
         try:
-            ratios_for = slider_ratios_for_target(arch, baseline, target.value)
+            wanted = Target.parse(key[0])
+            if key not in allocations:
+                allocations[key] = slider_ratios_for_target(arch, baseline, wanted, max_ratio=key[1])
         except Exception as e:
             fill_note.value = _red(f"no allocation: {_one_line(e)}")
             return
         for s in sliders.values():
-            s.unobserve(refresh, names="value")
+            s.unobserve(slider_moved, names="value")
         try:
             for label, s in sliders.items():
-                s.value = min(ratios_for[labels[label]], s.max)
+                s.value = min(allocations[key][labels[label]], s.max)
         finally:
             for s in sliders.values():
-                s.observe(refresh, names="value")
-        fill_note.value = f"<small style='color:#666'>sliders set for {html.escape(target.value.strip())} fewer MACs</small>"
-        refresh()
+                s.observe(slider_moved, names="value")
+        forget_results()
+        p = refresh()
+        asked = wanted.describe() + ("" if wanted.factor else " in all")
+        reached = f": now {p.macs:,} MACs ({p.mac_reduction:.2f}x fewer)" if p is not None else ""
+        fill_note.value = f"<small style='color:#666'>sliders set for {html.escape(asked)}{reached}</small>"
 
     for s in sliders.values():
-        s.observe(refresh, names="value")
+        s.observe(slider_moved, names="value")
     button.on_click(train)
     fill.on_click(fill_from_target)
-    refresh()
-    panel = W.VBox([W.HBox([slider_box, side]), chart, chart_note, result, log])
+    target.observe(fill_from_target, names="value")
+    first = refresh()
+    panel = _panel_class()([W.HBox([slider_box, side]), chart, chart_note, result, log])
+    panel.snapshot = [] if first is None else static_snapshot(
+        first, f"{arch}: snapshot at the panel's starting ratios (the live panel below needs a running kernel)")
     for name, value in dict(refresh=refresh, ratios=ratios, sliders=sliders, notes=notes, summary=summary,
-                            target=target, fill=fill, fill_note=fill_note, fill_from_target=fill_from_target,
+                            target=target, cap=cap, fill=fill, fill_note=fill_note, fill_from_target=fill_from_target,
                             button=button, chart=chart, result=result, train_log=log,
                             slider_box=slider_box).items():
         setattr(panel, name, value)  # for tests and for driving the panel from code

@@ -226,6 +226,7 @@ PROFILES = {
         name="smoke", train_size=512, val_size=128, test_size=256, width=0.125,
         epochs=1, batch_size=128, eval_batch_size=256, warmup_epochs=0.2,
         sensitivity_ratios=(0.0, 0.5), sensitivity_eval_size=128, prune_rounds=2, finetune_epochs=1,
+        prune_configs=("aggressive", "sensitivity"),  # the two the cpu run prunes: half the rounds of all four
         sparse_epochs=1, target_sparsity=0.5, fixed_point_bits=(4, 8, 32), calib_batches=2, calib_batch_size=64, qat_epochs=1,
         budget_factors=(2, 4), budget_select_at=2, budget_steps=1, budget_epochs=1,
         budget_scratch={a: (4,) for a in ARCHS}, budget_seeds={"resnet18": (1,)},

@@ -83,7 +83,7 @@ def test_cli_prune_to_a_budget(tiny_data, tmp_path, capsys, monkeypatch):
     assert (tmp_path / "vgg16_bn" / "budget_layers.csv").is_file()
     capsys.readouterr()
     assert main(["prune", "--arch", "vgg16_bn", "--profile", "smoke", "--macs", "5000x", "--results", str(tmp_path)]) == 1
-    assert "error: 5000x fewer macs is unreachable" in capsys.readouterr().err
+    assert "error: 5000x fewer MACs is unreachable" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("value, message", [("0.5x", "below 1x"), ("1x", "above 1x"), ("lots", "factor such as 4x")])

@@ -1,3 +1,5 @@
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -78,7 +80,7 @@ def _descendants(widget):
 def test_panel_layout_keeps_sliders_readable_and_results_below():
     panel = _panel()
     for s in panel.sliders.values():
-        assert s.readout_format == ".2f" and s.layout.width == s.layout.min_width and s.layout.width.endswith("px")
+        assert s.readout_format == ".3f" and s.layout.width == s.layout.min_width and s.layout.width.endswith("px")
     box = panel.slider_box.layout
     assert box.width.endswith("px") and box.min_width == box.width and box.flex.startswith("0 0")
     top = panel.children[0]
@@ -134,7 +136,7 @@ def test_invalid_ratios_blank_the_chart_and_numbers():
     _force_invalid(panel)
     assert panel.chart.value == b"" and panel.chart.layout.display == "none"
     assert "invalid" in panel.summary.value and "fewer" not in panel.summary.value and " M " not in panel.summary.value
-    assert "keeps 0/8" in panel.notes["conv1_1"].value
+    assert "keeps 0 of 8" in panel.notes["conv1_1"].value
     panel.sliders["conv1_1"].value = 0.5
     assert panel.chart.value[:4] == b"\x89PNG" and panel.chart.layout.display is None and "fewer" in panel.summary.value
 
@@ -149,10 +151,11 @@ def test_bound_is_the_one_pruning_enforces_and_sliders_stop_below_it():
         with pytest.raises(ValueError):
             channel_targets({"c": n}, {"c": bound})
         top = interactive.slider_max(n)
-        assert interactive.kept(n, top) >= 1 and (top == interactive.SLIDER_MAX or
-                                                  interactive.kept(n, top + interactive.SLIDER_STEP) < 1)
-    assert interactive.bound_text(8) == "ratios below 0.9375 keep at least 1 of 8 filters"
-    assert interactive.slider_max(8) == 0.9 and interactive.slider_max(64) == 0.95
+        assert interactive.kept(n, top) == 1 and top < bound  # the last position keeps exactly one filter
+    assert interactive.bound_text(8) == "at most 0.93 keeps a filter (of 8)"
+    for n in (1, 2, 3, 8, 64, 512):  # the ratio the sentence names keeps one filter; a hundredth more may not
+        at_most = float(interactive.bound_text(n).split()[2])
+        assert interactive.kept(n, at_most) >= 1 and at_most + 0.01 >= interactive.max_ratio(n)
 
     model = build_model("vgg16", width=0.125)  # conv1_1 has 8 filters
     p = interactive.preview(model, "vgg16", {"conv1_1": 0.92})  # accepted, though 0.92 > (n - 1) / n = 0.875
@@ -162,9 +165,12 @@ def test_bound_is_the_one_pruning_enforces_and_sliders_stop_below_it():
 
     panel = _panel()
     s = panel.sliders["conv1_1"]
-    assert s.max == 0.9 and "0.9375" in s.tooltip and "0.9375" in panel.notes["conv1_1"].value
+    assert s.max == 0.875 and s.step == 0.125 and "at most 0.93 keeps a filter" in s.tooltip
+    assert panel.notes["conv1_1"].value.endswith("keeps 8 of 8 filters</small>")
     s.value = 0.95  # an impossible value cannot be chosen
-    assert s.value == 0.9 and not panel.button.disabled
+    assert s.value == 0.875 and not panel.button.disabled and "keeps 1 of 8 filters" in panel.notes["conv1_1"].value
+    _force_invalid(panel)
+    assert "keeps 0 of 8</b>: at most 0.93 keeps a filter" in panel.notes["conv1_1"].value
 
 
 def test_chart_legends_say_kept_and_removed():
@@ -214,8 +220,11 @@ def test_mac_target_fills_the_sliders_with_its_allocation(arch):
     base = metrics.count_macs(build_model(arch, width=0.125))
     previewed = interactive.preview(build_model(arch, width=0.125), arch, panel.ratios())
     assert base / previewed.macs == pytest.approx(3, rel=0.02)
-    assert "sliders set for 3x" in panel.fill_note.value
+    assert "sliders set for 3x fewer MACs" in panel.fill_note.value
     assert not panel.button.disabled
+    for s in panel.sliders.values():  # on the slider's grid: a knob click or an arrow key keeps the filled model
+        steps = (s.value - s.min) / s.step
+        assert steps == pytest.approx(round(steps), abs=1e-9) and s.min <= s.value <= s.max
 
 
 def test_a_bad_mac_target_is_one_red_line_and_leaves_the_sliders():
@@ -225,3 +234,83 @@ def test_a_bad_mac_target_is_one_red_line_and_leaves_the_sliders():
     panel.fill_from_target()
     assert "no allocation" in panel.fill_note.value and "#b00" in panel.fill_note.value
     assert panel.ratios() == before
+
+
+def test_slider_positions_are_filter_counts_and_seeds_land_on_them():
+    import pandas as pd
+
+    model = build_model("vgg16", width=0.125)
+    width = metrics.conv_channels(model)
+    for n in (1, 3, 8, 64):
+        positions = [k * interactive.slider_step(n) for k in range(n)]  # 0 .. slider_max
+        assert positions[-1] == pytest.approx(interactive.slider_max(n))
+        assert [interactive.kept(n, r) for r in positions] == list(range(n, 0, -1))  # one filter per step
+        assert all(interactive.on_grid(n, r) == pytest.approx(r) for r in positions)
+    scan = pd.DataFrame([{"layer": l, "ratio": r, "top1": 50.0} for l in width for r in (0.0, 0.3)])
+    panel = interactive.ratio_panel(SimpleNamespace(arch="vgg16", profile=SimpleNamespace(name="smoke")), model, scan=scan)
+    for label, s in panel.sliders.items():  # seeded at 0.3: on the grid, keeping what 0.3 keeps
+        n = width[label]
+        assert s.step == pytest.approx(1 / n) and (s.value * n) == pytest.approx(round(s.value * n))
+        assert interactive.kept(n, s.value) == interactive.kept(n, 0.3)
+
+
+def test_moving_a_slider_clears_the_old_result_and_fill_note(monkeypatch):
+    from compress import steps
+
+    record = {"test_top1": 61.234, "final_val_top1": 60.5, "params": 123456, "macs": 7_800_000}
+    monkeypatch.setattr(steps, "finetune_ratios", lambda *a: record)
+    panel = _panel()
+    panel.target.value = "2x"  # a fill
+    panel.button.click()
+    assert "61.23%" in panel.result.value and "sliders set for 2x" in panel.fill_note.value
+    moved = panel.sliders["conv1_1"]
+    moved.value = 0.25 if moved.value != 0.25 else 0.5
+    assert panel.result.value == "" and panel.fill_note.value == ""
+    assert "fewer" in panel.summary.value  # the numbers describe the new ratios
+
+
+def test_the_target_box_submits_and_its_hint_fits_the_model():
+    from compress.budget import Target
+
+    panel = _panel("vgg16")
+    base = metrics.count_macs(build_model("vgg16", width=0.125))
+    hint = panel.target.placeholder.split(" or ")[-1]
+    assert 0 < Target.parse(hint).count(base) < base  # a count the model can reach
+    assert panel.target.continuous_update is False  # its value changes on Enter (or leaving the box)
+    before = panel.ratios()
+    panel.target.value = "3x"  # what Enter does: the new value reaches the kernel, the sliders fill
+    assert panel.ratios() != before and "sliders set for 3x fewer MACs" in panel.fill_note.value
+
+
+def test_a_mac_count_target_says_in_all_and_errors_say_MACs():
+    panel = _panel("vgg16")
+    base = metrics.count_macs(build_model("vgg16", width=0.125))
+    panel.target.value = f"{base // 2 / 1e6:.3f}M"
+    assert "MACs in all" in panel.fill_note.value and "fewer MACs in all" not in panel.fill_note.value
+    panel.target.value = f"{2 * base / 1e6:.1f}M"
+    assert "above the model" in panel.fill_note.value and "MACs" in panel.fill_note.value
+    assert "macs" not in panel.fill_note.value
+
+
+def test_an_unreachable_target_names_the_cap_the_panel_offers():
+    panel = _panel("vgg16")
+    panel.target.value = "60x"  # beyond the default cap of 0.9 on this model
+    assert "unreachable" in panel.fill_note.value and "per-layer cap" in panel.fill_note.value
+    assert panel.cap.description == "per-layer cap"
+    panel.cap.value = 0.97
+    panel.fill.click()
+    assert "sliders set for 60x fewer MACs" in panel.fill_note.value
+
+
+def test_displayed_panel_shows_a_static_snapshot_before_the_widgets(monkeypatch):
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj, raw=False: shown.append((obj, raw)))
+    panel = _panel()
+    panel.sliders["conv3_1"].value = 0.5  # the snapshot stays at the starting ratios
+    panel._ipython_display_()
+    (page, _), (image, _), (bundle, raw) = shown
+    assert "fewer" in page._repr_html_() and "snapshot" in page._repr_html_()
+    assert image.data[:4] == b"\x89PNG" and image.format == "png"
+    assert raw and "application/vnd.jupyter.widget-view+json" in bundle

@@ -39,11 +39,19 @@ def test_committed_notebook_says_nothing_machine_specific(arch):
     assert "/work/" not in json.dumps(nb["metadata"])
 
 
+@pytest.fixture(scope="session")
+def notebook_steps(tmp_path_factory):
+    """One step cache for every notebook this session runs: the in-process engine runs the vgg16 notebook the
+    papermill test just ran, on the same data, and finds its steps done (run alone, it computes them)."""
+    return tmp_path_factory.mktemp("notebook-steps")
+
+
 @pytest.mark.parametrize("arch", ARCHS)
-def test_notebook_runs_in_smoke_profile(arch, tmp_path):
+def test_notebook_runs_in_smoke_profile(arch, tmp_path, notebook_steps, monkeypatch):
     from compress.report.tables import load_tables
     from compress.reproduce import run_notebook
 
+    monkeypatch.setenv("COMPRESS_CACHE", str(notebook_steps))  # the kernel inherits it
     source = real_data_source() or "synthetic"
     out = run_notebook(arch, tmp_path / f"{arch}.ipynb", {"ARCH": arch, "PROFILE": "smoke", "DATA": source,
                                                          "RESULTS_DIR": str(tmp_path / "results")}, timeout=600)
@@ -52,13 +60,21 @@ def test_notebook_runs_in_smoke_profile(arch, tmp_path):
     tables = load_tables(tmp_path / "results", arch)
     assert {"baseline", "sensitivity", "pruning", "fixed_point", "int8", "combined", "models"} <= set(tables)
     assert len(tables["models"]) >= 8
+    (panel,) = [c for c in executed["cells"] if "".join(c["source"]).startswith("interactive.ratio_panel(")]
+    kinds = [set(o.get("data", {})) for o in panel["outputs"]]  # a static snapshot, then the live widgets
+    assert "text/html" in kinds[0] and "image/png" in kinds[1]
+    assert "application/vnd.jupyter.widget-view+json" in kinds[2]
 
 
-def test_inprocess_engine_runs_a_notebook_without_jupyter(tmp_path, capsys):
-    """The GPU box has no Jupyter: `reproduce --engine inprocess` runs the same cells in this process."""
+def test_inprocess_engine_runs_a_notebook_without_jupyter(tmp_path, capsys, notebook_steps, monkeypatch):
+    """The GPU box has no Jupyter: `reproduce --engine inprocess` runs the same cells in this process (after the
+    papermill test, from the steps it cached: this test proves the engine, that one the steps)."""
     from compress.reproduce import reproduce
 
-    reproduce("smoke", ["vgg16"], data="synthetic", results=tmp_path / "results", assets=tmp_path / "assets",
+    source = real_data_source() or "synthetic"
+    monkeypatch.setenv("COMPRESS_CACHE", str(notebook_steps))
+    monkeypatch.setenv("COMPRESS_DATA", source)  # reproduce exports the data path it resolves; undone after
+    reproduce("smoke", ["vgg16"], data=source, results=tmp_path / "results", assets=tmp_path / "assets",
               engine="inprocess")
     out = capsys.readouterr().out
     assert "plan: profile smoke" in out and "vgg16: measured" in out
