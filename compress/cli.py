@@ -319,7 +319,7 @@ def _prune_to_budget(args) -> None:
     base = {"macs": count_macs(baseline), "params": count_params(baseline)}[metric]
     factor = base / text.count(base)  # an absolute count becomes the factor it asks for
     scan = steps.sensitivity(s, baseline) if args.method == "sensitivity" else None
-    print(f"pruning the {args.arch} baseline to {text.label()} fewer {metric} ({args.method}, {s.profile.budget_steps} "
+    print(f"pruning the {args.arch} baseline to {text.describe()} ({args.method}, {s.profile.budget_steps} "
           f"steps, {s.profile.budget_epochs} fine-tune epochs) on {s.data.summary()} [{s.device}]", flush=True)
     run = steps.budget_run(s, baseline, args.method, factor, scan=scan, metric=metric)
     print(run.allocation[["layer", "channels_before", "channels_after", "mac_share"]].round(3).to_string(index=False))
