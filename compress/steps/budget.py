@@ -288,7 +288,7 @@ def _sweep(s: Session, runs: list[BudgetRun], equal: BudgetRun | None, chosen: s
 def peer_table(s: Session, runs: list[BudgetRun], chosen: str | None) -> pd.DataFrame | None:
     """Each method's `budget_select_at` model (main seed) paired with the peer's on the same test images: the
     difference in points, its 95% interval, images gained / lost, McNemar's p (`selected`: the method chosen on
-    validation, None while still selecting). None when the peer has not run."""
+    validation; no row while still selecting). None when the peer has not run."""
     at = float(s.profile.budget_select_at)
     finals = {r.method: r for r in runs if r.kind == "pruned" and r.target == at and r.seed == s.seed}
     other = finals.get(peer.METHOD)
