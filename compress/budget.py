@@ -7,7 +7,9 @@ channel set keeps so the pruned model lands within `tolerance` (1%) of the targe
 * `global`: every channel's importance (L1 filter norm by default) divided by its layer's mean, ranked across
   all layers, the weakest removed first; a per-layer cap (`max_ratio`) so no layer is emptied;
 * `sensitivity`: NetAdapt-like, guided by a validation sensitivity scan (`sensitivity.sensitivity_scan`):
-  repeatedly take channels from the set whose scanned accuracy drop grows least per MAC saved.
+  repeatedly take channels from the set whose scanned accuracy drop grows least per MAC saved;
+* `torch-pruning`: the peer, torch-pruning's own global pruner as its authors run it on CIFAR (`peer.py`);
+  its counts are its own (no per-layer cap, no `fill` of ours), landed within 1% by its own last step.
 
 The search runs on a cost model (MACs and parameters as functions of the channels each set keeps, read off
 torch-pruning's dependency graph and one traced forward pass), so thousands of candidate allocations cost
@@ -30,6 +32,7 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
+from . import peer
 from .metrics import count_macs, count_params
 from .models import example_input
 from .profiles import BUDGET_METHODS as METHODS
@@ -38,6 +41,7 @@ from .pruning import ChannelPruner, check_criterion, prune_to_channels
 METRICS = ("macs", "params")
 NOUNS = {"macs": "MACs", "params": "parameters"}  # the metrics as the tables and the panel write them
 TOLERANCE = 0.01
+MAX_RATIO = 0.9  # our methods' default per-layer cap (the peer runs without one, as its authors do)
 
 
 # ----------------------------------------------------------------------------- the target
@@ -339,6 +343,17 @@ def _global(search: _Search, goal: float, criterion: str, data_for_taylor, seed:
     return keep_after(lo)
 
 
+def _peer(search: _Search, goal: float, round_to: int | None) -> dict[str, int]:
+    """The peer's channels per set: torch-pruning's pruner on a copy, stopped at `goal` by our cost model."""
+    def keep_of(model: nn.Module) -> dict[str, int]:
+        convs = dict(model.named_modules())
+        return {s: convs[s].out_channels for s in search.sizes}
+
+    pruned = peer.progressive_prune(search.model, goal, lambda m: search.cost(keep_of(m)), example_inputs=search.example,
+                                    tolerance=TOLERANCE / 2, round_to=round_to)
+    return keep_of(pruned)
+
+
 def drop_curves(scan: pd.DataFrame, sets: dict[str, int]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Per set, (channel ratio, accuracy drop) from a sensitivity scan: the drop from its ratio-0 accuracy, made
     non-decreasing (a noisy scan's bump is not a free lunch), clamped at 0, extended flat past the last ratio."""
@@ -391,31 +406,38 @@ def _sensitivity(search: _Search, goal: float, scan: pd.DataFrame) -> dict[str, 
 
 def allocate(model: nn.Module, target, method: str = "global", *, example_inputs: torch.Tensor | None = None,
              scan: pd.DataFrame | None = None, criterion: str = "l1", data_for_taylor=None, seed: int = 0,
-             max_ratio: float = 0.9, round_to: int | None = None) -> Allocation:
+             max_ratio: float | None = None, round_to: int | None = None) -> Allocation:
     """Channels to keep per set so that the pruned `model` reaches `target` within 1%; `model` is not changed.
 
     `target`: a `Target`, a factor (4 = 4x fewer MACs) or a string (`4x`, `25M`); `scan`: the validation
     sensitivity scan, for `sensitivity`; `criterion`: the channel importance of `global` (see `pruning.CRITERIA`);
-    `max_ratio`: no set loses more than this share of its channels; `round_to`: channels kept per set are
-    multiples of it (a set smaller than it is left whole)."""
+    `max_ratio`: no set loses more than this share of its channels (default `MAX_RATIO`; the peer takes none);
+    `round_to`: channels kept per set are multiples of it (a set smaller than it is left whole)."""
     if method not in METHODS:
         raise ValueError(f"unknown allocation method {method!r}; choose one of {list(METHODS)}")
+    if method == peer.METHOD and max_ratio is not None:
+        raise ValueError(f"method {peer.METHOD!r} runs as its authors' CIFAR script does, without a per-layer cap; "
+                         f"leave max_ratio out")
     target = Target.parse(target)
     if method == "sensitivity" and scan is None:
         raise ValueError("method 'sensitivity' needs the validation sensitivity scan (sensitivity.sensitivity_scan)")
     if method == "global":
         check_criterion(criterion, data_for_taylor)
-    search = _Search(model, target, example_inputs, max_ratio, round_to)
-    search.check_reachable(search.goal)
+    search = _Search(model, target, example_inputs, MAX_RATIO if max_ratio is None else max_ratio, round_to)
+    if method != peer.METHOD:  # the peer has no cap: it says itself when it cannot get there
+        search.check_reachable(search.goal)
     goal, ratio = search.goal, None
     for _ in range(4):  # the cost model is checked against a real prune; a mismatch rescales the goal
         if method == "uniform":
             keep, ratio = _uniform(search, goal)
         elif method == "global":
             keep = _global(search, goal, criterion, data_for_taylor, seed)
+        elif method == peer.METHOD:
+            keep = _peer(search, goal, round_to)
         else:
             keep = _sensitivity(search, goal, scan)
-        keep = search.fill(keep, goal)
+        if method != peer.METHOD:  # the peer lands by its own last step: its counts stay its own
+            keep = search.fill(keep, goal)
         allocation = _measure(search, method, target, keep, ratio)
         reached = allocation.macs if search.index == 0 else allocation.params
         predicted = search.cost(keep)

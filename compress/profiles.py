@@ -18,7 +18,8 @@ from .train import TrainConfig
 from .device import PRECISIONS
 
 PROFILE_ENV = "COMPRESS_PROFILE"
-BUDGET_METHODS = ("global", "sensitivity", "uniform")  # `budget.allocate`'s rules (named here, below it)
+# `budget.allocate`'s rules (named here, below it); `torch-pruning` is the peer: torch-pruning's own pruner (`peer.py`)
+BUDGET_METHODS = ("global", "sensitivity", "uniform", "torch-pruning")
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ class Profile:
     # compared on validation at `budget_select_at`, prune + fine-tune steps per budget and their total epochs
     budget_factors: tuple = (2, 4, 8, 16, 32)
     arch_budget_factors: dict = field(default_factory=dict)  # more budgets per architecture (published points)
-    budget_methods: tuple = ("global", "sensitivity", "uniform")
+    budget_methods: tuple = ("global", "sensitivity", "uniform", "torch-pruning")
     budget_select_at: float = 8
     budget_steps: int = 2
     budget_epochs: int = 6

@@ -39,7 +39,7 @@ from .data import Batches, Split
 from .models import VGG, ResNet18, conv_layers, example_input
 from .ratios import channel_targets, expand
 
-CRITERIA = ("l1", "l2", "random", "bn_scale", "taylor")
+CRITERIA = ("l1", "l2", "random", "bn_scale", "taylor", "group_l2")
 
 
 # ----------------------------------------------------------------------------- architecture helpers
@@ -95,7 +95,9 @@ def make_importance(criterion: str, seed: int = 0) -> tp.importance.Importance:
 
     l1 / l2: filter norms (Li et al. 2017); bn_scale: |gamma| of the following BN (network slimming,
     Liu et al. 2017); taylor: first-order Taylor |w * dL/dw| summed over the whole coupled group
-    (Molchanov et al. 2019; gradients must be present); random: seeded uniform scores.
+    (Molchanov et al. 2019; gradients must be present); random: seeded uniform scores; group_l2: torch-pruning's
+    `GroupMagnitudeImportance(p=2)`, squared L2 norm over every layer of the group (consumers' inputs and BN
+    included), averaged: the peer's importance (`peer.py`), so its channels go by its own ranking.
     """
     if criterion == "l1":
         return FilterNorm(1)
@@ -107,6 +109,8 @@ def make_importance(criterion: str, seed: int = 0) -> tp.importance.Importance:
         return tp.importance.GroupTaylorImportance(group_reduction="sum", normalizer=None)
     if criterion == "random":
         return SeededRandom(seed)
+    if criterion == "group_l2":
+        return tp.importance.GroupMagnitudeImportance(p=2)
     raise ValueError(f"unknown criterion {criterion!r}; choose one of {list(CRITERIA)}")
 
 

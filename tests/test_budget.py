@@ -48,7 +48,7 @@ def models():
 
 
 @pytest.mark.parametrize("name", list(MODELS))
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", [m for m in METHODS if m != "torch-pruning"])  # the peer's: tests/test_peer.py
 def test_targets_are_reached_within_one_percent(models, name, method):
     model = models[name]
     scan = fake_scan(model)[0] if method == "sensitivity" else None

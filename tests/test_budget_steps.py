@@ -38,6 +38,26 @@ def test_sweep_has_every_budget_method_and_control(sweep):
     assert set(result.layers.method) <= set(p.budget_methods)
 
 
+def test_the_peer_runs_the_same_steps_and_epochs_and_is_paired_with_every_method(sweep):
+    """Torch-pruning's pruner competes at `budget_select_at` with our fine-tunes; `budget_peer` pairs each method's
+    model with the peer's on the same test images."""
+    s, _, _, result = sweep
+    t = result.table
+    at = t[(t.kind == "pruned") & (t.target == s.profile.budget_select_at) & (t.seed == s.seed)]
+    peer_rows = at[at.method == "torch-pruning"]
+    assert len(peer_rows) == s.profile.budget_steps and peer_rows.target_error.iloc[-1] <= 0.01
+    for col in ("steps", "finetune_epochs", "total_epochs"):
+        assert at[col].nunique() == 1, col  # the same steps and epochs as every other method
+    table = result.peer
+    assert list(table.method) == sorted(set(s.profile.budget_methods) - {"torch-pruning"})
+    assert table.selected.sum() == (result.chosen != "torch-pruning")
+    assert table.paired_delta.to_numpy() == pytest.approx((table.test_top1 - table.peer_test_top1).to_numpy(), abs=1e-6)
+    assert (table.paired_ci95 >= 0).all() and table.mcnemar_p.between(0, 1).all()
+    assert s.tables["budget_peer"] is table
+    saved = steps.save_results(s)
+    assert (saved / "budget_peer.csv").is_file()
+
+
 def test_rerun_is_cached(sweep, monkeypatch):
     s, baseline, scan, first = sweep
     monkeypatch.setattr("compress.steps.budget.fit", lambda *a, **k: (_ for _ in ()).throw(AssertionError("refit")))

@@ -352,3 +352,19 @@ def test_the_headline_table_keeps_one_runtime_and_the_configuration_chosen_on_va
     assert "Test top-1 on synthetic;" in text
     (tmp_path / "results" / "resnet18" / "pruning.csv").unlink()
     assert front_table_markdown(tmp_path / "results") == ""  # no configuration chosen, no table
+
+
+def test_the_literature_table_gives_chip_and_coring_beside_hrankplus_with_their_baseline(tmp_path):
+    """#34's rows: CHIP and CORING at HRankPlus' three VGG16-BN points (58.1 / 66.6 / 78.6% fewer FLOPs), each
+    with its fine-tune epochs and the baseline (93.96%) its deltas are against."""
+    from compress.report.literature import PUBLISHED, literature_markdown
+
+    text = literature_markdown(tmp_path, ["vgg16_bn"])
+    rows = {(line.split(" | ")[0].lstrip("| "), line.split(" | ")[2]): line for line in text.splitlines()[2:]}
+    for work, epochs in (("CHIP", "200 epochs"), ("CORING", "300-400 epochs"), ("HRankPlus", "150 epochs")):
+        assert {f for w, f in rows if w == work} == {"2.39x", "2.99x", "4.67x"}, work
+        assert all(epochs in line and "vgg16_bn: not run yet" in line for (w, _), line in rows.items() if w == work)
+    assert "| -0.10 (of 93.96) |" in rows[("CHIP", "2.39x")] and "| +0.46 (of 93.96) |" in rows[("CORING", "2.39x")]
+    assert "| -0.13 (of 93.96) |" in rows[("CORING", "4.67x")] and "| -0.78 (of 93.96) |" in rows[("CHIP", "4.67x")]
+    assert "(of" not in rows[("HRankPlus", "2.39x")]  # no baseline given where no source states it
+    assert not any(p.work.startswith("OTO") for p in PUBLISHED)  # left out: no source could be read

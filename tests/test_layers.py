@@ -6,7 +6,7 @@ import compress
 
 ROOT = Path(compress.__file__).parent
 FOUNDATION = {"profiles", "data", "models", "train", "metrics", "paired", "checkpoint", "files", "provenance", "allocator", "kernels", "schema", "device", "published"}
-ALGORITHMS = {"sensitivity", "ratios", "pruning", "sparse", "quant", "budget", "iterative"}
+ALGORITHMS = {"sensitivity", "ratios", "pruning", "sparse", "quant", "budget", "iterative", "peer"}
 LAYER = {**{m: 0 for m in FOUNDATION}, **{m: 1 for m in ALGORITHMS}, "steps": 2, "report": 2,
          "cli": 3, "reproduce": 3, "verification": 3, "interactive": 3, "__main__": 3, "__init__": 3}
 

@@ -7,6 +7,7 @@ from ..files import read_table
 
 # table names written by steps.save_results, read by the figures, the summary and the targets
 TABLES = ("baseline", "history", "l1", "sensitivity", "pruning", "channels", "budget", "budget_layers", "budget_latency",
+          "budget_peer",
           "sparse",
           "fixed_point", "int8", "pruned_int8", "combined", "distillation", "models", "timings")
 

@@ -10,7 +10,14 @@
   so extra training is not mistaken for the effect of pruning; every row is paired against it too;
 * *from scratch*: the pruned architecture at `budget_scratch` budgets trained from random weights for the
   baseline's epochs plus the fine-tune's (Liu et al. 2019);
-* *seed spread*: the `budget_select_at` fine-tune repeated with `budget_seeds` (same baseline, same pruning).
+* *seed spread*: the `budget_select_at` fine-tune repeated with `budget_seeds` (same baseline, same pruning);
+* *the peer* (`torch-pruning`, `peer.py`): torch-pruning's own global pruner, as its authors run it on CIFAR,
+  decides its final channel counts on the baseline, and then walks there exactly as our methods do: the same
+  `budget_steps` prune + fine-tune steps of the same schedule (`budget.schedule`), the same fine-tune recipe and
+  epochs, its channels within each layer ranked by its own importance (`group_l2`). Only the allocation (and that
+  ranking) differ, so the comparison is of pruners, not of training. It competes for selection on validation like
+  the others; the `budget_peer` table pairs every method's `budget_select_at` model with the peer's on the same
+  test images (the chosen one marked).
 
 Each step's key names exactly what it reads (no whole profile), plus its version (`keys.VERSIONS`), raised
 when the algorithm changes, so a changed profile field reruns only the steps that read it.
@@ -28,6 +35,7 @@ import torch
 from torch import nn
 
 from .. import budget as budget_alg
+from .. import peer
 from ..quant import latency
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..published import model_name
@@ -50,6 +58,7 @@ COLUMNS = ["kind", "method", "target", "metric", "round", "steps", "finetune_epo
            "params", "macs", "mac_reduction", "param_reduction", "target_error", "test_top1", "test_top5", *PAIRED,
            "vs_equal_delta", "vs_equal_ci95", "vs_equal_p", "final_val_top1", "train_seconds", "selected",
            "step"]  # step: the cached step that computed the row; the table's provenance says which commit, machine, precision
+PEER_COLUMNS = ["method", "target", "selected", "test_top1", "peer_test_top1", *PAIRED, "step", "peer_step"]
 
 
 @dataclass
@@ -73,6 +82,7 @@ class BudgetSweep:
     chosen: str  # the method carried to every budget (validation accuracy at `budget_select_at`)
     runs: list
     planned: int = 0  # runs the whole sweep holds; fewer in `runs`: a partial sweep (`on_progress`)
+    peer: pd.DataFrame | None = None  # the `budget_peer` table: each method against the peer at `budget_select_at`
 
     @property
     def complete(self) -> bool:
@@ -83,11 +93,27 @@ def _finetune_config(s: Session, seed: int) -> TrainConfig:
     return budget_config(s.profile, s.arch, seed)
 
 
+_PEER_ALLOCATIONS: dict[tuple, budget_alg.Allocation] = {}
+
+
 def allocation_for(s: Session, baseline: nn.Module, method: str, target: float, scan: pd.DataFrame | None = None,
                    round_to: int | None = None, metric: str = "macs") -> budget_alg.Allocation:
-    """The allocation of `method` for `target`x fewer MACs (or `metric`) on `baseline` (milliseconds; deterministic)."""
-    return budget_alg.allocate(baseline, budget_alg.Target(metric, float(target)), method, scan=scan,
-                               criterion=CRITERION, seed=s.seed, round_to=round_to)
+    """The allocation of `method` for `target`x fewer MACs (or `metric`) on `baseline` (milliseconds; deterministic).
+    The peer's takes hundreds of pruning steps (a minute or more at full width on a CPU), so it is computed once
+    per process and baseline: deterministic, and the budget steps' keys need it on every (cached) rerun."""
+    compute = lambda: budget_alg.allocate(baseline, budget_alg.Target(metric, float(target)), method,  # noqa: E731
+                                          scan=scan, criterion=CRITERION, seed=s.seed, round_to=round_to)
+    if method != peer.METHOD:
+        return compute()
+    memo = (fingerprint(baseline), float(target), metric, round_to)
+    if memo not in _PEER_ALLOCATIONS:
+        _PEER_ALLOCATIONS[memo] = compute()
+    return _PEER_ALLOCATIONS[memo]
+
+
+def criterion_for(method: str) -> str:
+    """Which channels of a layer each step removes: the peer by its own importance, our methods by L1 norm."""
+    return peer.CRITERION if method == peer.METHOD else CRITERION
 
 
 def _base_predictions(s: Session, baseline: nn.Module) -> dict:
@@ -133,16 +159,17 @@ def budget_run(s: Session, baseline: nn.Module, method: str, target: float, *, s
     cfg = _finetune_config(s, seed)
     rescale = not has_batchnorm(baseline)
     base_id = fingerprint(baseline)
+    criterion = criterion_for(method)
     previous, records = None, []
     for k, channels in enumerate(schedule, 1):
         key = s.key("budget_round", seed=seed, baseline=base_id, method=method, target=float(target), metric=metric,
-                    round=k, channels=channels, criterion=CRITERION,
+                    round=k, channels=channels, criterion=criterion,
                     previous=previous.folder.name if previous is not None else None, rescale=rescale,
                     **s.reads("budget_round", seed=seed))
 
         def start(k=k, channels=channels, previous=previous) -> nn.Module:
             model = load_checkpoint(previous, s.arch)[0] if previous is not None else copy.deepcopy(baseline)
-            prune_step(model.to(s.device), channels, criterion=CRITERION, seed=seed + k,
+            prune_step(model.to(s.device), channels, criterion=criterion, seed=seed + k,
                        rescale_inputs=rescale_inputs(s, seed + k) if rescale else None)
             return model
 
@@ -249,8 +276,31 @@ def _sweep(s: Session, runs: list[BudgetRun], equal: BudgetRun | None, chosen: s
     layers = pd.concat(allocations, ignore_index=True) if allocations else pd.DataFrame()
     s.record("budget", table, steps=table.step)
     s.record("budget_layers", layers, steps=table.step)
-    s.table_notes["budget"] = s.table_notes["budget_layers"] = {"sweep": {"runs_done": len(runs), "runs_planned": planned}}
-    return BudgetSweep(table, layers, chosen, list(runs), planned)
+    notes = {"sweep": {"runs_done": len(runs), "runs_planned": planned}}
+    s.table_notes["budget"] = s.table_notes["budget_layers"] = notes
+    against_peer = peer_table(s, runs, chosen)
+    if against_peer is not None:
+        s.record("budget_peer", against_peer, steps=list(against_peer.step) + list(against_peer.peer_step))
+        s.table_notes["budget_peer"] = notes
+    return BudgetSweep(table, layers, chosen, list(runs), planned, against_peer)
+
+
+def peer_table(s: Session, runs: list[BudgetRun], chosen: str | None) -> pd.DataFrame | None:
+    """Each method's `budget_select_at` model (main seed) paired with the peer's on the same test images: the
+    difference in points, its 95% interval, images gained / lost, McNemar's p (`selected`: the method chosen on
+    validation; no row while still selecting). None when the peer has not run."""
+    at = float(s.profile.budget_select_at)
+    finals = {r.method: r for r in runs if r.kind == "pruned" and r.target == at and r.seed == s.seed}
+    other = finals.get(peer.METHOD)
+    if other is None:
+        return None
+    labels = s.data.test.labels
+    rows = [{"method": m, "target": at, "selected": m == chosen, "test_top1": r.records[-1]["test_top1"],
+             "peer_test_top1": other.records[-1]["test_top1"],
+             **paired_difference(r.predictions, other.predictions, labels),
+             "step": r.records[-1]["step"], "peer_step": other.records[-1]["step"]}
+            for m, r in sorted(finals.items()) if m != peer.METHOD]
+    return pd.DataFrame(rows, columns=PEER_COLUMNS)
 
 
 def _table(s: Session, runs: list[BudgetRun], equal: BudgetRun | None, chosen: str | None) -> pd.DataFrame:

@@ -1,0 +1,81 @@
+"""The peer (compress/peer.py): torch-pruning's own global pruner, as its authors' CIFAR script runs it, reaches
+every budget within 1% with counts of its own, and its pruned models run; full width is left to the campaign
+(hundreds of pruner steps: a minute or more per budget on a CPU)."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch_pruning as tp
+
+from compress import peer
+from compress.budget import allocate
+from compress.metrics import count_macs, count_params
+from compress.models import example_input
+from compress.profiles import BUDGET_METHODS, PROFILES
+from compress.pruning import prune_to_channels
+
+from conftest import tiny_model
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """The pruner's steps are hundreds of small tensor operations: threads only contend on a shared CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "vgg16_bn"])
+def test_the_peer_reaches_each_budget_within_one_percent_and_its_models_run(arch):
+    model = tiny_model(arch)
+    before = copy.deepcopy(model.state_dict())
+    for factor in (2, 4, 8):
+        a = allocate(model, factor, peer.METHOD)
+        assert a.method == "torch-pruning" and a.error() <= 0.01, (arch, factor, a.mac_reduction)
+        assert abs(a.mac_reduction - factor) / factor <= 0.01
+        pruned = prune_to_channels(copy.deepcopy(model), a.channels, criterion=peer.CRITERION)
+        assert count_macs(pruned) == a.macs and count_params(pruned) == a.params
+        with torch.no_grad():
+            out = pruned(torch.randn(2, 3, 32, 32))
+        assert out.shape == (2, 10) and torch.isfinite(out).all()
+        assert (a.table.channels_after >= 1).all()
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # the baseline is untouched
+
+
+def test_the_peer_is_the_authors_loop_with_its_last_step_shortened():
+    """A direct run of the script's loop (MetaPruner, group L2, global, 400 steps, classifier ignored, step until
+    reached): the peer's counts lie between the model before the last step and after it, layer by layer, and differ
+    from our own global rule's (they are the peer's, not ours)."""
+    model = tiny_model("vgg16_bn")
+    example = example_input(1)
+    goal = count_macs(model) / 2
+    work = copy.deepcopy(model)
+    pruner = tp.pruner.MetaPruner(work, example, importance=tp.importance.GroupMagnitudeImportance(p=2),
+                                  global_pruning=True, pruning_ratio=1.0, iterative_steps=400,
+                                  ignored_layers=[m for m in work.modules() if isinstance(m, torch.nn.Linear)
+                                                  and m.out_features == 10])
+    channels = lambda m: {n: c.out_channels for n, c in m.named_modules() if isinstance(c, torch.nn.Conv2d)}  # noqa: E731
+    last = channels(work)
+    while count_macs(work) > goal:
+        last = channels(work)
+        pruner.step()
+    after = channels(work)
+    a = allocate(model, 2, peer.METHOD)
+    assert all(after[n] <= a.channels[n] <= last[n] for n in a.channels), (last, a.channels, after)
+    assert a.channels != allocate(model, 2, "global").channels
+
+
+def test_the_peer_takes_no_cap_and_says_when_it_cannot_get_there():
+    model = tiny_model("vgg16_bn")
+    with pytest.raises(ValueError, match="without a per-layer cap"):
+        allocate(model, 2, peer.METHOD, max_ratio=0.5)
+    with pytest.raises(ValueError, match="torch-pruning's pruner cannot reach the target"):
+        peer.progressive_prune(model, 1.0, count_macs, iterative_steps=4)
+
+
+def test_the_peer_is_a_budget_method_of_every_profile():
+    assert peer.METHOD in BUDGET_METHODS
+    assert all(peer.METHOD in p.budget_methods for p in PROFILES.values())
