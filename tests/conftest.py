@@ -105,3 +105,16 @@ def tiny_model(arch: str, width: float = 0.125, seed: int = 0):
             nn.init.uniform_(m.running_mean, -0.1, 0.1)
     return model.eval()
 
+
+
+def publish_smoke_baseline(root, arch: str = "vgg16_bn"):
+    """A smoke baseline (synthetic data) trained into `root/trained-here` and published into `root/results`: a
+    published model for the tests of what reads one. Returns the session that trained it."""
+    from compress import steps
+
+    results = root / "results"
+    s = steps.Session.create(arch, "smoke", source="synthetic", cache_root=root / "trained-here",
+                             results_dir=results, published=results)
+    steps.train_baseline(s)
+    steps.save_results(s)
+    return s

@@ -3,6 +3,7 @@ measurement does not blow up the estimate."""
 import pytest
 
 from compress import steps
+from conftest import publish_smoke_baseline
 from compress.files import write_json
 from compress.reproduce import baseline_progress, measure_speed, print_plan
 from compress.steps.pipeline import Speed
@@ -22,11 +23,8 @@ def test_the_plan_counts_the_baseline_epochs_already_saved(tmp_path):
 
 
 def test_a_fresh_clone_plans_the_published_baseline_as_published(tmp_path, monkeypatch, capsys):
+    s = publish_smoke_baseline(tmp_path, "vgg16_bn")
     results = tmp_path / "results"
-    s = steps.Session.create("vgg16_bn", "smoke", source="synthetic", cache_root=tmp_path / "trained-here",
-                             results_dir=results, published=results)
-    steps.train_baseline(s)
-    steps.save_results(s)
     monkeypatch.setenv("COMPRESS_CACHE", str(tmp_path / "empty"))  # a fresh clone: nothing cached
     monkeypatch.setenv("COMPRESS_RESULTS", str(results))
     capsys.readouterr()
@@ -57,11 +55,8 @@ def test_recompute_names_a_stage_and_the_cache_then_ignores_its_publications(tmp
     assert recompute_names(["baseline", "budget"]) == ["baseline", "budget_round", "budget_scratch"]
     with pytest.raises(ValueError, match="not a stage"):
         recompute_names(["everything"])
+    publish_smoke_baseline(tmp_path, "vgg16_bn")
     results = tmp_path / "results"
-    s = steps.Session.create("vgg16_bn", "smoke", source="synthetic", cache_root=tmp_path / "here",
-                             results_dir=results, published=results)
-    steps.train_baseline(s)
-    steps.save_results(s)
     fresh = steps.Session.create("vgg16_bn", "smoke", source="synthetic", cache_root=tmp_path / "fresh", published=results)
     key = steps.baseline_key(fresh)[1]
     assert fresh.cache.status("baseline", key) == "published"

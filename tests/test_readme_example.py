@@ -6,7 +6,7 @@ import re
 import pytest
 
 import compress
-from compress import steps
+from conftest import publish_smoke_baseline
 from compress.data import synthetic_data
 from compress.files import REPO_ROOT
 
@@ -24,11 +24,8 @@ def test_the_readme_example_is_about_ten_lines():
 
 
 def test_the_readme_example_runs_as_written(tmp_path, monkeypatch, capsys):
+    publish_smoke_baseline(tmp_path, "resnet18")
     results = tmp_path / "results"
-    s = steps.Session.create("resnet18", "smoke", source="synthetic", cache_root=tmp_path / "cache",
-                             results_dir=results, published=results)
-    steps.train_baseline(s)
-    steps.save_results(s)
     monkeypatch.setenv("COMPRESS_RESULTS", str(results))
     small_data = synthetic_data(512, 128, 256)
     monkeypatch.setattr("compress.data.load_cifar10", lambda *a, **k: small_data)

@@ -357,7 +357,7 @@ def _accuracy_vs_macs_panel(ax, t: dict, arch: str) -> None:
         if "selected" in last:
             chosen = chosen_curve(last)
             if len(chosen):
-                curves.append((chosen, f"pruned to a MAC budget (method chosen on validation)", "tab:blue", "o", "-"))
+                curves.append((chosen, "pruned to a MAC budget (method chosen on validation)", "tab:blue", "o", "-"))
         peer = last[(last.kind == "pruned") & (last.method == PEER_METHOD) & (last.seed == main_seed)]
         if len(peer):
             curves.append((peer.sort_values("macs"), PEER_LABEL, "tab:brown", "v", "--"))
