@@ -55,13 +55,16 @@ def test_keep_freed_memory_reuses_freed_blocks_without_page_faults():
     kept, _ = probe(EXPLICIT)
     system, _ = probe(EXPLICIT, "system")
     assert kept["kept"] and not system["kept"]
-    assert system["faults"] > 4 * BLOCK  # COMPRESS_MALLOC=system: glibc's own behaviour...
-    assert kept["faults"] < BLOCK // 2  # ...kept, the same pages serve all eight
+    assert system["faults"] > 4 * BLOCK  # COMPRESS_MALLOC=system: glibc maps each of the eight anew...
+    # ...kept, freed pages serve the next block: none faulted again on the Xeons, 3 of 8 blocks' worth on a Zen 3
+    # EPYC VM (an aligned block does not always fit where the last one was), against all 8 without it
+    assert kept["faults"] < system["faults"] / 2
 
 
 def test_the_command_line_keeps_freed_memory():
     result, _ = probe(CLI)
-    assert result["kept"] and result["faults"] < BLOCK // 2
+    system, _ = probe(CLI, "system")
+    assert result["kept"] and result["faults"] < system["faults"] / 2
 
 
 def test_unknown_setting_warns_once_and_keeps():
