@@ -266,7 +266,7 @@ def cmd_prune(args) -> None:
     if args.macs is not None or args.params is not None:
         return _prune_to_budget(args)
     from . import steps
-    from .ratios import DEFAULT_CONFIGS
+    from .ratios import DEFAULT_CONFIGS, default_configs
 
     if args.ratios is not None and not _prunes_something(args.ratios):
         raise ValueError(f"--ratios {json.dumps(args.ratios)} prunes nothing: give at least one ratio above 0")
@@ -279,8 +279,11 @@ def cmd_prune(args) -> None:
     s = _session(args)
     baseline = _baseline(args, s)
     scan = steps.sensitivity(s, baseline) if "sensitivity" in names else None
-    available = steps.configurations(s, scan, args.max_drop)
-    configs = {n: available[n] for n in names}
+    if args.configs:  # named: any of the architecture's configurations, whichever the profile prunes by default
+        available = default_configs(args.arch, scan, args.max_drop)
+        configs = {n: available[n] for n in names}
+    else:
+        configs = steps.configurations(s, scan, args.max_drop) if args.ratios is None else {}
     if args.ratios is not None:
         configs["custom"] = args.ratios
     data_for_taylor = steps.taylor_data(s, args.taylor_images) if args.criterion == "taylor" else None
