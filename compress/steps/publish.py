@@ -16,7 +16,6 @@ import pandas as pd
 from .. import published as pub
 from ..files import read_json
 from .cache import DONE, MODEL, RECORD
-from .session import Session
 
 TEXT_SUFFIXES = (".json", ".csv", ".txt")  # the small files a published record carries (never weights or exports)
 
@@ -26,7 +25,7 @@ def _small_files(folder: Path) -> dict[str, str]:
             if f.is_file() and f.suffix in TEXT_SUFFIXES and f.name != DONE and ".progress" not in f.name}
 
 
-def _rows(s: Session, folder: str) -> list[dict]:
+def _rows(s, folder: str) -> list[dict]:
     """The table rows a step backs: `{"table", "step"}` where the table names its rows' steps, else the table."""
     out = []
     for name, steps in s.table_steps.items():
@@ -51,9 +50,9 @@ def _published_bytes(root: Path, skip: set[Path]) -> int:
     return total
 
 
-def publish_steps(s: Session, results_dir: Path, *, replace_reason: str | None = None,
+def publish_steps(s, results_dir: Path, *, replace_reason: str | None = None,
                   folders: list[str] | None = None) -> Path | None:
-    """Write every step of `s.cache.log` (or only `folders`) into `<results_dir>/<arch>/models/manifest.json`,
+    """Write every step of the session `s`'s `cache.log` (or only `folders`) into `<results_dir>/<arch>/models/manifest.json`,
     and the models of `s.publishable` beside it. Returns the manifest's path (None when there was no step)."""
     logged = list(dict.fromkeys(folders if folders is not None else [e["folder"] for e in s.cache.log]))
     if not logged:
