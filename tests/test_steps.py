@@ -279,6 +279,6 @@ def test_a_step_key_names_only_what_the_step_reads(tiny_data):
                                  sensitivity_ratios=(0.0, 0.3), fixed_point_bits=(8,))
     assert s.key("prune_round", a=1) == timed.key("prune_round", a=1)
     key = s.key("prune_round")
-    assert "profile" not in key and {"step", "key_version", "arch", "width", "seed", "data"} == set(key)
+    assert "profile" not in key and {"step", "version", "arch", "width", "seed", "data"} == set(key)
     wider = steps.Session.create("resnet18", "smoke", data=tiny_data, width=0.25)
     assert wider.key("prune_round") != key  # the width decides every weight
