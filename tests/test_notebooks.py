@@ -77,7 +77,7 @@ def test_inprocess_engine_runs_a_notebook_without_jupyter(tmp_path, capsys, note
     reproduce("smoke", ["vgg16"], data=source, results=tmp_path / "results", assets=tmp_path / "assets",
               engine="inprocess")
     out = capsys.readouterr().out
-    assert "plan: profile smoke" in out and "vgg16: measured" in out
+    assert "plan: profile smoke" in out and "vgg16: " in out and "images/s here; estimate" in out
     assert (tmp_path / "results" / "vgg16" / "models.csv").is_file()
     assert (tmp_path / "assets" / "vgg16_pareto_macs.png").is_file()
     assert "| baseline |" in (tmp_path / "results" / "summary.md").read_text()

@@ -9,7 +9,6 @@ import pytest
 
 import compress
 
-LEAD_MODULES = {"load_published": "compress.published", "verify": "compress.verify"}  # written beside this branch
 
 
 def test_import_loads_nothing_heavy():
@@ -20,19 +19,12 @@ def test_import_loads_nothing_heavy():
     assert json.loads(out.stdout.strip().splitlines()[-1]) == ["compress"]
 
 
-@pytest.mark.parametrize("name", sorted(set(compress.__all__) - set(LEAD_MODULES)))
+@pytest.mark.parametrize("name", sorted(compress.__all__))
 def test_every_exported_name_resolves(name):
     value = getattr(compress, name)
     assert not isinstance(value, types.ModuleType)
     module, _, attribute = compress._EXPORTS[name].partition(":")
     assert value is getattr(importlib.import_module(f"compress.{module}"), attribute)
-
-
-@pytest.mark.parametrize("name", sorted(LEAD_MODULES))
-def test_published_model_verbs_resolve(name):
-    if importlib.util.find_spec(LEAD_MODULES[name]) is None:
-        pytest.skip(f"{LEAD_MODULES[name]} is not in this checkout yet")
-    assert callable(getattr(compress, name))
 
 
 def test_dir_lists_every_verb():
