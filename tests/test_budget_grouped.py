@@ -117,10 +117,15 @@ def test_channel_targets_round_to_the_group_count():
 def test_targets_are_reached_within_one_percent(models, name, method):
     model = models[name]
     scan = stub_scan(model) if method == "sensitivity" else None
-    for factor in (2, 4, 8):
+    # the peer (Torch-Pruning's own pruner, hundreds of its steps per budget) is checked here where it competes,
+    # 8x; tests/test_peer.py takes it through 2x, 4x and 8x on tiny models
+    for factor in (8,) if method == "torch-pruning" else (2, 4, 8):
         a = allocate(model, factor, method, scan=scan)
         assert abs(a.mac_reduction - factor) / factor <= 0.01, (name, method, factor, a.mac_reduction)
-    pruned, _ = prune_to_budget(copy.deepcopy(model), 8, method, scan=scan)
+    if method == "torch-pruning":  # its 8x allocation is `a`: applied, not searched again
+        pruned = prune_to_channels(copy.deepcopy(model), a.channels)
+    else:
+        pruned, _ = prune_to_budget(copy.deepcopy(model), 8, method, scan=scan)
     assert count_macs(pruned) == a.macs and count_params(pruned) == a.params
     assert pruned(torch.randn(2, 3, 32, 32)).shape == (2, 10)
     before = grouped_convs(model)
