@@ -107,12 +107,6 @@ def rounded_to_fp16(model: nn.Module) -> nn.Module:
     return out
 
 
-def fp16_state(model: nn.Module) -> dict:
-    """The state dict with floating-point tensors in fp16 (integer buffers such as BN's counters as they are)."""
-    return {k: (v.detach().cpu().to(torch.float16) if v.is_floating_point() else v.detach().cpu())
-            for k, v in model.state_dict().items()}
-
-
 def fp16_fits(model: nn.Module) -> bool:
     """Whether every floating-point weight is inside fp16's finite range (else fp32 is stored)."""
     limit = torch.finfo(torch.float16).max

@@ -4,7 +4,6 @@ grows a field it does not read, fails here."""
 import dataclasses
 
 import pytest
-import torch
 
 from compress.profiles import Profile, get_profile
 from compress.steps.keys import STEPS, VERSIONS, reads

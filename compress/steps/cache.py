@@ -70,17 +70,9 @@ DONE = "done.json"
 LOCKS = ".locks"  # the step locks' folder inside the cache root
 
 
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def folder_digests(folder: Path) -> dict[str, str]:
     """sha256 of every file a step left in `folder` (but `done.json`), by path relative to it."""
-    return {f.relative_to(folder).as_posix(): file_digest(f) for f in sorted(folder.rglob("*"))
+    return {f.relative_to(folder).as_posix(): pub.file_sha256(f) for f in sorted(folder.rglob("*"))
             if f.is_file() and f.name != DONE}
 
 

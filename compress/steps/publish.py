@@ -11,8 +11,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import pandas as pd
-
 from .. import published as pub
 from ..files import read_json
 from .cache import DONE, MODEL, RECORD
@@ -108,10 +106,3 @@ def publish_steps(s, results_dir: Path, *, replace_reason: str | None = None,
     pub.write_manifest(s.arch, {**manifest, "steps": steps}, root)
     return models / pub.MANIFEST
 
-
-def manifest_table(arch: str, root: str | Path | None = None) -> pd.DataFrame:
-    """The published models of `arch`, one row each: file, MB, dtype, fp16 agreement, test top-1, step."""
-    rows = [{"file": e.record["model"]["file"], "mb": e.record["model"]["bytes"] / 1e6, "dtype": e.record["model"]["dtype"],
-             "fp16_agreement": e.record["model"].get("fp16_agreement"), "test_top1": e.record["model"].get("test_top1"),
-             "step": e.folder} for e in pub.entries(arch, root) if e.record.get("model")]
-    return pd.DataFrame(rows, columns=["file", "mb", "dtype", "fp16_agreement", "test_top1", "step"])

@@ -31,7 +31,8 @@ def sparse(s: Session, baseline: nn.Module) -> nn.Module:
         return result
 
     def describe(model: nn.Module, result) -> dict:
-        preds = [result.test["pred"], _predictions(s, baseline)]
+        base = evaluate(baseline, s.data.test, s.profile.eval_batch_size, s.device, predictions=True)["pred"]
+        preds = [result.test["pred"], base]  # against the baseline, same images
         return {**extra, **result.summary(), **model_summary(model), **paired_difference(*preds, s.data.test.labels)}
 
     ref = trained_step(s, "sparse", key, start=lambda: copy.deepcopy(baseline), train=train, describe=describe,
@@ -40,6 +41,3 @@ def sparse(s: Session, baseline: nn.Module) -> nn.Module:
     s.add_model("sparse", "sparse", {**r.to_dict(), "top1": r.test_top1})
     return load_checkpoint(ref, s.arch)[0].to(s.device).eval()
 
-
-def _predictions(s: Session, model: nn.Module):
-        return evaluate(model, s.data.test, s.profile.eval_batch_size, s.device, predictions=True)["pred"]
