@@ -8,7 +8,7 @@
 # runs/budget/results/<arch>/.
 set -euo pipefail
 source "$(dirname "$0")/clean_worktree.sh"
-export COMPRESS_DATA="${COMPRESS_DATA:-$repo/../shared/cifar10-jpeg.tar.gz}" PYTHONUNBUFFERED=1
+export PYTHONUNBUFFERED=1
 archs=("$@")
 [ ${#archs[@]} -gt 0 ] || archs=(resnet18 vgg16_bn vgg16)
 for arch in "${archs[@]}"; do

@@ -7,5 +7,6 @@ commit=$(git -C "$repo" rev-parse --short "${COMMIT:-HEAD}")
 worktree="$repo/runs/worktree-$commit"
 [ -d "$worktree" ] || git -C "$repo" worktree add --detach "$worktree" "$commit"
 export PYTHONPATH="$worktree" COMPRESS_CACHE="${COMPRESS_CACHE:-$repo/data/cache/steps}"
+export COMPRESS_DATA="${COMPRESS_DATA:-$repo/../shared/cifar-10-batches-bin}"  # the official set
 python="${PYTHON:-$repo/.venv/bin/python}"
 cd "$worktree"

@@ -5,7 +5,7 @@ and changes nothing in the process):
 
     import compress
     model = compress.load_published("resnet18")               # a published model, checked against its sha256
-    data = compress.load_cifar10("../shared/cifar10-jpeg.tar.gz")
+    data = compress.load_cifar10("../shared/cifar-10-batches-bin")
     compress.evaluate(model, data.test)                         # {"top1": ..., "top5": ..., "loss": ...}
     compress.count_macs(model)
     small, allocation = compress.prune_to_budget(model, "4x")  # in place; or compress.prune(model, 0.5)

@@ -109,7 +109,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", choices=ARCHS, default="resnet18")
     p.add_argument("--profile", choices=sorted(PROFILES), default=None,
                    help="run size (default: $COMPRESS_PROFILE, else full on a GPU and quick on a CPU)")
-    p.add_argument("--data", default=None, help="'torchvision', or an image-folder tree / .tar.gz (default: $COMPRESS_DATA)")
+    p.add_argument("--data", default=None, help="the official binary version (folder or cifar-10-binary.tar.gz), 'torchvision', or an image-folder tree / .tar.gz (default: $COMPRESS_DATA)")
     p.add_argument("--seed", type=seed_value, default=0)
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
     p.add_argument("--results", type=folder_path, default=None,

@@ -1,16 +1,21 @@
-"""CIFAR-10 from either source -> cached uint8 arrays -> augmented batches made on the device.
+"""CIFAR-10 from any of its forms -> cached uint8 arrays -> augmented batches made on the device.
 
 Sources (argument, else the `COMPRESS_DATA` environment variable, else `torchvision`):
 
-* `torchvision` — the official CIFAR-10, downloaded into `data/` when the machine is online.
-* `synthetic` — small learnable stand-in data (class templates plus noise), for tests and demos.
+* a folder of the official binary version (`data_batch_1.bin` ... `test_batch.bin`, e.g.
+  `../shared/cifar-10-batches-bin`) or the official `cifar-10-binary.tar.gz`: each file is checked against
+  its published md5 once, then read, not decoded;
+* `torchvision` — the official python version, downloaded into `data/` when the machine is online (a folder
+  of the python version, `cifar-10-batches-py`, is read the same way);
+* `synthetic` — small learnable stand-in data (class templates plus noise), for tests and demos;
 * a path to an image-folder tree (`train/<class>/*`, `test/<class>/*`, png or jpg) or a `.tar.gz` of one,
   read without unpacking (e.g. `../shared/cifar10-jpeg.tar.gz`, the JPEG re-encoding, ~3 points harder).
 
-Images are decoded once, in parallel, and cached as one uncompressed `.npz` (written atomically), so a
-second load takes about a second. Training batches are random-cropped (4-pixel zero padding), flipped
-and normalised on whole uint8 batches already on the target device: no per-sample Python work and no
-worker processes in the hot loop.
+A data set is named by its content: `content_digest` hashes the decoded pixels and labels, so the binary and
+the python version (the same images in the same order) are one data set in every step key, online or not.
+The arrays are cached as one uncompressed `.npz` (written atomically), so a second load takes about a second.
+Training batches are random-cropped (4-pixel zero padding), flipped and normalised on whole uint8 batches
+already on the target device: no per-sample Python work and no worker processes in the hot loop.
 """
 from __future__ import annotations
 
@@ -36,6 +41,20 @@ MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2470, 0.2435, 0.2616)
 IMAGE_EXT = (".png", ".jpg", ".jpeg")
 _MEMBER = re.compile(r"(?:^|/)(train|test)/([^/]+)/[^/]+$")
+# The official binary version: 10,000 records a file, each a label byte then the R, G and B 32x32 planes.
+RECORD_BYTES = 1 + 3 * 32 * 32
+BINARY_MD5 = {  # as the data set's authors publish them (Krizhevsky, 2009)
+    "data_batch_1.bin": "5dd7e06a14cb22eb9f671a540d1b7c25", "data_batch_2.bin": "5ea93a67294ea407fff1d09f752e9692",
+    "data_batch_3.bin": "942cd6a4bcdd0dd3c604fbe906cb4421", "data_batch_4.bin": "ae636b3ba5c66a11e91e8cb52e771fcb",
+    "data_batch_5.bin": "53f37980c15c3d472c316c40844f3f0d", "test_batch.bin": "803d5f7f4d78ea53de84dbe85f74fb6d"}
+PYTHON_MD5 = {  # the python version torchvision downloads (its own list of the authors' files)
+    "data_batch_1": "c99cafc152244af753f735de768cd75f", "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+    "data_batch_3": "54ebc095f3ab1f0389bbae665268c751", "data_batch_4": "634d18415352ddfa80567beed471001a",
+    "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb", "test_batch": "40351d587109b95175f43aff81a1287e"}
+BATCH_RECORDS = 10_000
+# content_digest of the official CIFAR-10 (either version): the data every published number is computed on
+OFFICIAL_DIGEST = "80387ddb9a0edf3fc4a964ee3770296169bb26a651050df20035579673099660"
+OFFICIAL_NAME = "CIFAR-10 (official)"
 
 
 class DataError(RuntimeError):
@@ -66,11 +85,13 @@ class CifarData:
     train: Split
     val: Split
     test: Split
-    source: str  # recorded in every result: which set a number is on
+    source: str  # recorded in every result: which set a number is on, for people
+    digest: str = ""  # content_digest of the whole set: its identity in step keys
     classes: tuple = CLASSES
 
     def to(self, device) -> "CifarData":
-        return CifarData(self.train.to(device), self.val.to(device), self.test.to(device), self.source, self.classes)
+        return CifarData(self.train.to(device), self.val.to(device), self.test.to(device), self.source, self.digest,
+                         self.classes)
 
     @property
     def device(self) -> torch.device:
@@ -79,13 +100,17 @@ class CifarData:
     def summary(self) -> str:
         return f"{self.source}: train {len(self.train)}, val {len(self.val)}, test {len(self.test)}"
 
+    def identity(self) -> str:
+        """What a step key records of the data: its content digest and split sizes, never its path or form."""
+        return f"sha256:{self.digest[:16]}: train {len(self.train)}, val {len(self.val)}, test {len(self.test)}"
+
     def with_train_subset(self, size: int | None, seed: int = 0) -> "CifarData":
         """The same validation and test splits with a stratified `size`-image subset of the training split
         (None, or a size at least the split's: unchanged). For steps that need a little training data (QAT)."""
         if size is None or size >= len(self.train):
             return self
         idx = stratified_indices(self.train.labels.cpu().numpy(), size, seed)
-        return CifarData(self.train.subset(idx), self.val, self.test, self.source, self.classes)
+        return CifarData(self.train.subset(idx), self.val, self.test, self.source, self.digest, self.classes)
 
 
 # ----------------------------------------------------------------------------- sources
@@ -95,62 +120,191 @@ def resolve_source(source: str | os.PathLike | None = None) -> str:
 
 
 def locate(src: str | os.PathLike) -> Path:
-    """An image-folder source as a path. A relative path means the same everywhere: from the current directory
-    if it is there, else from the repository root, so the README's `../shared/...` works from the repository,
-    from `notebooks/` (where a Jupyter kernel runs) and from any other directory."""
+    """A file source as a path. A relative path means the same everywhere: from the current directory if it is
+    there, else from the repository root, so the README's `../shared/...` works from the repository, from
+    `notebooks/` (where a Jupyter kernel runs) and from any other directory."""
     path = Path(src).expanduser()
     for candidate in [path] if path.is_absolute() else [path, REPO_ROOT / path]:
         if candidate.exists():
             return candidate
     looked = "" if path.is_absolute() else f" (looked in {Path.cwd()} and in the repository root {REPO_ROOT})"
-    raise DataError(f"no CIFAR-10 at {path}{looked}: point ${ENV_VAR} (or the data argument) at an image-folder tree or "
-                    f".tar.gz with train/<class>/ and test/<class>/, or use 'torchvision' for the official download")
+    raise DataError(f"no CIFAR-10 at {path}{looked}: point ${ENV_VAR} (or the data argument) at the official binary "
+                    f"version (a folder of data_batch_1.bin ... test_batch.bin, or cifar-10-binary.tar.gz), an "
+                    f"image-folder tree or .tar.gz, or use 'torchvision' for the official download")
+
+
+def content_digest(arrays: dict) -> str:
+    """sha256 of the decoded set: training pixels (N, 32, 32, 3 uint8, row-major), training labels (one byte
+    each), then the same for the test set. The same images in the same order give the same digest, whatever
+    file form they came from."""
+    h = hashlib.sha256()
+    for split in ("train", "test"):
+        h.update(np.ascontiguousarray(arrays[f"x_{split}"], dtype=np.uint8).tobytes())
+        h.update(np.asarray(arrays[f"y_{split}"]).astype(np.uint8).tobytes())
+    return h.hexdigest()
+
+
+def dataset_name(digest: str, fallback: str) -> str:
+    """The name tables carry: `CIFAR-10 (official)` for the official content however it was read."""
+    return OFFICIAL_NAME if digest == OFFICIAL_DIGEST else fallback
+
+
+def _form(path: Path) -> str:
+    """'binary', 'python' or 'images': which form of CIFAR-10 a folder or archive holds."""
+    if path.is_dir():
+        for form, names in (("binary", BINARY_MD5), ("python", PYTHON_MD5)):
+            if any((path / n).exists() for n in names):
+                return form
+        return "images"
+    if path.suffix.lower() == ".bin":
+        raise DataError(f"{path} is one file of the binary version: point at the folder holding all six "
+                        f"({', '.join(BINARY_MD5)})")
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            for member in tar:  # the first file decides: the official archive holds cifar-10-batches-bin/
+                if member.isfile():
+                    name = Path(member.name).name
+                    binary = "batches-bin/" in member.name or name in BINARY_MD5 or name == "batches.meta.txt"
+                    return "binary" if binary else "images"
+    except (tarfile.TarError, OSError, EOFError) as e:
+        reason = " ".join(str(e).split()).rstrip(":")  # tarfile's messages span lines and end in a colon
+        raise DataError(f"cannot read archive {path} ({reason}); is it a complete cifar-10-binary.tar.gz, or a "
+                        f".tar.gz of train/<class>/ and test/<class>/?") from e
+    return "images"
+
+
+def _fingerprint(path: Path, form: str) -> str:
+    """The cache's name for a file source: its path and the size and mtime of what it reads."""
+    names = {"binary": BINARY_MD5, "python": PYTHON_MD5}.get(form) if path.is_dir() else None
+    stats = [(n, *_stat(path / n)) for n in names] if names else [("", *_stat(path))]
+    return hashlib.sha256(f"{path.resolve()}|{form}|{stats}".encode()).hexdigest()[:16]
+
+
+def _stat(path: Path) -> tuple:
+    try:
+        st = path.stat()
+        return st.st_size, st.st_mtime_ns
+    except OSError:
+        return None, None
 
 
 def load_arrays(source: str | os.PathLike | None = None, cache_dir: str | Path | None = None) -> dict:
-    """Raw arrays {x_train, y_train, x_test, y_test (uint8 NHWC / int64), source}, from the cache if present."""
+    """Raw arrays {x_train, y_train, x_test, y_test (uint8 NHWC / int64), source, digest}, from the cache if
+    present. Official files are checked against their published md5 sums on the first load only: the cache
+    entry exists only once they passed."""
     src = resolve_source(source)
     cache_dir = Path(cache_dir or DATA_DIR / "cache")
     if src == "synthetic":  # learnable stand-in data: runs the whole flow where no CIFAR-10 is at hand
         return synthetic_arrays(5000, 1000)
     if src in ("torchvision", "official"):
-        key, label = "torchvision", "official CIFAR-10 (torchvision)"
+        path, form, key = DATA_DIR / "cifar-10-batches-py", "torchvision", "torchvision"
+        label = "CIFAR-10 (torchvision download)"
     else:
         path = locate(src)
-        st = path.stat()
-        key = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
-        label = f"image folder {path.name} (JPEG CIFAR-10 copy)" if "jpeg" in path.name.lower() else f"image folder {path.name}"
+        form = _form(path)
+        key = _fingerprint(path, form)
+        label = {"binary": "CIFAR-10 binary version", "python": "CIFAR-10 python version"}.get(form) or (
+            f"image folder {path.name} (JPEG CIFAR-10 copy)" if "jpeg" in path.name.lower() else f"image folder {path.name}")
     cache = cache_dir / f"cifar10-{key}.npz"
     if cache.is_file():
         try:
             with np.load(cache, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in ("x_train", "y_train", "x_test", "y_test")}
-            arrays["source"] = label
-            return arrays
-        except Exception:  # a corrupt cache is rebuilt, never trusted
+                digest = str(z["digest"])
+            return {**arrays, "digest": digest, "source": dataset_name(digest, label)}
+        except Exception:  # a corrupt or older cache is rebuilt, never trusted
             cache.unlink(missing_ok=True)
-    arrays = _read_torchvision() if key == "torchvision" else _read_image_folder(path)
+    read = {"torchvision": _read_torchvision, "binary": _read_binary, "python": _read_python_version}.get(form,
+                                                                                                     _read_image_folder)
+    arrays = read(path)
     _validate(arrays, src)
+    arrays["digest"] = content_digest(arrays)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     atomic_write_bytes(cache, buf.getvalue())
-    arrays["source"] = label
+    arrays["source"] = dataset_name(arrays["digest"], label)
     return arrays
 
 
-def _read_torchvision() -> dict:
-    from torchvision.datasets import CIFAR10
+# ----------------------------------------------------------------------------- the official versions
+def _official_files(path: Path, checksums: dict):
+    """(name, bytes) of each official file in a folder or an archive, in the authors' order, each checked
+    against its published md5: a missing, truncated or altered file is refused in one line naming it."""
+    if path.is_dir():
+        blobs = {n: (path / n).read_bytes() for n in checksums if (path / n).is_file()}
+    else:
+        blobs = {}
+        try:
+            with tarfile.open(path, "r:*") as tar:
+                for member in tar:
+                    name = Path(member.name).name
+                    if member.isfile() and name in checksums:
+                        blobs[name] = tar.extractfile(member).read()
+        except (tarfile.TarError, OSError, EOFError) as e:
+            reason = " ".join(str(e).split()).rstrip(":")
+            raise DataError(f"cannot read archive {path} ({reason}); download cifar-10-binary.tar.gz again") from e
+    for name, md5 in checksums.items():
+        where = path / name if path.is_dir() else f"{path}:{name}"
+        if name not in blobs:
+            raise DataError(f"{where} is missing: the official set has {', '.join(checksums)}")
+        blob = blobs[name]
+        if name.endswith(".bin") and len(blob) != BATCH_RECORDS * RECORD_BYTES:
+            raise DataError(f"{where} has {len(blob):,} bytes, expected {BATCH_RECORDS * RECORD_BYTES:,} "
+                            f"(10,000 records of {RECORD_BYTES:,}): truncated or not the official file")
+        got = hashlib.md5(blob).hexdigest()
+        if got != md5:
+            raise DataError(f"{where} has md5 {got}, expected {md5} (the published sum): the file is altered or "
+                            f"corrupt; fetch the official set again")
+        yield name, blob
 
-    root = DATA_DIR
-    try:
-        train = CIFAR10(str(root), train=True, download=True)
-        test = CIFAR10(str(root), train=False, download=True)
-    except Exception as e:  # offline machines land here
-        raise DataError(
-            f"could not download the official CIFAR-10 into {root} ({e.__class__.__name__}: {e}). Offline? Point "
-            f"${ENV_VAR} at an image-folder copy instead, e.g. `export {ENV_VAR}=../shared/cifar10-jpeg.tar.gz`") from e
-    return {"x_train": np.asarray(train.data, np.uint8), "y_train": np.asarray(train.targets, np.int64),
-            "x_test": np.asarray(test.data, np.uint8), "y_test": np.asarray(test.targets, np.int64)}
+
+def read_binary_batch(blob: bytes, name: str = "batch") -> tuple[np.ndarray, np.ndarray]:
+    """One file of the binary version as (uint8 N x 32 x 32 x 3, int64 labels): a reshape, no decode."""
+    if not blob or len(blob) % RECORD_BYTES:
+        raise DataError(f"{name}: {len(blob):,} bytes is not a whole number of {RECORD_BYTES:,}-byte records")
+    records = np.frombuffer(blob, np.uint8).reshape(-1, RECORD_BYTES)
+    images = records[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return np.ascontiguousarray(images), records[:, 0].astype(np.int64)
+
+
+def read_python_batch(blob: bytes, name: str = "batch") -> tuple[np.ndarray, np.ndarray]:
+    """One file of the python version (a pickled dict of `data` rows in the binary's plane order and `labels`)
+    as read_binary_batch gives it. Only files whose md5 matched the published sums, or the test's own, reach it."""
+    import pickle
+
+    entry = pickle.loads(blob, encoding="latin1")
+    images = np.asarray(entry["data"], np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return np.ascontiguousarray(images), np.asarray(entry.get("labels", entry.get("fine_labels")), np.int64)
+
+
+def _batches_to_arrays(batches: list[tuple[np.ndarray, np.ndarray]]) -> dict:
+    """Five training batches then the test batch -> the arrays load_arrays returns."""
+    *train, test = batches
+    return {"x_train": np.concatenate([x for x, _ in train]), "y_train": np.concatenate([y for _, y in train]),
+            "x_test": test[0], "y_test": test[1]}
+
+
+def _read_binary(path: Path) -> dict:
+    return _batches_to_arrays([read_binary_batch(b, n) for n, b in _official_files(path, BINARY_MD5)])
+
+
+def _read_python_version(path: Path) -> dict:
+    return _batches_to_arrays([read_python_batch(b, n) for n, b in _official_files(path, PYTHON_MD5)])
+
+
+def _read_torchvision(folder: Path) -> dict:
+    """The python version, downloaded by torchvision into data/ (it checks the archive's md5) unless there."""
+    if not all((folder / n).is_file() for n in PYTHON_MD5):
+        from torchvision.datasets import CIFAR10
+
+        try:
+            CIFAR10(str(folder.parent), train=True, download=True)
+        except Exception as e:  # offline machines land here
+            raise DataError(
+                f"could not download the official CIFAR-10 into {folder.parent} ({e.__class__.__name__}: {e}). "
+                f"Offline? Point ${ENV_VAR} at the binary version instead, e.g. "
+                f"`export {ENV_VAR}=../shared/cifar-10-batches-bin`") from e
+    return _read_python_version(folder)
 
 
 def _image_files(path: Path):
@@ -247,7 +401,8 @@ def make_data(arrays: dict, *, train_size: int | None = None, val_size: int = 50
         return Split(torch.from_numpy(np.ascontiguousarray(x[idx].transpose(0, 3, 1, 2))), torch.from_numpy(y[idx]))
 
     data = CifarData(split(arrays["x_train"], y_train, train_idx), split(arrays["x_train"], y_train, val_idx),
-                     split(arrays["x_test"], arrays["y_test"], test_idx), arrays["source"])
+                     split(arrays["x_test"], arrays["y_test"], test_idx), arrays["source"],
+                     arrays.get("digest") or content_digest(arrays))
     return data.to(device)
 
 
@@ -286,7 +441,8 @@ def synthetic_arrays(n_train: int = 512, n_test: int = 256, seed: int = 0) -> di
 
     x_train, y_train = make(n_train)
     x_test, y_test = make(n_test)
-    return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test, "source": "synthetic"}
+    arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+    return {**arrays, "source": "synthetic", "digest": content_digest(arrays)}
 
 
 def synthetic_data(n_train: int = 512, n_val: int = 128, n_test: int = 256, seed: int = 0, device="cpu") -> CifarData:

@@ -92,7 +92,7 @@ def versions() -> dict[str, str]:
 
 
 def provenance(config: dict | None = None, *, seed: int | None = None, data_source: str | None = None,
-               device: str | None = None, precision: str | None = None) -> dict:
+               data_digest: str | None = None, device: str | None = None, precision: str | None = None) -> dict:
     """Everything needed to trace a number: what was asked, on what data, with which code (and whether the
     tree was clean), where (the machine and its CPU features), in which training precision."""
     commit = git_commit()
@@ -100,6 +100,7 @@ def provenance(config: dict | None = None, *, seed: int | None = None, data_sour
         "config": config or {},
         "seed": seed,
         "data_source": data_source,
+        "data_digest": data_digest,  # data.content_digest: the set's identity, whatever form it was read from
         "device": device_name(device),
         "cpu_features": cpu_features(),
         "precision": precision,

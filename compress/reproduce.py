@@ -138,7 +138,7 @@ def print_plan(profile: Profile, archs, data, seed: int, device: torch.device) -
     totals = {}
     for arch in archs:
         s = Session(arch, profile, data, device, seed, step_cache(), RESULTS_DIR)
-        found = s.cache.inventory({"arch": arch, "width": float(profile.width), "seed": seed, "data": data.summary()})
+        found = s.cache.inventory({"arch": arch, "width": float(profile.width), "seed": seed, "data": data.identity()})
         speed = measure_speed(arch, profile, device)
         rows = estimate(arch, profile, speed, sizes, found)
         saved = baseline_progress(s)

@@ -32,9 +32,10 @@ def _test_set(entry: pub.Entry, source: str | None, loaded: dict):
     if spec not in loaded:
         loaded[spec] = load_cifar10(spec[0], train_size=spec[1], val_size=spec[2], test_size=spec[3], seed=spec[4])
     data = loaded[spec]
-    if data.summary() != key["data"]:
-        raise pub.PublishedError(f"published on {key['data']!r}, but the data here is {data.summary()!r} "
-                                 f"(set COMPRESS_DATA to the same set)")
+    if data.identity() != key["data"]:
+        published_on = entry.record.get("provenance", {}).get("data_source") or key["data"]
+        raise pub.PublishedError(f"published on {published_on} ({key['data']}), but the data here is "
+                                 f"{data.source} ({data.identity()}): set COMPRESS_DATA to the same set")
     return data.test
 
 

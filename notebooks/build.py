@@ -42,7 +42,7 @@ or change the parameters below and run top to bottom."""),
         new_code_cell(f"""# parameters
 ARCH = "{arch}"
 PROFILE = None  # "smoke" (seconds), "quick" (CPU minutes), "cpu" (CPU hours) or "full" (GPU); None: $COMPRESS_PROFILE, else full on a GPU, quick on a CPU
-DATA = None  # None: $COMPRESS_DATA, else "torchvision"; or a path to an image-folder tree / .tar.gz
+DATA = None  # None: $COMPRESS_DATA, else "torchvision"; or a path such as "../shared/cifar-10-batches-bin"
 SEED = 0
 RESULTS_DIR = None  # where the results tables go; None: runs/<profile>/results""", metadata={"tags": ["parameters"]}),
         new_code_cell("""from compress.allocator import keep_freed_memory

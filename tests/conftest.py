@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny synthetic data for everything, the real JPEG copy where it exists."""
+"""Shared fixtures: tiny synthetic data for everything, the official CIFAR-10 where it exists."""
 from __future__ import annotations
 
 import importlib.util
@@ -8,25 +8,26 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_JPEG = REPO.parent / "shared" / "cifar10-jpeg.tar.gz"
+SHARED_OFFICIAL = REPO.parent / "shared" / "cifar-10-batches-bin"
 
 
 def real_data_source() -> str | None:
-    """$COMPRESS_DATA if it names an existing path, else the shared JPEG copy beside the checkout."""
+    """$COMPRESS_DATA if it names an existing path, else a torchvision download in data/, else the official
+    binary version beside the checkout."""
     env = os.environ.get("COMPRESS_DATA")
     if env and env not in ("torchvision", "official") and Path(env).exists():
         return env
     if (REPO / "data" / "cifar-10-batches-py").is_dir():
         return "torchvision"
-    return str(SHARED_JPEG) if SHARED_JPEG.exists() else None
+    return str(SHARED_OFFICIAL) if SHARED_OFFICIAL.exists() else None
 
 
 @pytest.fixture(scope="session")
 def real_source():
     src = real_data_source()
     if src is None:
-        pytest.skip("real CIFAR-10 absent: set COMPRESS_DATA to an image-folder tree or .tar.gz of CIFAR-10 "
-                    "(such as the project's cifar10-jpeg.tar.gz), or download the official set into data/")
+        pytest.skip("real CIFAR-10 absent: set COMPRESS_DATA to the official binary version (such as "
+                    "../shared/cifar-10-batches-bin), or download the official set into data/")
     return src
 
 

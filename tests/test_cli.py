@@ -137,6 +137,21 @@ def test_bad_data_sources(kind, match, tmp_path, capsys):
     _fails(capsys, ["train", *SMOKE, "--data", str(source)], match)
 
 
+@pytest.mark.parametrize("damage", ["truncated", "changed"])
+def test_a_damaged_official_file_is_one_line(damage, tmp_path, monkeypatch, capsys):
+    """The real published sums: a short data_batch_2.bin, or one of full size whose bytes differ."""
+    from compress import data as D
+
+    monkeypatch.setattr(D, "DATA_DIR", tmp_path)  # where the cache would go: it must stay empty
+    folder = tmp_path / "cifar-10-batches-bin"
+    folder.mkdir()
+    for name in D.BINARY_MD5:
+        (folder / name).write_bytes(bytes(3073 if damage == "truncated" else D.BATCH_RECORDS * D.RECORD_BYTES))
+    line = _fails(capsys, ["train", *SMOKE, "--data", str(folder)], "data_batch_1.bin has ")
+    expected = "expected 30,730,000" if damage == "truncated" else f"expected {D.BINARY_MD5['data_batch_1.bin']}"
+    assert expected in line and not (tmp_path / "cache").exists()
+
+
 def test_offline_without_a_data_source(tmp_path, monkeypatch, capsys):
     def offline(*args, **kwargs):
         raise OSError("<urlopen error [Errno -3] Temporary failure in name resolution>")

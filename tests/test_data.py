@@ -1,3 +1,4 @@
+import re
 import tarfile
 from pathlib import Path
 
@@ -182,3 +183,120 @@ def test_a_set_too_small_for_its_splits_leaves_no_decoded_copy(tmp_path):
     with pytest.raises(ValueError, match="val_size 5000 leaves no training images"):
         D.load_cifar10(folder, val_size=5000, cache_dir=tmp_path / "cache")
     assert not list((tmp_path / "cache").glob("*.npz"))
+
+
+# ----------------------------------------------------------------------------- the official versions
+SHARED_BIN = Path(__file__).resolve().parents[2] / "shared" / "cifar-10-batches-bin"
+
+
+def _batches(n_per_batch=20, seed=0):
+    """Six (images NHWC uint8, labels) batches, every class in each: five for training, then the test batch."""
+    rng = np.random.default_rng(seed)
+    return [(rng.integers(0, 256, (n_per_batch, 32, 32, 3), dtype=np.uint8), np.arange(n_per_batch) % 10)
+            for _ in range(6)]
+
+
+def _binary_bytes(images, labels) -> bytes:
+    planes = images.transpose(0, 3, 1, 2).reshape(len(images), -1)  # R, G, B planes, row-major
+    return np.concatenate([labels.astype(np.uint8)[:, None], planes], axis=1).tobytes()
+
+
+def _python_bytes(images, labels) -> bytes:
+    import pickle
+
+    return pickle.dumps({"batch_label": b"x", "labels": labels.tolist(),
+                         "data": images.transpose(0, 3, 1, 2).reshape(len(images), -1), "filenames": []})
+
+
+def _official_forms(tmp_path, monkeypatch, n_per_batch=20):
+    """The same batches written as the binary and as the python version, with the loader's published sums and
+    sizes swapped for these files' own (only the checksums differ from the real set)."""
+    batches = _batches(n_per_batch)
+    forms = {}
+    for form, names, write in (("binary", D.BINARY_MD5, _binary_bytes), ("python", D.PYTHON_MD5, _python_bytes)):
+        folder = tmp_path / form
+        folder.mkdir()
+        sums = {}
+        for name, (x, y) in zip(names, batches):
+            blob = write(x, y)
+            (folder / name).write_bytes(blob)
+            sums[name] = __import__("hashlib").md5(blob).hexdigest()
+        monkeypatch.setattr(D, f"{form.upper()}_MD5", sums)
+        forms[form] = folder
+    monkeypatch.setattr(D, "BATCH_RECORDS", n_per_batch)
+    return batches, forms
+
+
+def test_a_binary_batch_reads_back_exactly():
+    (x, y), *_ = _batches(7)
+    images, labels = D.read_binary_batch(_binary_bytes(x, y))
+    assert images.dtype == np.uint8 and images.shape == (7, 32, 32, 3)
+    assert np.array_equal(images, x) and np.array_equal(labels, y)
+    with pytest.raises(D.DataError, match="whole number of 3,073-byte records"):
+        D.read_binary_batch(_binary_bytes(x, y)[:-1])
+
+
+def test_binary_and_python_versions_are_one_data_set(tmp_path, monkeypatch):
+    batches, forms = _official_forms(tmp_path, monkeypatch)
+    a = D.load_arrays(forms["binary"], cache_dir=tmp_path / "c")
+    b = D.load_arrays(forms["python"], cache_dir=tmp_path / "c")
+    assert np.array_equal(a["x_train"], np.concatenate([x for x, _ in batches[:5]]))
+    assert np.array_equal(a["x_test"], batches[5][0]) and np.array_equal(a["y_test"], batches[5][1])
+    for k in ("x_train", "y_train", "x_test", "y_test"):
+        assert np.array_equal(a[k], b[k])
+    assert a["digest"] == b["digest"] == D.content_digest(a)
+    da, db = (D.make_data(arr, val_size=20) for arr in (a, b))
+    assert da.identity() == db.identity() and da.summary() != db.summary()  # one identity, each its own form's name
+    # the identity moves with the content: one pixel changed is another data set
+    changed = {**a, "x_test": a["x_test"].copy()}
+    changed["x_test"][0, 0, 0, 0] ^= 1
+    assert D.content_digest(changed) != a["digest"]
+
+
+def test_the_check_runs_once_and_is_remembered_in_the_cache(tmp_path, monkeypatch):
+    _, forms = _official_forms(tmp_path, monkeypatch)
+    D.load_arrays(forms["binary"], cache_dir=tmp_path / "c")
+    monkeypatch.setattr(D, "_official_files", lambda *a: (_ for _ in ()).throw(AssertionError("checked twice")))
+    assert D.load_arrays(forms["binary"], cache_dir=tmp_path / "c")["x_train"].shape == (100, 32, 32, 3)
+
+
+def test_the_official_archive_is_read_without_unpacking(tmp_path, monkeypatch):
+    _, forms = _official_forms(tmp_path, monkeypatch)
+    archive = tmp_path / "cifar-10-binary.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(forms["binary"], arcname="cifar-10-batches-bin")
+    a = D.load_arrays(archive, cache_dir=tmp_path / "c1")
+    b = D.load_arrays(forms["binary"], cache_dir=tmp_path / "c2")
+    assert a["digest"] == b["digest"] and a["source"] == "CIFAR-10 binary version"
+
+
+@pytest.mark.parametrize("damage, match", [
+    ("missing", "test_batch.bin is missing"),
+    ("truncated", "has 3,073 bytes, expected 61,460"),
+    ("changed", "expected {md5} (the published sum)"),
+])
+def test_a_damaged_official_file_is_named_and_nothing_is_cached(tmp_path, monkeypatch, damage, match):
+    _, forms = _official_forms(tmp_path, monkeypatch)
+    folder = forms["binary"]
+    victim = folder / ("test_batch.bin" if damage == "missing" else "data_batch_3.bin")
+    blob = victim.read_bytes()
+    if damage == "missing":
+        victim.unlink()
+    elif damage == "truncated":
+        victim.write_bytes(blob[:3073])
+    else:
+        victim.write_bytes(blob[:100] + bytes([blob[100] ^ 1]) + blob[101:])
+    with pytest.raises(D.DataError, match=re.escape(match.format(md5=D.BINARY_MD5["data_batch_3.bin"]))) as e:
+        D.load_arrays(folder, cache_dir=tmp_path / "c")
+    assert str(victim) in str(e.value) and "\n" not in str(e.value)
+    assert not (tmp_path / "c").exists() or not any((tmp_path / "c").iterdir())
+
+
+@pytest.mark.skipif(not SHARED_BIN.is_dir(), reason="../shared/cifar-10-batches-bin absent")
+def test_the_shared_official_set(tmp_path):
+    a = D.load_arrays(SHARED_BIN, cache_dir=tmp_path)
+    assert a["digest"] == D.OFFICIAL_DIGEST and a["source"] == D.OFFICIAL_NAME == "CIFAR-10 (official)"
+    assert np.bincount(a["y_train"]).tolist() == [5000] * 10 and np.bincount(a["y_test"]).tolist() == [1000] * 10
+    assert a["x_train"].shape == (50000, 32, 32, 3) and a["x_test"].shape == (10000, 32, 32, 3)
+    b = D.load_arrays(SHARED_BIN, cache_dir=tmp_path)  # from the cache, checked once
+    assert b["digest"] == a["digest"] and b["source"] == D.OFFICIAL_NAME

@@ -56,7 +56,7 @@ def test_a_fresh_machine_continues_from_the_published_steps_without_training(pub
     monkeypatch.setattr("compress.steps.baseline.fit", lambda *a, **k: (_ for _ in ()).throw(AssertionError("trained")))
     monkeypatch.setattr("compress.steps.pruning.fit", lambda *a, **k: (_ for _ in ()).throw(AssertionError("trained")))
     s = _session(tmp_path / "empty-cache", published_run["results"])
-    found = s.cache.inventory({"arch": "vgg16_bn", "width": s.profile.width, "seed": 0, "data": s.data.summary()})
+    found = s.cache.inventory({"arch": "vgg16_bn", "width": s.profile.width, "seed": 0, "data": s.data.identity()})
     assert found["baseline"] == {"cached": 0, "published": 1} and found["prune_round"]["published"] == 2
     baseline = steps.train_baseline(s)
     assert steps.cache.fingerprint(baseline) == steps.cache.fingerprint(published_run["baseline"])

@@ -90,7 +90,7 @@ def test_the_run_identity_carries_width_data_and_seed(tiny_data):
     a = steps.Session.create("resnet18", "smoke", data=tiny_data)
     b = steps.Session.create("resnet18", "smoke", data=tiny_data, width=0.25, latency_runs=7)
     key_a, key_b = a.key("baseline"), b.key("baseline")
-    assert key_a["width"] != key_b["width"] and key_a["data"] == tiny_data.summary() and key_a["seed"] == 0
+    assert key_a["width"] != key_b["width"] and key_a["data"] == tiny_data.identity() and key_a["seed"] == 0
     assert {k for k in key_a if key_a[k] != key_b[k]} == {"width"}  # latency_runs is no part of the identity
 
 

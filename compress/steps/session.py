@@ -100,7 +100,7 @@ class Session:
         if step not in VERSIONS:
             raise ValueError(f"unknown step {step!r}; known: {list(VERSIONS)}")
         return {"step": step, "version": VERSIONS[step], "arch": self.arch, "width": float(self.profile.width),
-                "seed": self.seed if seed is None else seed, "data": self.data.summary(), **fields}
+                "seed": self.seed if seed is None else seed, "data": self.data.identity(), **fields}
 
     def reads(self, step: str, seed: int | None = None, **context) -> dict:
         """What `step` reads of this session's profile (`keys.reads`)."""
@@ -113,7 +113,7 @@ class Session:
 
     def provenance(self, config: dict | None = None) -> dict:
         return provenance({"arch": self.arch, "profile": self.profile.to_dict(), **(config or {})},
-                          seed=self.seed, data_source=self.data.source, device=str(self.device),
+                          seed=self.seed, data_source=self.data.source, data_digest=self.data.digest, device=str(self.device),
                           precision=self.precision)
 
     def run(self, name: str, key: dict, compute, *, need_model: bool = False) -> tuple[Path, bool]:
