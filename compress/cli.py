@@ -451,15 +451,20 @@ def add_reproduce(sub) -> None:
     p = sub.add_parser("reproduce", help=HELP["reproduce"])
     p.add_argument("--profile", choices=sorted(PROFILES), default=None,
                    help="run size (default: $COMPRESS_PROFILE, else full on a GPU and quick on a CPU)")
-    p.add_argument("--arch", choices=ARCHS, nargs="*", default=list(ARCHS))
+    p.add_argument("--arch", choices=ARCHS, nargs="+", default=None,
+                   help="the notebooks to run; a named one whose estimate exceeds --max-hours is refused (default: "
+                        "every one that fits, the others listed with their hours and the command that computes them)")
     p.add_argument("--data", default=None, help="data source passed to the notebooks (default: $COMPRESS_DATA)")
-    p.add_argument("--seed", type=seed_value, default=0)
+    p.add_argument("--seed", type=seed_value, default=0,
+                   help="the run's seed: its published and cached steps are those of this seed (default: %(default)s)")
     p.add_argument("--publish", action="store_true",
                    help="write the committed results/, assets/ and executed notebooks (what the README shows)")
     p.add_argument("--engine", choices=("papermill", "inprocess"), default="papermill",
                    help="inprocess runs the notebook cells without Jupyter (e.g. on a GPU box without it)")
-    p.add_argument("--allow-long", action="store_true", help="run even when the estimate exceeds the time limit")
-    p.add_argument("--max-hours", type=float, default=6.0, help="refuse a plan whose estimate per notebook exceeds this")
+    p.add_argument("--allow-long", action="store_true", help="run even the notebooks whose estimate exceeds --max-hours")
+    p.add_argument("--max-hours", type=float, default=6.0,
+                   help="a notebook estimated over this many hours here does not run without --allow-long "
+                        "(default: %(default)g)")
     p.add_argument("--plan", action="store_true", help="print the plan and the estimate, then stop")
     p.add_argument("--recompute", nargs="+", default=[], metavar="STAGE",
                    help="compute these stages (baseline, importance, prune, budget, quantize, combine) or steps here, "
@@ -490,13 +495,37 @@ def cmd_verify(args) -> None:
     verify(args.arch, root=args.results, source=args.data)
 
 
+def add_publish(sub) -> None:
+    p = sub.add_parser("publish", help=HELP["publish"])
+    p.add_argument("--results", type=folder_path, default=None,
+                   help="the results folder to write into (default: $COMPRESS_RESULTS, else results/)")
+    p.add_argument("--cache", type=folder_path, default=None,
+                   help="the step cache holding the unfinished steps (default: $COMPRESS_CACHE, else data/cache/steps)")
+    p.set_defaults(func=cmd_publish)
+
+
+def cmd_publish(args) -> None:
+    from .published import results_root
+    from .steps.resume import export
+    from .steps.session import step_cache
+
+    cache = step_cache(args.cache).root
+    if not cache.is_dir():
+        raise ValueError(f"no step cache at {cache}: nothing to publish")
+    done = export(cache, results_root(args.results))
+    print(f"{len(done['written'])} resume point(s) written, {len(done['deleted'])} deleted; the finished steps are "
+          f"published as each finishes (results/<arch>/models/): commit both")
+
+
 # the pipeline's commands in its order (`steps.pipeline.PIPELINE`), then the ones that read or run it whole
 HELP = {**{stage.command: stage.summary for stage in PIPELINE if stage.command},
         "figures": "draw every figure and the summary from a results folder",
         "reproduce": "run the notebooks headless (plan and time estimate first), then the figures",
-        "verify": "check every published model: its sha256, and its test top-1 against its table rows"}
+        "verify": "check every published model: its sha256, and its test top-1 against its table rows",
+        "publish": "write the resume point of every unfinished training step into results/, ready to commit"}
 _ADD = {"train": add_train, "sensitivity": add_sensitivity, "prune": add_prune, "budget": add_budget,
-        "quantize": add_quantize, "figures": add_figures, "reproduce": add_reproduce, "verify": add_verify}
+        "quantize": add_quantize, "figures": add_figures, "reproduce": add_reproduce, "verify": add_verify,
+        "publish": add_publish}
 COMMANDS = [_ADD[name] for name in HELP]
 
 

@@ -18,7 +18,7 @@ import dataclasses
 import io
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -87,6 +87,8 @@ class FitResult:
     train_seconds: float
     images_per_second: float
     wall_seconds: float = float("nan")  # training + per-epoch validation + final test, summed over resumed runs
+    # the committed resume points this training continued from (`resume_point.py`), oldest first; [] when none
+    resumed_from: list = field(default_factory=list)
 
     @property
     def final_val_top1(self) -> float:
@@ -205,13 +207,13 @@ HISTORY_COLUMNS = ["epoch", "lr", "train_loss", "train_top1", "val_top1", "val_t
 STATE_FORMAT = "compress-train-state-v1"
 
 
-def _save_state(path: Path, state: dict) -> None:
+def save_state(path: Path, state: dict) -> None:
     buf = io.BytesIO()
     torch.save(state, buf)
     atomic_write_bytes(path, buf.getvalue())
 
 
-def _load_state(path: Path, identity: dict) -> dict | None:
+def load_state(path: Path, identity: dict) -> dict | None:
     """The saved state of this very run, or None (absent, unreadable, or another run's state: start afresh)."""
     if not path.is_file():
         return None
@@ -220,10 +222,20 @@ def _load_state(path: Path, identity: dict) -> dict | None:
     except Exception as e:  # an unreadable state costs the epochs since, never the run
         print(f"warning: ignoring unreadable training state {path} ({e.__class__.__name__}); starting afresh", flush=True)
         return None
-    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT or state.get("identity") != identity:
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT or not _same_run(state, identity):
         print(f"warning: {path} belongs to another run; starting afresh", flush=True)
         return None
     return state
+
+
+def _same_run(state: dict, identity: dict) -> bool:
+    """A full state continues only in its own arithmetic; one made from a resume point (rounded weights, fresh
+    momentum: `resume_point.py`) continues in any precision."""
+    saved = state.get("identity")
+    if state.get("resumed_from") and isinstance(saved, dict):
+        return {k: v for k, v in saved.items() if k != "precision"} == \
+            {k: v for k, v in identity.items() if k != "precision"}
+    return saved == identity
 
 
 class Heartbeat:
@@ -330,19 +342,21 @@ def _fit(model, data, cfg, teacher, device, precision, channels_last, step_hook,
     sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_linear_decay(total, math.ceil(cfg.warmup_epochs * steps_per_epoch)))
     forward = torch.compile(model) if cfg.compile else model
 
-    rows, step, train_time, images, start, wall, commits = [], 0, 0.0, 0, 0, 0.0, []
+    rows, step, train_time, images, start, wall, commits, resumed_from = [], 0, 0.0, 0, 0, 0.0, [], []
     state_path = Path(state_path) if state_path is not None else None
     identity = {**cfg.identity(device), **run, "distill": teacher is not None}
-    state = _load_state(state_path, identity) if state_path is not None else None
+    state = load_state(state_path, identity) if state_path is not None else None
     if state is not None:
         model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
+        if "optimizer" in state:  # absent in a state made from a resume point: momentum restarts from zero
+            opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         gen.set_state(state["generator"])
         torch.set_rng_state(state["cpu_rng"])
         rows, step, train_time, images, start = state["history"], state["step"], state["train_seconds"], state["images"], state["epoch"]
         wall = state["wall_seconds"]
         commits = state.get("commits", ["unknown"])
+        resumed_from = list(state.get("resumed_from") or [])
         if cfg.progress:
             print(f"[{cfg.desc}] resuming after epoch {start}/{cfg.epochs} from {state_path}", flush=True)
 
@@ -395,12 +409,12 @@ def _fit(model, data, cfg, teacher, device, precision, channels_last, step_hook,
                      "val_top5": scores["top5"], "val_loss": scores["loss"], "seconds": seconds})
         if state_path is not None:
             wall_now = wall + time.perf_counter() - wall_t0
-            _save_state(state_path, {"format": STATE_FORMAT, "identity": identity, "epoch": epoch + 1, "step": step,
+            save_state(state_path, {"format": STATE_FORMAT, "identity": identity, "epoch": epoch + 1, "step": step,
                                      "model": model.state_dict(), "optimizer": opt.state_dict(),
                                      "scheduler": sched.state_dict(), "generator": gen.get_state(),
                                      "cpu_rng": torch.get_rng_state(), "history": rows,
                                      "train_seconds": train_time, "images": images,
-                                     "wall_seconds": wall_now, "commits": commits})
+                                     "wall_seconds": wall_now, "commits": commits, "resumed_from": resumed_from})
             # what the saved epochs cost and which code ran them, for the step cache when a later attempt resumes
             write_json(progress_path(state_path), {"seconds": wall_now, "carried": wall, "epoch": epoch + 1,
                                                    "epochs": cfg.epochs, "commits": commits})
@@ -414,4 +428,5 @@ def _fit(model, data, cfg, teacher, device, precision, channels_last, step_hook,
         tested["top1_bf16"] = evaluate(model, test, cfg.eval_batch_size, device, "bf16")["top1"]
     model.eval()
     return FitResult(pd.DataFrame(rows, columns=HISTORY_COLUMNS), tested, train_time,
-                     images / train_time if train_time > 0 else float("nan"), wall + time.perf_counter() - wall_t0)
+                     images / train_time if train_time > 0 else float("nan"), wall + time.perf_counter() - wall_t0,
+                     resumed_from)

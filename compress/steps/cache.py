@@ -23,6 +23,7 @@ MODEL = "model.pt"  # the step's model (fp16 where that keeps its predictions: `
 STATE = "train_state.pt"  # the resumable training state while the step runs; deleted when it finishes
 RECORD = "record.json"  # the step's row(s): costs, accuracies, test predictions, provenance
 HISTORY = "history.csv"  # a training step's per-epoch curve
+KEY = "key.json"  # the step's name and key, written when it starts: an unfinished step can be published by it
 
 
 def fingerprint(model) -> str:
@@ -243,6 +244,8 @@ class StepCache:
                                  "provenance": prov})
                 return folder, True
             folder.mkdir(parents=True, exist_ok=True)
+            if not (folder / KEY).is_file():
+                write_json(folder / KEY, {"name": name, "config": config})
             earlier = saved_seconds(folder)
             started, t0 = time.strftime("%Y-%m-%dT%H:%M:%S%z"), time.perf_counter()
             try:

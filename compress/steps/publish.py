@@ -13,14 +13,15 @@ from pathlib import Path
 
 from .. import published as pub
 from ..files import read_json
-from .cache import DONE, MODEL, RECORD
+from .cache import DONE, KEY, MODEL, RECORD
+from .resume import delete_finished
 
 TEXT_SUFFIXES = (".json", ".csv", ".txt")  # the small files a published record carries (never weights or exports)
 
 
 def _small_files(folder: Path) -> dict[str, str]:
     return {f.relative_to(folder).as_posix(): f.read_text() for f in sorted(folder.rglob("*"))
-            if f.is_file() and f.suffix in TEXT_SUFFIXES and f.name != DONE and ".progress" not in f.name}
+            if f.is_file() and f.suffix in TEXT_SUFFIXES and f.name not in (DONE, KEY) and ".progress" not in f.name}
 
 
 def _rows(s, folder: str) -> list[dict]:
@@ -103,6 +104,7 @@ def publish_steps(s, results_dir: Path, *, replace_reason: str | None = None,
         elif old.get("model"):
             entry["model"] = old["model"]  # published earlier with its model (this run read it back)
         steps[folder_name] = entry
+        delete_finished(root, s.arch, folder_name)
     pub.write_manifest(s.arch, {**manifest, "steps": steps}, root)
     return models / pub.MANIFEST
 

@@ -24,6 +24,7 @@ from ..files import read_json, write_json, write_table
 from ..published import FP16_MIN_AGREEMENT, fp16_fits, rounded_to_fp16
 from ..train import FitResult, evaluate
 from .cache import HISTORY, MODEL, RECORD, STATE
+from .resume import restore
 from .session import Session
 
 
@@ -93,9 +94,12 @@ def trained_step(s: Session, name: str, key: dict, *, start: Callable[[], nn.Mod
     test predictions (for paired comparisons) and the storage columns."""
     def compute(folder: Path) -> None:
         model = start().to(s.device)
+        restore(folder, s.arch, s.cache.published)  # no state of its own here: continue from a committed point
         result = train(model, folder / STATE)
         storage = store_model(s, model, result, folder / MODEL, meta)
         prov = s.provenance({"step": name, **{k: v for k, v in key.items() if k not in ("arch", "seed", "data")}})
+        if result.resumed_from:  # where and how it continued: rounded weights, momentum restarted
+            prov["resumed_from"] = result.resumed_from
         if len(result.history):
             write_table(folder / HISTORY, result.history, prov)
         write_json(folder / RECORD, {"record": {**describe(model, result), **storage},
