@@ -1,13 +1,16 @@
 """One command from nothing to the README's numbers: plan, run the notebooks headless, draw the figures.
 
     python -m compress reproduce --profile smoke           # seconds: runs/smoke/{results,assets,notebooks}
+    python -m compress reproduce --profile cpu             # every notebook that fits here (published: minutes)
     python -m compress reproduce --profile cpu --plan      # what would run, on which device, for how long
-    python -m compress reproduce --profile cpu --publish   # the committed results/, assets/ and notebooks
+    python -m compress reproduce --profile cpu --arch vgg16 --allow-long   # compute one that does not fit
 
-Before anything runs, the plan says which steps each notebook will compute (and which the step cache
-already holds), on which device, and an estimate from the profile's sizes and a speed measured here and
-now; a plan over `max_hours` per notebook is refused unless `allow_long`. Every step is cached, so a
-rerun after an interruption picks up where it stopped.
+Before anything runs, the plan says which steps each notebook will compute (and which are published or
+cached), on which device, and an estimate from the profile's sizes and a speed measured here and now. A
+notebook whose estimate is over `max_hours` does not run unless `allow_long`: without `archs` the others
+still run (so the main job works on a fresh clone of a partly published study) and each one left out is
+listed with its hours and the command that computes it; with `archs` named, the plan is refused. Every step
+is cached, so a rerun after an interruption picks up where it stopped.
 """
 from __future__ import annotations
 
@@ -153,9 +156,30 @@ def print_plan(profile: Profile, archs, data, seed: int, device: torch.device) -
             if "saved" in r:
                 status += f" ({r['saved']:.0%} of the baseline saved)"
             print(f"    {r['step']:<12} {status:<40} {_hours(r['seconds'])}", flush=True)
-    print(f"  total estimate {_hours(sum(totals.values()))} (published and cached steps are read, not computed)",
-          flush=True)
+    print(f"  estimate {span(totals)} (published and cached steps are read, not computed)", flush=True)
     return totals
+
+
+def span(totals: dict[str, float]) -> str:
+    """An estimate over several notebooks: the total and the slowest notebook, each named as what it is (a
+    refusal once quoted the slowest as if it were the whole)."""
+    if len(totals) == 1:
+        (arch, seconds), = totals.items()
+        return f"{_hours(seconds)} for {arch}"
+    slowest = max(totals, key=totals.get)
+    return f"{_hours(sum(totals.values()))} in all; the slowest notebook, {slowest}, {_hours(totals[slowest])}"
+
+
+def left_out(profile: str, too_long: dict[str, float], max_hours: float, data: str | None, seed: int) -> str:
+    """What the main job did not run: each notebook over the limit, its hours here and the command that computes
+    it (the same run, that architecture alone, with `--allow-long`)."""
+    extra = (f" --data {data}" if data else "") + (f" --seed {seed}" if seed else "")
+    lines = [f"not published (or only in part), so not run: over the {max_hours:g} h limit per notebook here "
+             f"({span(too_long)}). Each computes with:"]
+    for arch, seconds in too_long.items():
+        lines.append(f"  {arch:<9} {_hours(seconds):>7} here: python -m compress reproduce --profile {profile} "
+                     f"--arch {arch}{extra} --allow-long")
+    return "\n".join(lines)
 
 
 def recompute_names(names) -> list[str]:
@@ -261,13 +285,16 @@ def run_inprocess(arch: str, parameters: dict) -> dict:
     return ns
 
 
-def reproduce(profile: str, archs=ARCHS, data: str | None = None, seed: int = 0, *, publish: bool = False,
+def reproduce(profile: str, archs=None, data: str | None = None, seed: int = 0, *, publish: bool = False,
               engine: str = "papermill", allow_long: bool = False, max_hours: float = 6.0,
               plan_only: bool = False, results: Path | None = None, assets: Path | None = None,
               recompute: tuple = ()) -> dict:
-    """Plan, then run every notebook (papermill, or `inprocess` where Jupyter is absent), then the figures.
-    `results` / `assets` override the folders `output_dirs` picks. Published steps are read, not computed,
-    except those of the stages (or step names) in `recompute`."""
+    """Plan, then run the notebooks (papermill, or `inprocess` where Jupyter is absent), then the figures.
+    `archs` None: every architecture, those over `max_hours` left out and listed (not an error: on a fresh
+    clone of a partly published study the main job reproduces what is published); named `archs` over it are
+    refused unless `allow_long`. `results` / `assets` override the folders `output_dirs` picks. Published steps
+    are read, not computed, except those of the stages (or step names) in `recompute`. Returns the seconds
+    each notebook ran (the estimates with `plan_only`)."""
     from .data import load_for_profile, resolve_source
     from .report.figures import make_figures
     from .report.summary import headline
@@ -275,6 +302,8 @@ def reproduce(profile: str, archs=ARCHS, data: str | None = None, seed: int = 0,
 
     if engine not in ("papermill", "inprocess"):
         raise ValueError(f"engine must be 'papermill' or 'inprocess', got {engine!r}")
+    every = archs is None
+    archs = list(ARCHS if every else archs)
     keep_freed_memory()  # the in-process engine's cells and the plan's speed test run here (allocator.py)
     prof = get_profile(profile)
     os.environ[RECOMPUTE_ENV] = ",".join(recompute_names(recompute))  # the notebooks' kernels inherit it
@@ -294,13 +323,18 @@ def reproduce(profile: str, archs=ARCHS, data: str | None = None, seed: int = 0,
             check_output_folder(folder, what)
     loaded = load_for_profile(prof, source, seed=seed)  # bad data fails here, in one line, before any notebook
     totals = print_plan(prof, archs, loaded, seed, device)
-    too_long = {a: s for a, s in totals.items() if s > max_hours * 3600}
+    too_long = {a: s for a, s in totals.items() if s > max_hours * 3600} if not allow_long else {}
     if plan_only:
         return totals
-    if too_long and not allow_long:
-        raise ValueError(f"profile {profile!r} would take about {_hours(max(too_long.values()))} for "
-                         f"{', '.join(too_long)} on {device} (limit {max_hours:g} h per notebook): choose a smaller "
-                         f"profile, or pass --allow-long to run it anyway")
+    if too_long and not every:
+        raise ValueError(f"profile {profile!r} would take about {span(too_long)} on {device} (limit {max_hours:g} h "
+                         f"per notebook): choose a smaller profile, or pass --allow-long to run it anyway")
+    if too_long:
+        print(left_out(profile, too_long, max_hours, data, seed), flush=True)
+        archs = [a for a in archs if a not in too_long]
+        if not archs:
+            print("nothing else to reproduce here: no notebook ran", flush=True)
+            return {}
     timings = {}
     for arch in archs:
         t0 = time.perf_counter()
