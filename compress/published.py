@@ -151,13 +151,30 @@ def check_file(entry: Entry) -> Path:
 
 
 def find_model(arch: str, name: str = "baseline", root: str | Path | None = None) -> Entry:
-    """The published entry whose model file is `<name>.pt`."""
+    """The published entry whose model file is `<name>.pt`; else one line saying what is missing and the command
+    that makes it (a user's script stops on this line, so it must stand alone)."""
     known = [e for e in entries(arch, root) if e.record.get("model")]
     for e in known:
         if e.record["model"]["file"] == f"{name}.pt":
             return e
     listed = ", ".join(sorted(e.record["model"]["file"].removesuffix(".pt") for e in known)) or "none"
-    raise PublishedError(f"no published {arch} model {name!r} in {models_dir(arch, root)} (published: {listed})")
+    results = _shown(results_root(root))
+    if name == "baseline":
+        make = (f"`python -m compress train --arch {arch} --profile cpu --results {results}` trains one and publishes "
+                f"it there (hours on a CPU)")
+    else:
+        make = (f"`python -m compress reproduce --profile cpu --arch {arch} --allow-long --publish` computes the "
+                f"study's {arch} models and publishes them (hours on a CPU)")
+    raise PublishedError(f"no published {arch} model {name!r} in {models_dir(arch, root)} (published: {listed}); "
+                         f"{make}")
+
+
+def _shown(path: Path) -> str:
+    """`path` as a command line should name it: relative to the working directory when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve())) or "."
+    except ValueError:
+        return str(path)
 
 
 def load_published(arch: str, name: str = "baseline", root: str | Path | None = None) -> nn.Module:
