@@ -495,6 +495,30 @@ def cmd_verify(args) -> None:
     verify(args.arch, root=args.results, source=args.data)
 
 
+def add_study(sub) -> None:
+    from .study import STUDY_ARCHS, units
+
+    p = sub.add_parser("study", help=HELP["study"])
+    p.add_argument("--profile", choices=sorted(PROFILES), default="cpu", help="run size (default: %(default)s)")
+    p.add_argument("--arch", choices=ARCHS, nargs="+", default=list(STUDY_ARCHS),
+                   help="the architectures whose units run (default: %(default)s)")
+    p.add_argument("--only", nargs="+", default=None, metavar="UNIT",
+                   help="only these units, by name (e.g. curve) or arch:name (e.g. resnet18:curve); units: "
+                        + ", ".join(dict.fromkeys(u.name for u in units())))
+    p.add_argument("--data", default=None, help="data source (default: $COMPRESS_DATA)")
+    p.add_argument("--seed", type=seed_value, default=0, help="the run's seed (default: %(default)s)")
+    p.add_argument("--results", type=folder_path, default=None,
+                   help="where each finished step is published (default: the repository's results/)")
+    p.set_defaults(func=cmd_study)
+
+
+def cmd_study(args) -> None:
+    from .study import Study, run
+
+    run(Study(args.profile, args.data, args.seed, results_dir=args.results or REPO_ROOT / "results"),
+        tuple(args.arch), args.only)
+
+
 def add_publish(sub) -> None:
     p = sub.add_parser("publish", help=HELP["publish"])
     p.add_argument("--results", type=folder_path, default=None,
@@ -522,10 +546,11 @@ HELP = {**{stage.command: stage.summary for stage in PIPELINE if stage.command},
         "figures": "draw every figure and the summary from a results folder",
         "reproduce": "run the notebooks headless (plan and time estimate first), then the figures",
         "verify": "check every published model: its sha256, and its test top-1 against its table rows",
+        "study": "run the study's units in the order that decides results first, publishing each step",
         "publish": "write the resume point of every unfinished training step into results/, ready to commit"}
 _ADD = {"train": add_train, "sensitivity": add_sensitivity, "prune": add_prune, "budget": add_budget,
         "quantize": add_quantize, "figures": add_figures, "reproduce": add_reproduce, "verify": add_verify,
-        "publish": add_publish}
+        "study": add_study, "publish": add_publish}
 COMMANDS = [_ADD[name] for name in HELP]
 
 

@@ -1,0 +1,45 @@
+"""The study's driver: its units in the order that decides results first, each step published as it finishes."""
+import json
+
+from compress import study
+from compress.cli import main
+
+
+def test_the_order_is_the_trimmed_studys():
+    names = [f"{u.arch}:{u.name}" for u in study.units()]
+    assert names[:6] == ["resnet18:baseline", "resnet18:curve", "resnet18:latency",
+                         "vgg16_bn:baseline", "vgg16_bn:curve", "vgg16_bn:latency"]
+    later = [n.split(":")[1] for n in names[6:]]
+    assert later == sorted(later, key=["quantize", "controls", "sparse", "iterative"].index)
+    assert names[-2:] == ["resnet18:iterative", "vgg16_bn:iterative"]  # the seed's configurations come last
+
+
+def test_the_curve_without_controls_keys_its_runs_as_the_whole_sweep_does(monkeypatch):
+    """Leaving the seeds and from-scratch runs for later must not change the key of any run the curve makes."""
+    from compress.data import synthetic_data
+
+    monkeypatch.setattr("compress.data.load_for_profile", lambda *a, **k: synthetic_data(256, 64, 128))
+    s = study.Study("cpu", "synthetic")
+    trimmed, whole = s.session("resnet18", budget_seeds={}, budget_scratch={}), s.session("resnet18")
+    assert whole.profile.budget_seeds and not trimmed.profile.budget_seeds
+    assert trimmed.reads("budget_round") == whole.reads("budget_round")
+    assert trimmed.key("budget_round", x=1) == whole.key("budget_round", x=1)
+
+
+def test_a_unit_publishes_its_steps_and_a_second_run_computes_nothing(tmp_path, capsys):
+    results = tmp_path / "results"
+    argv = ["study", "--profile", "smoke", "--data", "synthetic", "--arch", "vgg16_bn", "--only", "baseline",
+            "--results", str(results)]
+    assert main(argv) == 0
+    manifest = json.loads((results / "vgg16_bn" / "models" / "manifest.json").read_text())
+    assert [e["step"] for e in manifest["steps"].values()] == ["baseline"]
+    assert (results / "vgg16_bn" / "models" / "baseline.pt").is_file()
+    assert "unit 1/1: vgg16_bn baseline done" in capsys.readouterr().out
+    assert main(argv) == 0  # cached: no training line
+    assert "[train] epoch" not in capsys.readouterr().out
+
+
+def test_an_unknown_unit_is_one_line(capsys):
+    assert main(["study", "--only", "nonsense", "--data", "synthetic", "--profile", "smoke"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: no unit matches")
