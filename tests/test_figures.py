@@ -148,7 +148,7 @@ def test_the_committed_documents_show_the_committed_results():
                 assert replace_block(text, name, body) == text, f"{doc.name}'s {name} block is stale: run `python -m compress figures`"
     assert shown == set(figures.readme_blocks())
     readme = (figures.REPO_ROOT / "README.md").read_text()
-    assert readme.index("<!-- headline:start -->") < readme.index("## Run it")  # the result comes first
+    assert readme.index("<!-- study:start -->") < readme.index("## Run it")  # the result comes first
     assert f"(assets/{figures.OVERVIEW}.png)" in readme
 
 

@@ -1,6 +1,6 @@
 """Every number the README and docs/results.md quote comes from a committed table.
 
-The generated blocks (the README's headline table; the findings, results, targets and figures of
+The generated blocks (the README's first table; the headline, findings, results, targets and figures of
 docs/results.md) are checked against the tables by `test_figures.test_the_committed_documents_show_the_committed_results`
 and below; here, the hand-written prose around them may hold only the facts listed below, each with where it
 comes from, so a number typed by hand cannot slip in.
@@ -57,11 +57,11 @@ def test_results_prose_quotes_only_table_numbers_and_stated_facts():
         assert not stray, f"{name}'s prose quotes numbers no table gives: {stray}"
 
 
-def test_the_readme_headline_table_is_the_committed_tables():
-    """The first numbers a reader sees: the README's headline block is what the tables give, nothing typed."""
+def test_the_headline_table_is_the_committed_tables():
+    """The JPEG-copy run's headline block (docs/results.md) is what the tables give, nothing typed."""
     from compress.report.summary import front_table_markdown
 
-    text = (REPO_ROOT / "README.md").read_text()
+    text = (REPO_ROOT / "docs" / "results.md").read_text()
     block = re.search(r"<!-- headline:start -->\n(.*?)\n<!-- headline:end -->", text, re.S).group(1)
     assert block == front_table_markdown(RESULTS) and block.count("\n| ") == 4  # header rule + three models
     models, _ = read_table(RESULTS / "resnet18" / "models.csv")

@@ -15,6 +15,7 @@ from ..models import ARCHS
 from ..files import REPO_ROOT, atomic_write_text
 from .findings import findings_markdown
 from .literature import literature_markdown
+from .study_table import study_markdown
 from .summary import figure_label, front_table_markdown, replace_block, summary_markdown
 from .tables import load_tables
 from .targets import targets_markdown
@@ -22,7 +23,7 @@ from .targets import targets_markdown
 RESULTS_DIR = REPO_ROOT / "results"
 ASSETS_DIR = REPO_ROOT / "assets"
 # the documents holding generated blocks (`<!-- name:start/end -->`), relative to the repository root: the front
-# door's first table, and the full results beside it
+# door's first table (`study_table.py`), and the full results beside it
 DOCUMENTS = ("README.md", "docs/results.md")
 OVERVIEW = "accuracy_vs_macs"  # the headline figure, every architecture in one: assets/accuracy_vs_macs.png
 
@@ -92,7 +93,8 @@ def readme_blocks(results_dir: str | Path = RESULTS_DIR, assets_dir: str | Path 
                   link_from: str | Path = REPO_ROOT) -> dict[str, str]:
     """Every generated block (`<!-- name:start/end -->`) by name, from the results and assets, with links
     relative to `link_from` (the folder of the document it goes in); a document holds the markers of those it shows."""
-    return {"headline": front_table_markdown(Path(results_dir)),
+    return {"study": study_markdown(Path(results_dir), ARCHS, link_from),
+            "headline": front_table_markdown(Path(results_dir)),
             "findings": findings_markdown(Path(results_dir), ARCHS, heading="####"),
             "results": summary_markdown(Path(results_dir), ARCHS, heading="####"),
             "literature": literature_markdown(Path(results_dir), ARCHS),

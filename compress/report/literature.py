@@ -41,6 +41,7 @@ def _from_percent(reduction: float) -> float:
 # filter pruning", Neural Networks 2024), as its authors' README (github.com/pvti/CORING, "1. VGG-16-BN/CIFAR-10")
 # gives it: baseline 93.96%, 14.98M parameters, 313.73M FLOPs; each row at 58.1% / 66.6% / 78.6% fewer FLOPs.
 VGG16_BN_BASELINE = 93.96
+DEPGRAPH_BASELINE = 93.53  # DepGraph's ResNet-56 (Torch-Pruning's reproduce/readme.md, below)
 PUBLISHED = (
     Published("HRankPlus", "VGG16-BN", "vgg16_bn", _from_percent(58.1), -0.23, "150 epochs"),
     Published("HRankPlus", "VGG16-BN", "vgg16_bn", _from_percent(66.6), -0.40, "150 epochs"),
@@ -64,8 +65,34 @@ PUBLISHED = (
     Published("CORING", "VGG16-BN", "vgg16_bn", _from_percent(78.6), round(93.83 - VGG16_BN_BASELINE, 2),
               "300-400 epochs", baseline=VGG16_BN_BASELINE),
     # DepGraph (Fang et al., CVPR 2023): Torch-Pruning's reproduce/readme.md, "ResNet-56 / CIFAR-10", 93.53 -> 93.77%
-    Published("DepGraph", "ResNet-56", "resnet18", 2.13, +0.24, "100 + 100 epochs", baseline=93.53),
+    Published("DepGraph", "ResNet-56", "resnet18", 2.13, +0.24, "100 + 100 epochs", baseline=DEPGRAPH_BASELINE),
     Published("Li et al. 2017 (L1 filters)", "VGG-16", "vgg16", _from_percent(34.0), -0.06, "40 epochs"),
+)
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A published unpruned model set beside this project's baseline of `arch` (the README's first table)."""
+
+    work: str
+    model: str
+    arch: str
+    top1: float
+    epochs: str  # as its source states them, or that it does not
+
+
+# Each from the source named beside it; an architecture with none says so in the table rather than guess one.
+BASELINES = (
+    # kuangliu/pytorch-cifar README, "ResNet18 93.02%" (added January 2017, never re-measured); main.py keeps the
+    # best test epoch. Epochs: not stated beside it; main.py runs 200 a launch (SGD, cosine to epoch 200 since
+    # November 2020), and the README's schedule of 2017-2020 (lr 0.1 / 0.01 / 0.001 from epoch 0 / 150 / 250) ran to 350.
+    Baseline("kuangliu/pytorch-cifar", "ResNet18", "resnet18", 93.02,
+             "best test epoch; epochs not stated, its main.py runs 200"),
+    # DepGraph: Torch-Pruning's reproduce/readme.md trains its ResNet-56 with `--total-epochs 200`
+    Baseline("DepGraph", "ResNet-56", "resnet18", DEPGRAPH_BASELINE, "200 epochs"),
+    # CORING's README table (above); its scripts prune a given checkpoint (`--pretrain_dir .../vgg_16_bn.pt`), and
+    # neither they nor the README say how that VGG-16-BN was trained
+    Baseline("CORING", "VGG16-BN", "vgg16_bn", VGG16_BN_BASELINE, "epochs not stated"),
 )
 
 

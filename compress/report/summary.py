@@ -1,5 +1,5 @@
-"""The documents' tables, from the results tables alone: the README's headline table, and one row per model
-with the run's provenance for docs/results.md."""
+"""The documents' tables, from the results tables alone: the JPEG-copy run's headline table and one row per model
+with the run's provenance, for docs/results.md (the README's first table is `study_table.py`'s)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -61,7 +61,7 @@ def summary_markdown(results_dir: Path, archs=ARCHS, heading: str = "###") -> st
     return "\n".join(out)
 
 
-FRONT_ARCH = "resnet18"  # the architecture the README's first table shows
+FRONT_ARCH = "resnet18"  # the architecture the headline table of docs/results.md shows
 FRONT_RUNTIMES = ("onnxruntime", "torch")  # the runtime its three rows share: the first the table has all three in
 
 
@@ -82,7 +82,7 @@ def _front_rows(m: pd.DataFrame, config: str) -> pd.DataFrame | None:
 
 
 def front_table_markdown(results_dir: Path, arch: str = FRONT_ARCH) -> str:
-    """The README's first table: the baseline, the pruned model the run carried forward (chosen on validation,
+    """The headline of docs/results.md: the baseline, the pruned model the run carried forward (chosen on validation,
     `ratios.select_config`, never on test accuracy) and that model in INT8, from `models.csv` and `pruning.csv`,
     with the run's data and machine beside the numbers; "" without those tables."""
     folder = Path(results_dir) / arch
@@ -119,7 +119,7 @@ def front_table_markdown(results_dir: Path, arch: str = FRONT_ARCH) -> str:
                 f"interval where the run paired it). Latency: all three in {base.runtime} (INT8: "
                 f"`{rows.iloc[2].model.split('+', 1)[-1]}`), batch 1, median at {at}{timed}, on {prov.get('device')}.",
             f"`{config}` is the configuration the run carried forward, chosen on validation. Every model and runtime: "
-            f"[docs/results.md](docs/results.md)."]
+            f"below."]
     return "\n".join(out)
 
 
