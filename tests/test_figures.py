@@ -354,6 +354,25 @@ def test_the_headline_table_keeps_one_runtime_and_the_configuration_chosen_on_va
     assert front_table_markdown(tmp_path / "results") == ""  # no configuration chosen, no table
 
 
+def test_the_headline_latency_names_its_one_thread_count(tmp_path):
+    """A table without the count (timed before it was kept) was one figure on every thread of its machine: the
+    caption says how many, never "every thread" as if it were a sweep; a recorded count is given as recorded."""
+    from compress.report.summary import front_table_markdown
+
+    _fake_results(tmp_path / "results")
+    models = pd.DataFrame({"model": ["baseline", "pruned:b", "pruned:b+int8-optimal"], "family": ["baseline", "pruned", "pruned"],
+                           "precision": ["FP32", "FP32", "INT8"], "runtime": ["torch"] * 3, "top1": [60, 59, 58.8],
+                           "params": [100, 20, 20], "macs": [1e9, 200e6, 200e6], "size_mb": [4, 0.8, 0.2],
+                           "gzip_mb": [3.6, 0.72, 0.18], "latency_ms": [20, 5, 2]})
+    prov = {**provenance({}, data_source="synthetic"), "device": "cpu (test machine, 2 cores, 2 threads)"}
+    write_table(tmp_path / "results" / "resnet18" / "models.csv", models, prov)
+    text = front_table_markdown(tmp_path / "results")
+    assert "median at 2 threads (all the machine's; the table does not record the count)" in text
+    assert "every thread" not in text
+    write_table(tmp_path / "results" / "resnet18" / "models.csv", models.assign(latency_threads=1), prov)
+    assert "median at 1 thread," in front_table_markdown(tmp_path / "results")
+
+
 def test_the_literature_table_gives_chip_and_coring_beside_hrankplus_with_their_baseline(tmp_path):
     """#34's rows: CHIP and CORING at HRankPlus' three VGG16-BN points (58.1 / 66.6 / 78.6% fewer FLOPs), each
     with its fine-tune epochs and the baseline (93.96%) its deltas are against."""

@@ -2,6 +2,7 @@
 with the run's provenance, for docs/results.md (the README's first table is `study_table.py`'s)."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -109,7 +110,12 @@ def front_table_markdown(results_dir: Path, arch: str = FRONT_ARCH) -> str:
                    f"{r.size_mb:.1f} ({base.size_mb / r.size_mb:.1f}x smaller) | "
                    f"{r.latency_ms:.2f} ({base.latency_ms / r.latency_ms:.1f}x faster) |")
     threads = getattr(base, "latency_threads", float("nan"))
-    at = "every thread" if pd.isna(threads) else f"{int(threads)} thread{'s' if threads != 1 else ''}"
+    if pd.isna(threads):  # a table from before the count was kept: one figure, on the machine's every thread
+        machine = re.search(r"(\d+) threads\)", str(prov.get("device", "")))
+        at = f"{machine[1]} threads (all the machine's; the table does not record the count)" if machine else \
+            "all the machine's threads (the table does not record how many)"
+    else:
+        at = f"{int(threads)} thread{'s' if threads != 1 else ''}"
     int8 = folder / "int8.csv"
     timed = (", timed inside the pipeline (a table from before fresh-process timing)"
              if int8.is_file() and "processes" not in read_table(int8)[0] else ", median of fresh processes")
