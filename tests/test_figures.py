@@ -218,6 +218,20 @@ def test_a_summary_never_mixes_data_sets(tmp_path):
         figures.make_figures(tmp_path / "results", tmp_path / "assets", verbose=False)
 
 
+def test_a_summary_may_hold_two_real_data_sets_each_named(tmp_path):
+    """Mid-study: one architecture on the official set, another still on the JPEG copy; each section says which."""
+    from compress.report import summary
+
+    for arch, source in (("resnet18", "CIFAR-10 (official)"), ("vgg16", "image folder cifar10-jpeg.tar.gz (JPEG CIFAR-10 copy)")):
+        models = pd.DataFrame({"model": ["baseline"], "family": ["baseline"], "precision": ["FP32"],
+                               "kind": ["baseline (FP32)"], "top1": [60], "params": [100], "macs": [1000],
+                               "size_mb": [1], "gzip_mb": [0.9], "latency_ms": [20], "runtime": ["torch"]})
+        write_table(tmp_path / arch / "models.csv", models, provenance({}, seed=0, data_source=source, device="cpu"))
+    summary.check_one_source(tmp_path)  # no error
+    text = summary.summary_markdown(tmp_path)
+    assert "CIFAR-10 (official)" in text and "JPEG CIFAR-10 copy" in text
+
+
 def test_the_stamp_sits_below_every_label_and_log_axes_read_as_plain_numbers(tmp_path, monkeypatch):
     _fake_results(tmp_path / "results")
     checked = []
