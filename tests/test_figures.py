@@ -393,11 +393,34 @@ def test_the_literature_table_gives_chip_and_coring_beside_hrankplus_with_their_
     from compress.report.literature import PUBLISHED, literature_markdown
 
     text = literature_markdown(tmp_path, ["vgg16_bn"])
-    rows = {(line.split(" | ")[0].lstrip("| "), line.split(" | ")[2]): line for line in text.splitlines()[2:]}
+    rows = {(line.split(" | ")[0].lstrip("| "), line.split(" | ")[2]): line for line in text.splitlines()[2:]
+            if line.startswith("|")}
     for work, epochs in (("CHIP", "200 epochs"), ("CORING", "300-400 epochs"), ("HRankPlus", "150 epochs")):
         assert {f for w, f in rows if w == work} == {"2.39x", "2.99x", "4.67x"}, work
         assert all(epochs in line and "vgg16_bn: not run yet" in line for (w, _), line in rows.items() if w == work)
     assert "| -0.10 (of 93.96) |" in rows[("CHIP", "2.39x")] and "| +0.46 (of 93.96) |" in rows[("CORING", "2.39x")]
     assert "| -0.13 (of 93.96) |" in rows[("CORING", "4.67x")] and "| -0.78 (of 93.96) |" in rows[("CHIP", "4.67x")]
     assert "(of" not in rows[("HRankPlus", "2.39x")]  # no baseline given where no source states it
-    assert not any(p.work.startswith("OTO") for p in PUBLISHED)  # left out: no source could be read
+    assert {p.work for p in PUBLISHED if p.arch == "vgg16_bn"} == {"HRankPlus", "CHIP", "CORING"}
+
+
+def test_the_literature_table_marks_otov2_and_ato_as_trained_from_scratch_in_one_run(tmp_path):
+    """#40's rows: OTOv2 and ATO on ResNet-18 near 5x (79.7% / 79.9% fewer FLOPs), each against its own baseline,
+    marked as training from scratch in one run; every other row prunes a trained baseline, and the note under
+    the table says only those compare directly."""
+    from compress.report.literature import PUBLISHED, literature_markdown
+
+    text = literature_markdown(tmp_path, ["resnet18", "vgg16", "vgg16_bn"])
+    lines = text.splitlines()
+    assert lines[0].split(" | ")[5] == "pruned from"
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in lines[2:] if line.startswith("|")}
+    assert "| ResNet-18, official CIFAR-10 | 4.93x | -0.16 (of 93.02) |" in rows["OTOv2"]
+    assert "| ResNet-18, official CIFAR-10 | 4.98x | +0.10 (of 94.41) |" in rows["ATO"]
+    assert {p.work for p in PUBLISHED if p.from_scratch} == {"OTOv2", "ATO"}
+    for line in text.splitlines()[2:]:
+        if line.startswith("|"):
+            start = line.split(" | ")[5]
+            assert start == ("scratch, one run" if line.startswith(("| OTOv2 ", "| ATO ")) else "trained baseline"), line
+    assert "resnet18: not run yet" in rows["OTOv2"] and "resnet18: not run yet" in rows["ATO"]
+    (note,) = [line for line in lines if line.startswith("Pruned from:")]
+    assert "(OTOv2, ATO)" in note and "Only the former compare directly" in note
