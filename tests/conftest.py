@@ -119,3 +119,25 @@ def publish_smoke_baseline(root, arch: str = "vgg16_bn"):
     steps.train_baseline(s)
     steps.save_results(s)
     return s
+
+
+def notebook_source() -> str:
+    """The data the notebook tests hand their notebook: the real CIFAR-10 where it exists, else synthetic."""
+    return real_data_source() or "synthetic"
+
+
+@pytest.fixture(scope="session")
+def notebook_pipeline(tmp_path_factory):
+    """vgg16's notebook pipeline run once through `compress.steps` (tests/arch_pipeline.py), in the smoke profile
+    on the data the notebook tests use, into one step cache: tests/test_arch_pipeline.py checks what it made, and
+    the papermill and in-process runs of tests/test_notebooks.py find every step done in `s.cache.root` (their
+    mechanics, not the steps, are what they test). Returns (session, what each cell bound)."""
+    import arch_pipeline
+    from compress import steps
+
+    root = tmp_path_factory.mktemp("notebook-pipeline")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("compress.quant.compare.latency.measure", arch_pipeline.fake_measure)
+        s = steps.Session.create("vgg16", "smoke", source=notebook_source(), cache_root=root / "steps",
+                                 results_dir=root / "results")
+        return s, arch_pipeline.run(s)

@@ -1,12 +1,12 @@
 """The three notebooks: in sync with their template (the committed ones may carry the outputs of the
-published run), and run top to bottom in the smoke profile (on the real data where it exists, else on
-synthetic data)."""
+published run); the template's mechanics run once with papermill (vgg16, smoke profile, on the real data where
+it exists, else on synthetic data), each architecture's steps below it in tests/test_arch_pipeline.py."""
 import json
 import sys
 
 import pytest
 
-from conftest import REPO, real_data_source
+from conftest import REPO, notebook_source
 
 sys.path.insert(0, str(REPO / "notebooks"))
 import build  # notebooks/ is not a package: found through the path set above
@@ -39,25 +39,24 @@ def test_committed_notebook_says_nothing_machine_specific(arch):
     assert "/work/" not in json.dumps(nb["metadata"])
 
 
-@pytest.fixture(scope="session")
-def notebook_steps(tmp_path_factory):
-    """One step cache for every notebook this session runs: the in-process engine runs the vgg16 notebook the
-    papermill test just ran, on the same data, and finds its steps done (run alone, it computes them)."""
-    return tmp_path_factory.mktemp("notebook-steps")
-
-
-@pytest.mark.parametrize("arch", ARCHS)
-def test_notebook_runs_in_smoke_profile(arch, tmp_path, notebook_steps, monkeypatch):
+def test_the_notebook_runs_with_papermill_from_the_steps_the_pipeline_cached(tmp_path, notebook_pipeline,
+                                                                             monkeypatch):
+    """One papermill run, of vgg16's notebook in the smoke profile: the parameters injected, every cell runs,
+    the results saved, the ratio panel's static snapshot ahead of its widgets. The steps themselves, for every
+    architecture, are tests/test_arch_pipeline.py's; this run finds each one done in the cache they left (the
+    notebook's calls key their steps as the plain calls do), so it computes nothing."""
     from compress.report.tables import load_tables
     from compress.reproduce import run_notebook
 
-    monkeypatch.setenv("COMPRESS_CACHE", str(notebook_steps))  # the kernel inherits it
-    source = real_data_source() or "synthetic"
-    out = run_notebook(arch, tmp_path / f"{arch}.ipynb", {"ARCH": arch, "PROFILE": "smoke", "DATA": source,
-                                                         "RESULTS_DIR": str(tmp_path / "results")}, timeout=600)
+    s, _ = notebook_pipeline
+    monkeypatch.setenv("COMPRESS_CACHE", str(s.cache.root))  # the kernel inherits it
+    done = sorted(s.cache.root.rglob("done.json"))
+    out = run_notebook("vgg16", tmp_path / "vgg16.ipynb", {"ARCH": "vgg16", "PROFILE": "smoke", "DATA": notebook_source(),
+                                                        "RESULTS_DIR": str(tmp_path / "results")}, timeout=600)
     executed = json.loads(out.read_text())
     assert not any(o.get("output_type") == "error" for c in executed["cells"] for o in c.get("outputs", []))
-    tables = load_tables(tmp_path / "results", arch)
+    assert sorted(s.cache.root.rglob("done.json")) == done  # no step computed again
+    tables = load_tables(tmp_path / "results", "vgg16")
     assert {"baseline", "sensitivity", "pruning", "fixed_point", "int8", "combined", "models"} <= set(tables)
     assert len(tables["models"]) >= 8
     (panel,) = [c for c in executed["cells"] if "".join(c["source"]).startswith("interactive.ratio_panel(")]
@@ -66,14 +65,16 @@ def test_notebook_runs_in_smoke_profile(arch, tmp_path, notebook_steps, monkeypa
     assert "application/vnd.jupyter.widget-view+json" in kinds[2]
 
 
-def test_inprocess_engine_runs_a_notebook_without_jupyter(tmp_path, capsys, notebook_steps, monkeypatch):
-    """The GPU box has no Jupyter: `reproduce --engine inprocess` runs the same cells in this process (after the
-    papermill test, from the steps it cached: this test proves the engine, that one the steps)."""
+def test_inprocess_engine_runs_a_notebook_without_jupyter(tmp_path, capsys, notebook_pipeline, monkeypatch):
+    """The GPU box has no Jupyter: `reproduce --engine inprocess` runs the same cells in this process (from the
+    steps the pipeline cached: this test proves the engine, tests/test_arch_pipeline.py the steps)."""
     from compress.reproduce import reproduce
 
-    source = real_data_source() or "synthetic"
-    monkeypatch.setenv("COMPRESS_CACHE", str(notebook_steps))
+    s, _ = notebook_pipeline
+    source = notebook_source()
+    monkeypatch.setenv("COMPRESS_CACHE", str(s.cache.root))
     monkeypatch.setenv("COMPRESS_DATA", source)  # reproduce exports the data path it resolves; undone after
+    done = sorted(s.cache.root.rglob("done.json"))
     reproduce("smoke", ["vgg16"], data=source, results=tmp_path / "results", assets=tmp_path / "assets",
               engine="inprocess")
     out = capsys.readouterr().out
@@ -82,6 +83,7 @@ def test_inprocess_engine_runs_a_notebook_without_jupyter(tmp_path, capsys, note
     assert (tmp_path / "assets" / "vgg16_pareto_macs.png").is_file()
     assert "| baseline |" in (tmp_path / "results" / "summary.md").read_text()
     assert "[vgg16 cell" in out
+    assert sorted(s.cache.root.rglob("done.json")) == done
 
 
 def test_reproduce_refuses_a_plan_too_long_for_the_machine(capsys):
