@@ -1,7 +1,8 @@
 """Run by tests/test_kernels.py in a fresh process (a hang or heap corruption must not take pytest with it):
 gradients computed the way `train.fit` computes them, against an NCHW reference with oneDNN off.
 
-    kernel_check.py convs 1,2,3 1,2   one JSON line per (input channels, stride) of a lone 1x1 conv
+    kernel_check.py convs 1,2,3 1,2   one JSON line per (input channels, stride) of a lone 1x1 conv, each after a
+                                      `case <channels> <stride>` line
     kernel_check.py resnet            one JSON line: a pruned ResNet18 whose downsample convs have 4 inputs
 """
 import copy
@@ -36,6 +37,7 @@ def gradients(model: nn.Module, x: torch.Tensor, loss, guarded: bool) -> tuple[d
 def lone_convs(in_channels, strides) -> None:
     for ic in in_channels:
         for stride in strides:
+            print(f"case {ic} {stride}", flush=True)  # its clock starts here, after the imports (a hang: no row)
             conv = nn.Sequential(nn.Conv2d(ic, 8, 1, stride=stride, bias=False))
             x = torch.randn(128, ic, 32, 32)
             ref_w, ref_x = gradients(conv, x, lambda y: y.square().sum(), guarded=False)

@@ -8,8 +8,11 @@ from __future__ import annotations
 import json
 import os
 import platform
+import queue
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -61,13 +64,47 @@ def test_pruned_resnet_gradients_match_nchw(isa):
     assert row["dw"] < 1e-3 and row["dx"] < 1e-3, row
 
 
+def unguarded_avx2(*args: str, case_timeout: float = 20, start_timeout: float = 180) -> tuple[str, list[dict]]:
+    """kernel_check's rows on the AVX2 path with the guard off, streamed: 'wrong' at the first row whose weight
+    gradient is off (the process is stopped there), 'hung' when a case gives no row within `case_timeout` (a case
+    takes well under a second: the clock starts at its `case` line, after the imports), 'crashed' on a non-zero
+    exit (the heap corruption), else 'right'."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "ONEDNN_MAX_CPU_ISA": "AVX2", GUARD_ENV: "0"}
+    proc = subprocess.Popen([sys.executable, str(CHECK), *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, cwd=CHECK.parent.parent)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [*map(lines.put, proc.stdout), lines.put(None)], daemon=True).start()
+    rows, started, deadline = [], False, time.monotonic() + start_timeout
+    try:
+        while True:
+            try:
+                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                if not started:
+                    pytest.fail(f"kernel_check {' '.join(args)} did not start a case in {start_timeout:.0f} s")
+                return "hung", rows
+            if line is None:
+                break
+            if line.startswith("case "):
+                started, deadline = True, time.monotonic() + case_timeout
+            elif line.startswith("{"):
+                rows.append(json.loads(line))
+                if rows[-1]["dw"] > 1e-2:
+                    return "wrong", rows
+    finally:
+        proc.kill()
+        proc.wait()
+    return ("crashed" if proc.returncode != 0 else "right"), rows
+
+
 @pytest.mark.skipif(not X86, reason="the broken kernel is oneDNN's x86 AVX2 1x1 backward")
 def test_unguarded_avx2_kernel_is_still_wrong():
     """The reason the guard exists. If this fails, the pinned torch's oneDNN computes these gradients right:
     set `kernels.FIXED_IN_TORCH` to that release and the guard lifts itself. Input channels 3 and 5 go
-    silently wrong; a hang or a crash (the heap corruption) counts as broken too."""
-    rows = run_check("convs", "3,5", "2", isa="AVX2", guard=False, timeout=60)
-    assert rows is None or any(r["dw"] > 1e-2 for r in rows), f"unguarded AVX2 gradients are right now: {rows}"
+    silently wrong; a hang or a crash (the heap corruption) counts as broken too. The first broken case ends
+    the check, and a hang is a case silent for 20 s, not the whole run's limit."""
+    outcome, rows = unguarded_avx2("convs", "3,5", "2")
+    assert outcome != "right", f"unguarded AVX2 gradients are right now: {rows}"
 
 
 def test_affected_family_is_1x1_strided_narrow():
