@@ -1,6 +1,7 @@
 import copy
 import dataclasses
 
+import pandas as pd
 import torch
 import torch_pruning as tp
 from torch import nn
@@ -12,6 +13,8 @@ from compress.models import build_model
 from compress.quant.compare import COLUMNS, Int8Comparison, compare_int8, pruned_int8_table
 from compress.files import read_table
 from compress.train import TrainConfig
+
+from arch_pipeline import fake_measure
 
 
 def trained_like(arch="resnet18"):
@@ -30,7 +33,25 @@ def halve_channels(model):
     return model
 
 
-def test_compare_int8_rows_and_columns(tmp_path):
+# one saved file of each kind compare_int8 writes, timed in a real fresh process by the next test: TorchScript FP32
+# and torch.ao INT8 (int8-default and qat are the same kind of file as int8-optimal), onnxruntime's QDQ INT8 (its
+# FP32 .onnx: tests/test_latency.py) and OpenVINO's FP32 and INT8 IR
+KINDS = {("torch", "fp32"), ("torch", "int8-optimal"), ("onnxruntime", "onnx-int8"), ("openvino", "openvino-fp32"),
+         ("openvino", "openvino-int8")}
+
+
+def test_compare_int8_rows_and_columns(tmp_path, monkeypatch):
+    from compress.quant import latency
+
+    real_measure, handed = latency.measure, []
+
+    def measure(variants, **kw):  # the other rows stood in: same kind of file, seconds per process
+        handed.extend(variants)
+        real = real_measure([v for v in variants if (v.runtime, v.name) in KINDS], **kw)
+        return pd.concat([real, fake_measure([v for v in variants if (v.runtime, v.name) not in KINDS], **kw)],
+                         ignore_index=True)
+
+    monkeypatch.setattr("compress.quant.compare.latency.measure", measure)
     data = synthetic_data(n_train=128, n_val=32, n_test=64)
     qat = TrainConfig(epochs=1, batch_size=64, lr=0.01, warmup_epochs=0.2, progress=False)
     df = compare_int8(trained_like(), data, Int8Comparison(calib_batches=1, calib_batch_size=32, qat=qat, threads=(1,),
@@ -47,6 +68,11 @@ def test_compare_int8_rows_and_columns(tmp_path):
     assert (tmp_path / "model-int8.onnx").is_file() and (tmp_path / "model-int8-optimal.ts").is_file()
     assert set(df.runtime[df.variant.str.startswith("openvino")]) == {"openvino"}
     assert (df[df.variant == "openvino-fp32"].speedup == 1).all()
+    # every variant's saved file went to the timing, and each kind of file loaded and ran in a fresh process
+    assert sorted((v.runtime, v.name) for v in handed) == sorted(zip(df.runtime, df.variant))
+    assert all(v.path.is_file() and v.path.parent == tmp_path for v in handed)
+    real = df[[k in KINDS for k in zip(df.runtime, df.variant)]]
+    assert len(real) == len(KINDS) and (real.latency_ms > 0).all()
     # every latency comes from fresh processes: the median of their medians, with their spread
     assert (df.processes == 1).all() and (df.min_ms <= df.latency_ms).all() and (df.latency_ms <= df.max_ms).all()
     assert ((df.max_ms - df.min_ms) / df.min_ms - df.spread).abs().max() < 1e-9
@@ -77,6 +103,7 @@ def test_pruned_and_sparse_int8_table():
 
 
 def test_quantize_command_writes_tables(tmp_path, monkeypatch):
+    monkeypatch.setattr("compress.quant.compare.latency.measure", fake_measure)  # the tables, not the timing
     monkeypatch.setattr("compress.data.load_arrays", lambda source=None, cache_dir=None: __import__(
         "compress.data", fromlist=["synthetic_arrays"]).synthetic_arrays(640, 256))
     model = trained_like()
@@ -99,8 +126,10 @@ def test_quantize_command_without_checkpoint_says_what_to_do(tmp_path, monkeypat
     assert "python -m compress train" in capsys.readouterr().err
 
 
-def test_a_pruned_model_int8_rows_are_paired_with_the_baseline_too(tmp_path):
+def test_a_pruned_model_int8_rows_are_paired_with_the_baseline_too(tmp_path, monkeypatch):
     from compress.train import evaluate
+
+    monkeypatch.setattr("compress.quant.compare.latency.measure", fake_measure)  # the pairing, not the timing
 
     data = synthetic_data(n_train=128, n_val=32, n_test=64)
     baseline = trained_like()
