@@ -104,13 +104,14 @@ def test_int8_file_is_about_four_times_smaller(batches):
 
 
 def test_int8_accuracy_close_to_fp32_on_real_data(real_source):
-    """A ResNet18 (width 0.25) trained briefly on 5000 real images keeps its accuracy within 2 points in INT8."""
+    """A ResNet18 (width 0.125) trained briefly on 2500 real images keeps its accuracy within 2 points in INT8 on
+    2000 test images (about 29% both ways, 0.0-0.5 points apart over seeds; width 0.25 on 5000 images: the same)."""
     from compress.data import load_cifar10
 
-    data = load_cifar10(real_source, train_size=5000, val_size=500, test_size=2000)
+    data = load_cifar10(real_source, train_size=2500, val_size=500, test_size=2000)
     torch.manual_seed(0)
-    model = build_model("resnet18", width=0.25)
-    fit(model, data, TrainConfig(epochs=2, batch_size=128, lr=0.2, warmup_epochs=0.5, progress=False), device="cpu")
+    model = build_model("resnet18", width=0.125)
+    fit(model, data, TrainConfig(epochs=2, batch_size=64, lr=0.2, warmup_epochs=0.5, progress=False), device="cpu")
     fp32 = evaluate(model, data.test, device="cpu")["top1"]
     int8 = evaluate(quantize_int8(model, Int8Config(), calibration_batches(data.train, 8, 128)).model, data.test, device="cpu")["top1"]
     assert fp32 > 20, f"the FP32 model did not train ({fp32:.1f}%)"
