@@ -4,6 +4,7 @@ Inductor compiles take ~10-15 s each on a busy 2-core machine, so only `test_com
 real; the other tests run the converted q/dq program eagerly (`compile=False`, same graph and predictions)
 or, for the report wiring, with torch.compile replaced by the identity.
 """
+import dataclasses
 import math
 from pathlib import Path
 import sys
@@ -13,13 +14,13 @@ import pytest
 import torch
 from torch import nn
 
-from compress.data import synthetic_data
+from compress.data import calibration_batches, synthetic_data
 from compress.models import build_model
 from compress.quant import pt2e
 from compress.quant.pt2e import (Pt2eConfig, Pt2eModule, load_pt2e, pt2e_available, quantize_pt2e,
                                  quantize_qat_pt2e, save_pt2e)
 from compress.quant.compare import COLUMNS, Int8Comparison, compare_int8
-from compress.train import TrainConfig
+from compress.train import TrainConfig, evaluate
 
 def trained_like(arch="resnet18"):
     torch.manual_seed(0)
@@ -177,6 +178,16 @@ def test_compare_int8_adds_inductor_rows(tmp_path, monkeypatch):
                               "runs": 1, "flagged": False} for v in variants for t in threads])
 
     monkeypatch.setattr("compress.quant.compare.latency.measure", fake_measure)
+    handed = []
+
+    def qat_stand_in(model, data_, train, config=Pt2eConfig(), **kw):
+        """PT2E QAT itself is test_qat_one_epoch_returns_working_model's (its graph rewrites cost seconds each);
+        here the wiring of its row: PTQ's program in its place, its test split evaluated as QAT's result holds."""
+        handed.append((train, len(data_.train)))
+        res = quantize_pt2e(model, config, calibration_batches(data_.train, 1, 32))
+        return dataclasses.replace(res, test=evaluate(res.model, data_.test, device="cpu", predictions=True))
+
+    monkeypatch.setattr(pt2e, "quantize_qat_pt2e", qat_stand_in)
     data = synthetic_data(n_train=128, n_val=32, n_test=64)
     qat = TrainConfig(epochs=1, batch_size=64, lr=0.01, warmup_epochs=0.2, progress=False)
     df = compare_int8(trained_like(), data, Int8Comparison(presets=(), onnx=False, pt2e=True, qat=qat, calib_batches=1,
@@ -185,7 +196,7 @@ def test_compare_int8_adds_inductor_rows(tmp_path, monkeypatch):
     assert list(df.columns) == COLUMNS and "compile_s" in COLUMNS
     assert list(zip(df.variant, df.runtime)) == [("fp32", "torch"), ("qat", "torch"), ("fp32", "inductor"),
                                                  ("pt2e-int8", "inductor"), ("qat-pt2e", "inductor")]
-    assert (tmp_path / "model-qat-pt2e.pt2").is_file()
+    assert (tmp_path / "model-qat-pt2e.pt2").is_file() and handed == [(qat, 128)]  # the same fine-tune as `qat`
     base = df.top1.iloc[0]
     assert ((df.top1 - base - df.paired_delta).abs() < 1e-9).all()  # all paired with FP32 PyTorch
     row = df.set_index(["variant", "runtime"])
