@@ -121,6 +121,14 @@ def publish_smoke_baseline(root, arch: str = "vgg16_bn"):
     return s
 
 
+@pytest.fixture(scope="session")
+def smoke_steps(tmp_path_factory):
+    """One step cache for the smoke-profile steps on `tiny_data` that more than one test file runs alike (resnet18's
+    baseline, sensitivity scan and budget sweep: tests/test_arch_pipeline.py and tests/test_budget_steps.py): each
+    computed once a session, by whichever file runs first."""
+    return tmp_path_factory.mktemp("smoke-steps")
+
+
 def notebook_source() -> str:
     """The data the notebook tests hand their notebook: the real CIFAR-10 where it exists, else synthetic."""
     return real_data_source() or "synthetic"

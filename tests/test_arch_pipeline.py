@@ -63,11 +63,11 @@ def check_pipeline(s, out: dict) -> None:
 
 
 @pytest.mark.parametrize("arch", ["resnet18", "vgg16_bn"])
-def test_the_notebook_pipeline_runs_below_the_notebook(arch, tiny_data, tmp_path, monkeypatch):
+def test_the_notebook_pipeline_runs_below_the_notebook(arch, tiny_data, smoke_steps, tmp_path, monkeypatch):
     """resnet18: residual streams pruned in step; vgg16_bn: the plain BN network (vgg16, without BN: the notebook
-    fixture below)."""
+    fixture below). resnet18's baseline, scan and budget sweep are tests/test_budget_steps.py's too: one cache."""
     monkeypatch.setattr("compress.quant.compare.latency.measure", arch_pipeline.fake_measure)
-    s = steps.Session.create(arch, "smoke", data=tiny_data, cache_root=tmp_path / "steps",
+    s = steps.Session.create(arch, "smoke", data=tiny_data, cache_root=smoke_steps,
                              results_dir=tmp_path / "results")
     out = arch_pipeline.run(s)
     check_pipeline(s, out)

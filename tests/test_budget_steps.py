@@ -11,8 +11,8 @@ from compress.steps.budget import BudgetRun, choose_method
 
 
 @pytest.fixture(scope="module")
-def sweep(tiny_data, tmp_path_factory):
-    s = steps.Session.create("resnet18", "smoke", data=tiny_data, cache_root=tmp_path_factory.mktemp("cache"),
+def sweep(tiny_data, smoke_steps, tmp_path_factory):
+    s = steps.Session.create("resnet18", "smoke", data=tiny_data, cache_root=smoke_steps,  # the notebook pipeline's too
                              results_dir=tmp_path_factory.mktemp("results"))
     baseline = steps.train_baseline(s)
     scan = steps.sensitivity(s, baseline)
