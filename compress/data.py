@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from .files import REPO_ROOT, atomic_write_bytes
+from .schema import OFFICIAL_DATA_NAME
 
 DATA_DIR = REPO_ROOT / "data"
 ENV_VAR = "COMPRESS_DATA"
@@ -54,7 +55,7 @@ PYTHON_MD5 = {  # the python version torchvision downloads (its own list of the 
 BATCH_RECORDS = 10_000
 # content_digest of the official CIFAR-10 (either version): the data every published number is computed on
 OFFICIAL_DIGEST = "80387ddb9a0edf3fc4a964ee3770296169bb26a651050df20035579673099660"
-OFFICIAL_NAME = "CIFAR-10 (official)"
+OFFICIAL_NAME = OFFICIAL_DATA_NAME
 
 
 class DataError(RuntimeError):

@@ -5,10 +5,10 @@ from pathlib import Path
 import compress
 
 ROOT = Path(compress.__file__).parent
-FOUNDATION = {"profiles", "data", "models", "train", "metrics", "paired", "checkpoint", "files", "provenance", "allocator", "kernels", "schema", "device", "published"}
+FOUNDATION = {"profiles", "data", "models", "train", "metrics", "paired", "checkpoint", "files", "provenance", "allocator", "kernels", "schema", "device", "published", "resume_point"}
 ALGORITHMS = {"sensitivity", "ratios", "pruning", "sparse", "quant", "budget", "iterative", "peer"}
 LAYER = {**{m: 0 for m in FOUNDATION}, **{m: 1 for m in ALGORITHMS}, "steps": 2, "report": 2,
-         "cli": 3, "reproduce": 3, "verification": 3, "interactive": 3, "__main__": 3, "__init__": 3}
+         "cli": 3, "reproduce": 3, "study": 3, "verification": 3, "interactive": 3, "__main__": 3, "__init__": 3}
 
 
 def _module(path: Path) -> str:
@@ -58,7 +58,8 @@ def test_algorithms_never_see_a_session_a_cache_or_the_steps():
 def test_reports_read_tables_only():
     for m, targets in _imports().items():
         if _top(m) == "report":
-            assert {_top(t) for t in targets} <= {"report", "files", "provenance", "models", "schema"}, (m, targets)
+            # `published`: the manifest of the published models, read as a table (which model backs which row)
+            assert {_top(t) for t in targets} <= {"report", "files", "provenance", "models", "schema", "published"}, (m, targets)
 
 
 def test_no_import_loops():

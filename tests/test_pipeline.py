@@ -20,7 +20,7 @@ def test_the_notebook_has_one_section_per_stage_in_pipeline_order():
 def test_the_cli_lists_the_pipeline_commands_in_its_order():
     parser = cli.build_parser()
     commands = list(next(a for a in parser._actions if a.dest == "command").choices)
-    assert commands == [s.command for s in PIPELINE if s.command] + ["figures", "reproduce", "verify"]
+    assert commands == [s.command for s in PIPELINE if s.command] + ["figures", "reproduce", "verify", "study", "publish"]
     assert all(s.summary in parser.description for s in PIPELINE if s.command)
 
 

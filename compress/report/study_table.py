@@ -2,7 +2,7 @@
 model on the official CIFAR-10, beside the literature's baselines, from the published tables alone.
 
 The study is recomputed on the official CIFAR-10 and published table by table, so a cell shows a number only
-once the table behind it names that data set in its provenance (`data.OFFICIAL_NAME`) and says "not yet
+once the table behind it names that data set in its provenance (`schema.OFFICIAL_DATA_NAME`) and says "not yet
 published" until then: the earlier runs on a JPEG copy (docs/results.md) never stand in for it. `python -m
 compress figures` rewrites the block, so the table fills in as the study publishes.
 """
@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .. import published as pub
-from ..data import OFFICIAL_NAME
+from ..schema import OFFICIAL_DATA_NAME as OFFICIAL_NAME
 from ..models import ARCHS
 from .literature import BASELINES
 from .tables import budget_finals, chosen_curve, load_tables

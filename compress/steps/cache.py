@@ -251,8 +251,8 @@ class StepCache:
             try:
                 compute(folder)
             except BaseException:
-                if not any(folder.iterdir()):  # nothing worth resuming from: leave no empty folder behind
-                    folder.rmdir()
+                if not any(f.name != KEY for f in folder.iterdir()):  # nothing worth resuming from: leave no folder
+                    shutil.rmtree(folder, ignore_errors=True)
                 raise
             # the earlier attempts' work this attempt resumed from (a training step restarted afresh resumed none)
             resumed = any(folder.glob("*" + PROGRESS_SUFFIX))
