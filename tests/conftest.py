@@ -149,3 +149,15 @@ def notebook_pipeline(tmp_path_factory):
         s = steps.Session.create("vgg16", "smoke", source=notebook_source(), cache_root=root / "steps",
                                  results_dir=root / "results")
         return s, arch_pipeline.run(s)
+
+
+class Killed(Exception):
+    """A run stopped from inside, as a session's end stops it."""
+
+
+def kill_at(epoch: int):
+    """An `epoch_hook` that stops training before `epoch` (0-based), after the epochs before it were saved."""
+    def hook(model, e, epochs):
+        if e == epoch:
+            raise Killed
+    return hook

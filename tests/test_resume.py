@@ -5,20 +5,10 @@ import torch
 from compress import resume_point as rp
 from compress import steps
 from compress.cli import main
+from conftest import Killed, kill_at
 from compress.files import read_json, read_table
 from compress.models import build_model
 from compress.train import STATE_FORMAT, TrainConfig, fit, load_state, save_state
-
-
-class Interrupted(Exception):
-    pass
-
-
-def _stop_before(epoch_to_stop):
-    def hook(model, epoch, epochs):
-        if epoch == epoch_to_stop:
-            raise Interrupted
-    return hook
 
 
 def _cfg(**kw):
@@ -27,8 +17,8 @@ def _cfg(**kw):
 
 def test_a_point_is_small_fp16_and_keeps_bn_statistics_in_fp32(tiny_data, tmp_path):
     model = build_model("vgg16_bn", width=0.125)
-    with pytest.raises(Interrupted):
-        fit(model, tiny_data, _cfg(), device="cpu", state_path=tmp_path / "s.pt", epoch_hook=_stop_before(1))
+    with pytest.raises(Killed):
+        fit(model, tiny_data, _cfg(), device="cpu", state_path=tmp_path / "s.pt", epoch_hook=kill_at(1))
     state = torch.load(tmp_path / "s.pt", weights_only=True)
     point = rp.from_training_state(state, step="baseline-x", key={"arch": "vgg16_bn"}, provenance={})
     size = rp.save(point, tmp_path / "p.pt")
@@ -48,8 +38,8 @@ def test_training_continues_from_a_point_at_its_epoch_in_another_precision(tiny_
     says where it came from. Its first epoch is the stopped run's own."""
     torch.manual_seed(0)
     model = build_model("vgg16_bn", width=0.125)
-    with pytest.raises(Interrupted):
-        fit(model, tiny_data, _cfg(), device="cpu", state_path=tmp_path / "a.pt", epoch_hook=_stop_before(1))
+    with pytest.raises(Killed):
+        fit(model, tiny_data, _cfg(), device="cpu", state_path=tmp_path / "a.pt", epoch_hook=kill_at(1))
     state = torch.load(tmp_path / "a.pt", weights_only=True)
     state["identity"] = {**state["identity"], "precision": "bf16"}  # as a bf16 machine would have saved it
     point = rp.from_training_state(state, step="baseline-x", key={}, provenance={"git_commit": "abc"})
@@ -82,8 +72,8 @@ def test_a_step_continues_on_another_machine_from_its_committed_point(tmp_path, 
         return steps.Session.create("vgg16_bn", "smoke", source="synthetic", cache_root=cache,
                                     results_dir=results, published=results, epochs=2)
 
-    monkeypatch.setattr(steps.baseline, "fit", lambda *a, **k: real_fit(*a, **k, epoch_hook=_stop_before(1)))
-    with pytest.raises(Interrupted):
+    monkeypatch.setattr(steps.baseline, "fit", lambda *a, **k: real_fit(*a, **k, epoch_hook=kill_at(1)))
+    with pytest.raises(Killed):
         steps.train_baseline(session(tmp_path / "machine-a"))
     monkeypatch.setattr(steps.baseline, "fit", real_fit)
     assert main(["publish", "--cache", str(tmp_path / "machine-a"), "--results", str(results)]) == 0

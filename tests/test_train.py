@@ -9,6 +9,7 @@ from compress.train import progress_path
 from compress.files import read_json
 from compress.train import TrainConfig, evaluate, fit, param_groups, warmup_linear_decay
 from compress.device import bf16_pays, cpu_has_fast_bf16, resolve_precision
+from conftest import Killed, kill_at
 
 
 def test_fit_learns_synthetic_data_and_reports_final_epoch(tiny_data):
@@ -65,17 +66,6 @@ def test_real_data_one_epoch_beats_chance(real_source):
     assert result.test["top1"] > 25, f"one epoch on 5,000 images should clearly beat 10% chance: {result.test}"
 
 
-class _Killed(Exception):
-    pass
-
-
-def _kill_at(epoch):
-    def hook(model, e, epochs):
-        if e == epoch:
-            raise _Killed
-    return hook
-
-
 @pytest.mark.parametrize("precision", ["fp32", "auto"])
 def test_killed_run_resumes_to_the_same_weights(tiny_data, tmp_path, precision):
     cfg = TrainConfig(epochs=3, batch_size=64, lr=0.05, seed=3, progress=False, precision=precision)
@@ -85,8 +75,8 @@ def test_killed_run_resumes_to_the_same_weights(tiny_data, tmp_path, precision):
 
     state = tmp_path / "state.pt"
     torch.manual_seed(0)
-    with pytest.raises(_Killed):
-        fit(build_model("resnet18", width=0.125), tiny_data, cfg, state_path=state, epoch_hook=_kill_at(1))
+    with pytest.raises(Killed):
+        fit(build_model("resnet18", width=0.125), tiny_data, cfg, state_path=state, epoch_hook=kill_at(1))
     assert state.is_file()
     saved = read_json(progress_path(state))  # what the saved epoch cost, for the step cache
     assert saved["epoch"] == 1 and saved["epochs"] == 3 and saved["seconds"] > 0
@@ -103,8 +93,8 @@ def test_killed_run_resumes_to_the_same_weights(tiny_data, tmp_path, precision):
 def test_state_of_another_run_is_not_resumed(tiny_data, tmp_path):
     state = tmp_path / "state.pt"
     cfg = TrainConfig(epochs=2, batch_size=64, progress=False, precision="fp32")
-    with pytest.raises(_Killed):
-        fit(build_model("resnet18", width=0.125), tiny_data, cfg, state_path=state, epoch_hook=_kill_at(1))
+    with pytest.raises(Killed):
+        fit(build_model("resnet18", width=0.125), tiny_data, cfg, state_path=state, epoch_hook=kill_at(1))
     other = TrainConfig(epochs=2, batch_size=64, lr=0.01, progress=False, precision="fp32")
     assert len(fit(build_model("resnet18", width=0.125), tiny_data, other, state_path=state).history) == 2
     state.write_bytes(b"not a state")  # a corrupt file costs the epochs, not the run
