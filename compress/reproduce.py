@@ -50,7 +50,8 @@ def measure_speed(arch: str, profile: Profile, device: torch.device, steps: int 
     a warm-up. Small batches on a CPU (64 images: per image a CPU costs about the same at any batch size), so the
     plan of three full-width architectures prints within seconds. A busy machine measures far too slow (6 img/s
     where it trains at 169), so the fastest speed measured on this kind of CPU is kept (`speeds.json` in the
-    step cache) and used when it is faster than today's."""
+    step cache) and used when it is faster than today's. Where this machine trained a baseline to its end, that
+    training's own speed replaces the probe's (`trained_speed`)."""
     from .kernels import channels_last_training
     from .device import channels_last_pays, resolve_precision
     from .provenance import device_name
@@ -74,7 +75,30 @@ def measure_speed(arch: str, profile: Profile, device: torch.device, steps: int 
             write_json(path, {**(known if isinstance(known, dict) else {}), key: {"train": speed.train, "eval": speed.eval}})
         except OSError:  # a read-only cache: the plan still prints
             pass
-    return speed
+    trained = trained_speed(arch, profile.width, precision, device_name(device))
+    return Speed(trained, speed.eval) if trained else speed
+
+
+def trained_speed(arch: str, width: float, precision: str, device: str) -> float | None:
+    """Training images/s of the last baseline this machine trained to its end (width and precision the same),
+    from its record: a whole training's speed, data augmentation and all, where a probe of a few batches
+    flatters (or, beside another job, slights) it. None where this machine trained none."""
+    from .files import read_json
+    from .steps.cache import DONE, RECORD
+    from .steps.session import step_cache
+
+    found = []
+    for done_path in step_cache().root.glob(f"baseline-*/{DONE}"):
+        try:
+            done = read_json(done_path)
+            key, prov = done.get("config", {}), done.get("provenance", {})
+            if (key.get("arch"), key.get("width"), prov.get("device"), prov.get("precision")) != (
+                    arch, float(width), device, precision):
+                continue
+            found.append((done.get("finished", 0), float(read_json(done_path.parent / RECORD)["record"]["train_images_per_second"])))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue
+    return max(found)[1] if found else None
 
 
 def _timed_steps(model, profile: Profile, device: torch.device, precision: str, channels_last: bool, steps: int) -> Speed:

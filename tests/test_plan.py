@@ -35,6 +35,32 @@ def test_a_fresh_clone_plans_the_published_baseline_as_published(tmp_path, monke
     assert "importance   1 steps to compute" in out and totals["vgg16_bn"] > 0
 
 
+def test_a_baseline_trained_here_gives_the_plan_its_training_speed(tmp_path, monkeypatch):
+    """The speed of a whole training on this machine (its record) beats a probe of a few batches; another
+    machine's, width's or precision's record is not this one's."""
+    import json
+
+    monkeypatch.setenv("COMPRESS_CACHE", str(tmp_path))
+    from compress import reproduce
+    from compress.device import resolve_precision
+    from compress.profiles import get_profile
+    from compress.provenance import device_name
+
+    p, cpu = get_profile("smoke"), reproduce.torch.device("cpu")
+    precision = resolve_precision(p.train_config("vgg16").precision, cpu)
+    monkeypatch.setattr(reproduce, "_timed_steps", lambda *a, **k: Speed(300.0, 400.0))
+    assert measure_speed("vgg16", p, cpu) == Speed(300.0, 400.0)  # nothing trained here yet: the probe
+    for name, device, width, ips in (("baseline-a", device_name(cpu), p.width, 111.0),
+                                     ("baseline-b", "another machine", p.width, 50.0),
+                                     ("baseline-c", device_name(cpu), 1.0, 20.0)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "done.json").write_text(json.dumps(
+            {"config": {"arch": "vgg16", "width": width}, "finished": 1.0,
+             "provenance": {"device": device, "precision": precision}}))
+        (tmp_path / name / "record.json").write_text(json.dumps({"record": {"train_images_per_second": ips}}))
+    assert measure_speed("vgg16", p, cpu) == Speed(111.0, 400.0)
+
+
 def test_the_plan_keeps_the_fastest_speed_seen_on_this_cpu(tmp_path, monkeypatch):
     monkeypatch.setenv("COMPRESS_CACHE", str(tmp_path))
     from compress import reproduce
