@@ -3,7 +3,8 @@
 #   setsid nohup benchmarks/reproduce_cpu.sh > runs/pipeline.log 2>&1 &
 # First `python -m compress study` runs the study's units in the order that decides results first (ResNet18's
 # baseline and budget curve, then VGG16_BN's, then quantization, the controls, sparse, the iterative
-# configurations; `compress/study.py`), each step published into results/<arch>/models/ as it finishes. Then,
+# configurations; `compress/study.py`), each step published into the main checkout's results/<arch>/models/ as
+# it finishes, and each architecture's tables, figures and README blocks written there after its curve. Then,
 # with every step cached, each architecture's notebook runs (`reproduce --publish`, no training) and its tables,
 # figures and executed notebook are copied back into the main checkout (results/<arch>/, assets/<arch>_*.png,
 # notebooks/<arch>.ipynb), ready to commit there.
@@ -32,7 +33,7 @@ sync_models() {  # the worktree's published steps -> the main checkout (files re
 syncer=$!
 trap 'kill $syncer 2>/dev/null; sync_models' EXIT
 echo "== $(date -u +%FT%TZ) the study (${archs[*]}) from $commit"
-"$python" -m compress study --profile cpu --arch "${archs[@]}"
+"$python" -m compress study --profile cpu --arch "${archs[@]}" --results "$repo/results"  # straight into the checkout
 for arch in "${archs[@]}"; do
   echo "== $(date -u +%FT%TZ) $arch notebook from $commit (every step cached)"
   stamp=$(mktemp)

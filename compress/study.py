@@ -10,12 +10,16 @@ simply run from the top every window. When the last unit is done, the notebooks 
 The order: ResNet18's baseline and its budget curve (the four methods at the selection budget, the chosen one
 at every other budget, the equal-budget control) with its batch-1 latency and onnxruntime INT8, then the same
 for VGG16_BN; then quantization; the controls (from scratch, more seeds); sparse; and last the iterative
-configurations, whose question the curve already answers at every budget.
+configurations, whose question the curve already answers at every budget. After each architecture's curve,
+and again at the end, a `report` unit writes its tables into the results folder (replacing the tables it held on
+another data set), draws the figures and regenerates the README's generated blocks.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 STUDY_ARCHS = ("resnet18", "vgg16_bn")
@@ -37,19 +41,21 @@ class Study:
         self._sessions, self._data, self._baselines, self._scans = {}, None, {}, {}
 
     def session(self, arch: str, **overrides):
+        """The architecture's session; with `overrides`, the same session (the same tables, models and
+        published steps) seen through a profile with those fields changed."""
         from .data import load_for_profile
         from .profiles import get_profile
         from .steps import Session
 
-        key = (arch, repr(sorted(overrides.items())))
-        if key not in self._sessions:
+        if arch not in self._sessions:
             if self._data is None:
                 self._data = load_for_profile(get_profile(self.profile), self.source, seed=self.seed)
             s = Session.create(arch, self.profile, data=self._data, seed=self.seed, device=self.device,
-                               results_dir=self.results_dir, published=self.results_dir, **overrides)
+                               results_dir=self.results_dir, published=self.results_dir)
             s.publish_each = True  # each finished step is published at once: a window cut short loses nothing
-            self._sessions[key] = s
-        return self._sessions[key]
+            self._sessions[arch] = s
+        s = self._sessions[arch]
+        return dataclasses.replace(s, profile=s.profile.replace(**overrides)) if overrides else s
 
     def baseline(self, arch: str):
         from . import steps
@@ -89,6 +95,42 @@ def _latency(study: Study, arch: str) -> None:
     steps.budget_latency(s, study.curve(arch), baseline=study.baseline(arch), round_to_at=s.profile.budget_select_at)
 
 
+def stale_tables(folder: Path, data_source: str, keep=()) -> list[Path]:
+    """The tables in an architecture's results folder computed on another data set than `data_source` (the old
+    JPEG copy's, say), but those named in `keep`: a recomputed architecture holds no number of the old data."""
+    from .files import read_table
+
+    out = []
+    for path in sorted(Path(folder).glob("*.csv")):
+        try:
+            source = read_table(path)[1].get("data_source")
+        except (OSError, ValueError):
+            continue
+        if path.stem not in keep and source != data_source:
+            out.append(path)
+    return out
+
+
+def _report(study: Study, arch: str) -> None:
+    from . import steps
+    from .report.figures import make_figures
+
+    s = study.session(arch)
+    for path in stale_tables(Path(s.results_dir) / arch, s.data.source, keep=s.tables):
+        print(f"removing {path}: computed on {read_source(path)}, not on {s.data.source}", flush=True)
+        path.unlink()
+    steps.save_results(s)
+    root = Path(s.results_dir).parent
+    readme = root / "README.md"
+    make_figures(s.results_dir, root / "assets", (arch,), verbose=False, readme=readme if readme.is_file() else None)
+
+
+def read_source(path: Path) -> str:
+    from .files import read_table
+
+    return str(read_table(path)[1].get("data_source"))
+
+
 def _quantize(study: Study, arch: str) -> None:
     from . import steps
 
@@ -119,11 +161,13 @@ def units(archs=STUDY_ARCHS) -> list[Unit]:
     first = [("baseline", "the baseline", _baseline),
              ("curve", "the budget curve: four methods at the selection budget, the chosen one at the others, "
                        "the equal-budget control", _curve),
-             ("latency", "batch-1 latency of every budget model, eager and onnxruntime FP32 / INT8", _latency)]
+             ("latency", "batch-1 latency of every budget model, eager and onnxruntime FP32 / INT8", _latency),
+             ("report", "its tables, figures and README blocks so far", _report)]
     later = [("quantize", "fixed point, INT8 PTQ and QAT in every runtime", _quantize),
              ("controls", "from scratch and the seed spread", _controls),
              ("sparse", "magnitude sparsity, fine-tuned", _sparse),
-             ("iterative", "the iterative configurations over rounds", _iterative)]
+             ("iterative", "the iterative configurations over rounds", _iterative),
+             ("report", "every table, figure and README block", _report)]
     out = [Unit(a, n, t, f) for a in archs for n, t, f in first]
     return out + [Unit(a, n, t, f) for n, t, f in later for a in archs]
 

@@ -7,11 +7,12 @@ from compress.cli import main
 
 def test_the_order_is_the_trimmed_studys():
     names = [f"{u.arch}:{u.name}" for u in study.units()]
-    assert names[:6] == ["resnet18:baseline", "resnet18:curve", "resnet18:latency",
-                         "vgg16_bn:baseline", "vgg16_bn:curve", "vgg16_bn:latency"]
-    later = [n.split(":")[1] for n in names[6:]]
-    assert later == sorted(later, key=["quantize", "controls", "sparse", "iterative"].index)
-    assert names[-2:] == ["resnet18:iterative", "vgg16_bn:iterative"]  # the seed's configurations come last
+    assert names[:8] == ["resnet18:baseline", "resnet18:curve", "resnet18:latency", "resnet18:report",
+                         "vgg16_bn:baseline", "vgg16_bn:curve", "vgg16_bn:latency", "vgg16_bn:report"]
+    later = [n.split(":")[1] for n in names[8:]]
+    assert later == sorted(later, key=["quantize", "controls", "sparse", "iterative", "report"].index)
+    # the seed's configurations come last, then every architecture's tables and figures once more
+    assert names[-4:] == ["resnet18:iterative", "vgg16_bn:iterative", "resnet18:report", "vgg16_bn:report"]
 
 
 def test_the_curve_without_controls_keys_its_runs_as_the_whole_sweep_does(monkeypatch):
@@ -43,3 +44,22 @@ def test_an_unknown_unit_is_one_line(capsys):
     assert main(["study", "--only", "nonsense", "--data", "synthetic", "--profile", "smoke"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: no unit matches")
+
+
+def test_the_report_replaces_the_tables_of_another_data_set(tmp_path, capsys):
+    """An architecture recomputed on one data set keeps no table of another (the old JPEG copy's), and its
+    figures are drawn from what it holds."""
+    import pandas as pd
+
+    from compress.files import read_table, write_table
+    from compress.provenance import provenance
+
+    results = tmp_path / "results"
+    old = results / "vgg16_bn" / "pruning.csv"
+    write_table(old, pd.DataFrame({"x": [1]}), provenance({}, seed=0, data_source="image folder cifar10-jpeg.tar.gz"))
+    argv = ["study", "--profile", "smoke", "--data", "synthetic", "--arch", "vgg16_bn", "--only", "baseline", "report",
+            "--results", str(results)]
+    assert main(argv) == 0
+    assert not old.exists() and "removing" in capsys.readouterr().out
+    assert read_table(results / "vgg16_bn" / "baseline.csv")[1]["data_source"] == "synthetic"
+    assert any((tmp_path / "assets").glob("vgg16_bn_*.png"))  # its figures, from the tables it holds
