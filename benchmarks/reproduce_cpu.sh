@@ -29,11 +29,12 @@ sync_models() {  # the worktree's published steps -> the main checkout (files re
   done
   return 0
 }
+echo "== $(date -u +%FT%TZ) the study (${archs[*]}) from $commit"
+"$python" -m compress study --profile cpu --arch "${archs[@]}" --results "$repo/results"  # straight into the checkout
+# the notebooks publish into the worktree: its published steps go back to the checkout every minute
 ( while sleep 60; do sync_models; done ) &
 syncer=$!
 trap 'kill $syncer 2>/dev/null; sync_models' EXIT
-echo "== $(date -u +%FT%TZ) the study (${archs[*]}) from $commit"
-"$python" -m compress study --profile cpu --arch "${archs[@]}" --results "$repo/results"  # straight into the checkout
 for arch in "${archs[@]}"; do
   echo "== $(date -u +%FT%TZ) $arch notebook from $commit (every step cached)"
   stamp=$(mktemp)

@@ -103,6 +103,8 @@ class CifarData:
 
     def identity(self) -> str:
         """What a step key records of the data: its content digest and split sizes, never its path or form."""
+        if not self.digest:  # a CifarData made by hand: no content to name it by
+            raise ValueError("this CifarData has no content digest (make it with make_data or load_cifar10)")
         return f"sha256:{self.digest[:16]}: train {len(self.train)}, val {len(self.val)}, test {len(self.test)}"
 
     def with_train_subset(self, size: int | None, seed: int = 0) -> "CifarData":

@@ -77,7 +77,14 @@ class Study:
         from . import steps
 
         overrides = {} if controls else {"budget_seeds": {}, "budget_scratch": {}}
-        return steps.budget_sweep(self.session(arch, **overrides), self.baseline(arch), self.scan(arch))
+        s = self.session(arch, **overrides)
+        sweep = steps.budget_sweep(s, self.baseline(arch), self.scan(arch))
+        if not controls:  # its tables say what is still to come, so a reader never takes them for the whole sweep
+            for name in ("budget", "budget_layers", "budget_peer"):
+                if name in s.table_notes:
+                    s.table_notes[name] = {**s.table_notes[name], "controls": "pending: the seed spread and the "
+                                           "from-scratch runs come later in the study"}
+        return sweep
 
 
 def _baseline(study: Study, arch: str) -> None:
@@ -95,18 +102,21 @@ def _latency(study: Study, arch: str) -> None:
     steps.budget_latency(s, study.curve(arch), baseline=study.baseline(arch), round_to_at=s.profile.budget_select_at)
 
 
-def stale_tables(folder: Path, data_source: str, keep=()) -> list[Path]:
-    """The tables in an architecture's results folder computed on another data set than `data_source` (the old
-    JPEG copy's, say), but those named in `keep`: a recomputed architecture holds no number of the old data."""
+def stale_tables(folder: Path, data_source: str, data_digest: str, keep=()) -> list[Path]:
+    """The tables in an architecture's results folder computed on another data set (the old JPEG copy's, say),
+    but those named in `keep`: a recomputed architecture holds no number of the old data. A table is compared by
+    its data's digest where it recorded one, else by its data's name; one that names no data is left alone."""
     from .files import read_table
 
     out = []
     for path in sorted(Path(folder).glob("*.csv")):
         try:
-            source = read_table(path)[1].get("data_source")
+            prov = read_table(path)[1]
         except (OSError, ValueError):
             continue
-        if path.stem not in keep and source != data_source:
+        digest, source = prov.get("data_digest"), prov.get("data_source")
+        other = digest != data_digest if digest else (source is not None and source != data_source)
+        if path.stem not in keep and other:
             out.append(path)
     return out
 
@@ -116,7 +126,7 @@ def _report(study: Study, arch: str) -> None:
     from .report.figures import make_figures
 
     s = study.session(arch)
-    for path in stale_tables(Path(s.results_dir) / arch, s.data.source, keep=s.tables):
+    for path in stale_tables(Path(s.results_dir) / arch, s.data.source, s.data.digest, keep=s.tables):
         print(f"removing {path}: computed on {read_source(path)}, not on {s.data.source}", flush=True)
         path.unlink()
     steps.save_results(s)

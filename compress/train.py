@@ -351,7 +351,15 @@ def _fit(model, data, cfg, teacher, device, precision, channels_last, step_hook,
         if "optimizer" in state:  # absent in a state made from a resume point: momentum restarts from zero
             opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
-        gen.set_state(state["generator"])
+        for group, lr in zip(opt.param_groups, sched.get_last_lr()):  # the schedule's rate, not the first step's
+            group["lr"] = lr
+        try:
+            gen.set_state(state["generator"])
+        except (RuntimeError, TypeError, ValueError):  # another device's generator (a point from a GPU, say)
+            if not state.get("resumed_from"):
+                raise
+            gen.manual_seed(cfg.seed * 1_000_003 + state["epoch"])
+            state["resumed_from"][-1]["data_order"] = "reseeded: the point's generator was another device's"
         torch.set_rng_state(state["cpu_rng"])
         rows, step, train_time, images, start = state["history"], state["step"], state["train_seconds"], state["images"], state["epoch"]
         wall = state["wall_seconds"]

@@ -96,10 +96,43 @@ def test_publish_deletes_the_point_of_a_finished_step(tmp_path):
     point = tmp_path / "results" / "resnet18" / "models" / "resume" / "baseline-0123.pt"
     point.parent.mkdir(parents=True)
     point.write_bytes(b"x")
-    (tmp_path / "cache" / "baseline-0123").mkdir(parents=True)
-    (tmp_path / "cache" / "baseline-0123" / "done.json").write_text("{}")
+    (tmp_path / "cache").mkdir()
+    assert main(["publish", "--cache", str(tmp_path / "cache"), "--results", str(tmp_path / "results")]) == 0
+    assert point.exists()  # not published: other machines still need it
+    from compress import published as pub
+
+    pub.write_manifest("resnet18", {"format": pub.FORMAT, "arch": "resnet18", "steps": {"baseline-0123": {}}},
+                       tmp_path / "results")
     assert main(["publish", "--cache", str(tmp_path / "cache"), "--results", str(tmp_path / "results")]) == 0
     assert not point.exists()
+
+
+def _point_at(epoch: int) -> dict:
+    state = {"model": {"w": torch.ones(2)}, "epoch": epoch, "step": 10 * epoch, "scheduler": {}, "generator":
+             torch.Generator().get_state(), "cpu_rng": torch.get_rng_state(), "history": [], "train_seconds": 1.0,
+             "images": 1, "wall_seconds": 1.0, "commits": ["abc"], "identity": {}}
+    return rp.from_training_state(state, step="baseline-0123", key={"arch": "resnet18"}, provenance={})
+
+
+def test_the_further_along_of_local_state_and_point_wins(tmp_path):
+    """A machine whose own state is older than the committed point continues from the point; one whose state
+    is as far along keeps its own (exact); and publishing never replaces a point with an older state."""
+    from compress.files import write_json
+    from compress.steps.resume import export, resume_dir, restore
+    from compress.train import progress_path
+
+    results, folder = tmp_path / "results", tmp_path / "cache" / "baseline-0123"
+    folder.mkdir(parents=True)
+    rp.save(_point_at(5), resume_dir(results, "resnet18") / "baseline-0123.pt")
+    save_state(folder / "train_state.pt", {**_point_at(2), "format": STATE_FORMAT})
+    write_json(progress_path(folder / "train_state.pt"), {"epoch": 2})
+    write_json(folder / "key.json", {"name": "baseline", "config": {"arch": "resnet18"}})
+    out = export(tmp_path / "cache", results, out=lambda *a: None)
+    assert not out["written"] and "further along" in out["skipped"][0]
+    assert restore(folder, "resnet18", results)  # epoch 5 beats the local epoch 2
+    assert torch.load(folder / "train_state.pt", weights_only=True)["epoch"] == 5
+    write_json(progress_path(folder / "train_state.pt"), {"epoch": 5})
+    assert not restore(folder, "resnet18", results)  # as far along: its own state
 
 
 def test_publish_without_a_cache_is_one_line(tmp_path, capsys):
