@@ -153,6 +153,10 @@ def test_size_limits_catch_a_model_outside_models_a_large_file_and_a_large_total
     ok = {"results/resnet18/models/baseline.pt": 22_000_000, "results/vgg16/models/baseline.pt": 29_000_000}
     assert pub.limit_violations(ok) == []
     assert "outside" in pub.limit_violations({**ok, "data/model.pt": 1000})[0]
+    assert "outside" in pub.limit_violations({**ok, "results/resnet18/models/old/x.pt": 1000})[0]
+    resume_points = {f"results/vgg16/models/resume/baseline-{i}.pt": 45_000_000 for i in range(5)}
+    assert pub.limit_violations({**ok, **resume_points}) == []  # resume points are not published models
+    assert "over 50 MB" in pub.limit_violations({"results/vgg16/models/resume/big.pt": 51_000_000})[0]
     assert "over 50 MB" in pub.limit_violations({"results/vgg16/models/big.pt": 51_000_000})[0]
     many = {f"results/vgg16/models/m{i}.pt": 45_000_000 for i in range(5)}
     assert any("200 MB" in v for v in pub.limit_violations(many))
