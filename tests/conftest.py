@@ -11,6 +11,29 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED_OFFICIAL = REPO.parent / "shared" / "cifar-10-batches-bin"
 
 
+# Files whose tests share a session fixture's work (`smoke_steps`, `notebook_pipeline`): one worker runs them all.
+SHARED_PIPELINE = {"test_arch_pipeline.py", "test_budget_steps.py", "test_notebooks.py"}
+
+
+def pytest_configure(config):
+    """Under pytest-xdist (the README's `-n 2`) each worker is one of the machine's cores: one thread for torch
+    and for the processes it starts. Two threads per worker on two cores spin against each other."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["OMP_NUM_THREADS"] = "1"
+        import torch
+
+        torch.set_num_threads(1)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """`--dist loadgroup`: a file's tests stay on one worker (its module fixtures are computed once), and the
+    files sharing the smoke pipeline's session fixtures stay together."""
+    for item in items:
+        name = item.path.name
+        item.add_marker(pytest.mark.xdist_group("smoke-pipeline" if name in SHARED_PIPELINE else name))
+
+
 def real_data_source() -> str | None:
     """$COMPRESS_DATA if it names an existing path, else a torchvision download in data/, else the official
     binary version beside the checkout."""

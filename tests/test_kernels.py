@@ -64,7 +64,7 @@ def test_pruned_resnet_gradients_match_nchw(isa):
     assert row["dw"] < 1e-3 and row["dx"] < 1e-3, row
 
 
-def unguarded_avx2(*args: str, case_timeout: float = 20, start_timeout: float = 180) -> tuple[str, list[dict]]:
+def unguarded_avx2(*args: str, case_timeout: float = 6, start_timeout: float = 180) -> tuple[str, list[dict]]:
     """kernel_check's rows on the AVX2 path with the guard off, streamed: 'wrong' at the first row whose weight
     gradient is off (the process is stopped there), 'hung' when a case gives no row within `case_timeout` (a case
     takes well under a second: the clock starts at its `case` line, after the imports), 'crashed' on a non-zero
@@ -102,7 +102,7 @@ def test_unguarded_avx2_kernel_is_still_wrong():
     """The reason the guard exists. If this fails, the pinned torch's oneDNN computes these gradients right:
     set `kernels.FIXED_IN_TORCH` to that release and the guard lifts itself. Input channels 3 and 5 go
     silently wrong; a hang or a crash (the heap corruption) counts as broken too. The first broken case ends
-    the check, and a hang is a case silent for 20 s, not the whole run's limit."""
+    the check, and a hang is a case silent for 6 s (a case takes milliseconds), not the whole run's limit."""
     outcome, rows = unguarded_avx2("convs", "3,5", "2")
     assert outcome != "right", f"unguarded AVX2 gradients are right now: {rows}"
 
