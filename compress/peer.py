@@ -78,21 +78,34 @@ def progressive_prune(model: nn.Module, goal: float, cost: Callable[[nn.Module],
     Raises ValueError when every step of the schedule still leaves the cost above the goal."""
     if isinstance(iterative_steps, bool) or not isinstance(iterative_steps, int) or iterative_steps < 1:
         raise ValueError(f"iterative_steps must be a positive whole number, got {iterative_steps!r}")
-    work = copy.deepcopy(model).cpu().float().eval()
     example = (example_input(1) if example_inputs is None else example_inputs[:1]).detach().cpu().float()
-    with torch.enable_grad():  # the dependency graph is traced through autograd
-        pruner = _pruner(work, example, 1.0, iterative_steps, round_to)
-    now, before = cost(work), None
+    work, pruner = _start(model, example, iterative_steps, round_to)
+    now, before, drop = cost(work), None, None
     while now > goal and pruner.current_step < iterative_steps:
-        before = copy.deepcopy(work)
+        # the model before the step that reaches the goal is what `_land` starts from; copying it before every
+        # step cost more than the steps, so it is copied only when this step may reach the goal (twice the last
+        # step's fall), and otherwise rebuilt by replaying the steps, which are deterministic
+        before = copy.deepcopy(work) if drop is None or now - 2 * drop <= goal else None
         pruner.step()
-        now = cost(work)
+        after = cost(work)
+        drop, now = now - after, after
     if now > goal:
         raise ValueError(f"torch-pruning's pruner cannot reach the target: after all {iterative_steps} steps the "
                          f"model still has {now:,.0f} (goal {goal:,.0f}); ask for less")
-    if before is None or goal - now <= tolerance * goal:
+    if pruner.current_step == 0 or goal - now <= tolerance * goal:
         return work
+    if before is None:
+        before, replay = _start(model, example, iterative_steps, round_to)
+        for _ in range(pruner.current_step - 1):
+            replay.step()
     return _land(before, goal, cost, example, round_to, tolerance)
+
+
+def _start(model: nn.Module, example: torch.Tensor, iterative_steps: int, round_to: int | None):
+    """A CPU fp32 copy of `model` and the peer's pruner on it, at step 0."""
+    work = copy.deepcopy(model).cpu().float().eval()
+    with torch.enable_grad():  # the dependency graph is traced through autograd
+        return work, _pruner(work, example, 1.0, iterative_steps, round_to)
 
 
 def _land(before: nn.Module, goal: float, cost: Callable[[nn.Module], float], example: torch.Tensor,

@@ -72,6 +72,28 @@ def test_the_peer_is_the_authors_loop_with_its_last_step_shortened():
     assert a.channels != allocate(model, 2, "global").channels
 
 
+def test_the_model_before_the_last_step_is_the_same_copied_or_replayed(monkeypatch):
+    """`progressive_prune` copies the model only before a step that may reach the goal, and otherwise replays the
+    steps to get it back. A cost that falls off a cliff (the step that reaches the goal is not foreseen) takes
+    the replay, and lands where the authors' loop, copying before every step, lands."""
+    model = tiny_model("vgg16_bn")
+    full = count_macs(model)
+    goal = 0.8 * full
+    cliff = lambda m: count_macs(m) if count_macs(m) > 0.86 * full else 0.9 * count_macs(m)  # noqa: E731
+    starts, landed_from = [], []
+    real_start, real_land = peer._start, peer._land
+    monkeypatch.setattr(peer, "_start", lambda *a: starts.append(1) or real_start(*a))
+    monkeypatch.setattr(peer, "_land", lambda before, *a: landed_from.append(before) or real_land(before, *a))
+    peer.progressive_prune(model, goal, cliff)
+    assert len(starts) == 2 and len(landed_from) == 1  # the run, and the replay
+    work, pruner = real_start(model, example_input(1), peer.ITERATIVE_STEPS, None)
+    while cliff(work) > goal:
+        before = copy.deepcopy(work)
+        pruner.step()
+    channels = lambda m: {n: c.out_channels for n, c in m.named_modules() if isinstance(c, torch.nn.Conv2d)}  # noqa: E731
+    assert channels(landed_from[0]) == channels(before) != channels(work)
+
+
 def test_the_peer_takes_no_cap_and_says_when_it_cannot_get_there():
     model = tiny_model("vgg16_bn")
     with pytest.raises(ValueError, match="without a per-layer cap"):
