@@ -69,6 +69,24 @@ def _pruner(model: nn.Module, example: torch.Tensor, ratio: float, steps: int, r
                                 round_to=round_to)
 
 
+def _step(pruner: tp.pruner.MetaPruner, model: nn.Module) -> None:
+    """One pruner step. torch-pruning's importance takes a grouped conv left with one input channel per group
+    for a depthwise one and fails with an IndexError (a ResNeXt's grouped conv, its producer pruned to one channel
+    a group while its own outputs stay): that becomes one line naming the layer."""
+    try:
+        pruner.step()
+    except IndexError as e:
+        thin = {n: m for n, m in model.named_modules()
+                if isinstance(m, nn.Conv2d) and 1 < m.groups == m.in_channels != m.out_channels}
+        if not thin:
+            raise
+        name, conv = next(iter(thin.items()))
+        raise ValueError(f"torch-pruning's pruner fails after {pruner.current_step} of its steps: grouped conv "
+                         f"{name!r} is down to one input channel per group ({conv.groups} groups, "
+                         f"{conv.out_channels} outputs), which its importance cannot score; ask for less, or "
+                         f"use another method") from e
+
+
 def progressive_prune(model: nn.Module, goal: float, cost: Callable[[nn.Module], float], *,
                       example_inputs: torch.Tensor | None = None, tolerance: float = 0.01,
                       iterative_steps: int = ITERATIVE_STEPS, round_to: int | None = None) -> nn.Module:
@@ -86,7 +104,7 @@ def progressive_prune(model: nn.Module, goal: float, cost: Callable[[nn.Module],
         # step cost more than the steps, so it is copied only when this step may reach the goal (twice the last
         # step's fall), and otherwise rebuilt by replaying the steps, which are deterministic
         before = copy.deepcopy(work) if drop is None or now - 2 * drop <= goal else None
-        pruner.step()
+        _step(pruner, work)
         after = cost(work)
         drop, now = now - after, after
     if now > goal:
@@ -97,7 +115,7 @@ def progressive_prune(model: nn.Module, goal: float, cost: Callable[[nn.Module],
     if before is None:
         before, replay = _start(model, example, iterative_steps, round_to)
         for _ in range(pruner.current_step - 1):
-            replay.step()
+            _step(replay, before)
     return _land(before, goal, cost, example, round_to, tolerance)
 
 
@@ -140,7 +158,7 @@ def _bisect(start: nn.Module, goal: float, cost: Callable[[nn.Module], float], e
         trial = copy.deepcopy(start)
         layers = dict(trial.named_modules())
         with torch.enable_grad():
-            _pruner(trial, example, share, 1, round_to, [layers[n] for n in frozen]).step()
+            _step(_pruner(trial, example, share, 1, round_to, [layers[n] for n in frozen]), trial)
         return trial, cost(trial)
 
     total = sum(_channels(start).values())

@@ -250,6 +250,39 @@ def test_a_layer_whose_channels_cannot_move_is_named():
     assert a.keep == {"0": 16, "1": 32} and abs(a.mac_reduction - 1.4) / 1.4 <= 0.01
 
 
+class GroupedBottleneck(nn.Module):
+    """A ResNeXt-like block whose producer's channels are strong in one of every group's four: the peer prunes the
+    other three first, until the grouped conv reads one channel per group (its outputs kept)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, padding=1)
+        self.reduce = nn.Conv2d(16, 32, 1)
+        self.grouped = nn.Conv2d(32, 32, 3, padding=1, groups=8)
+        self.expand = nn.Conv2d(32, 16, 1)
+        self.fc = nn.Linear(16, 10)
+        with torch.no_grad():
+            for c in range(32):
+                if c % 4:
+                    self.reduce.weight[c] *= 1e-3
+                    self.reduce.bias[c] *= 1e-3
+
+    def forward(self, x):
+        x = torch.relu(self.stem(x))
+        x = x + self.expand(torch.relu(self.grouped(torch.relu(self.reduce(x)))))
+        return self.fc(x.mean((2, 3)))
+
+
+def test_the_peer_s_failure_on_a_grouped_conv_at_one_channel_per_group_is_one_line():
+    from compress import peer
+
+    torch.manual_seed(0)
+    model = GroupedBottleneck().eval()
+    with pytest.raises(ValueError, match="grouped conv 'grouped' is down to one input channel per group") as e:
+        peer.progressive_prune(model, 1.0, count_macs)
+    _one_line(e)
+
+
 def test_the_cli_refuses_such_a_model_with_one_error_line(monkeypatch, capsys):
     from compress.cli import main
     from compress.data import synthetic_arrays
