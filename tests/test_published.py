@@ -188,3 +188,20 @@ def test_a_run_writing_the_committed_results_publishes_each_step_as_it_finishes(
     (entry,) = manifest["steps"].values()
     assert entry["model"]["file"] == "baseline.pt" and (pub.models_dir("vgg16_bn", tmp_path / "results") / "baseline.pt").is_file()
     assert not steps.Session.create("vgg16_bn", "smoke", source="synthetic", results_dir=tmp_path / "runs").publish_each
+
+
+def test_a_step_published_again_before_its_tables_keeps_the_rows_it_backs(tmp_path, monkeypatch):
+    """A second run reads the published step back and publishes it again at once (`publish_each`), before it
+    writes any table: the manifest keeps the rows the first run recorded, so it is unchanged by the read."""
+    monkeypatch.setattr("compress.steps.session.REPO_ROOT", tmp_path)
+    results = tmp_path / "results"
+    make = lambda: steps.Session.create("vgg16_bn", "smoke", source="synthetic", cache_root=tmp_path / "cache",  # noqa: E731
+                                        results_dir=results, published=results)
+    first = make()
+    steps.train_baseline(first)
+    steps.save_results(first)
+    path = pub.models_dir("vgg16_bn", results) / pub.MANIFEST
+    before = path.read_bytes()
+    assert any(e["rows"] for e in json.loads(before)["steps"].values())
+    steps.train_baseline(make())  # read back and published again; no save_results yet
+    assert path.read_bytes() == before

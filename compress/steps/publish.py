@@ -64,10 +64,11 @@ def publish_steps(s, results_dir: Path, *, replace_reason: str | None = None,
     for folder_name in logged:
         folder = s.cache.root / folder_name
         done = read_json(folder / DONE)
-        entry = {"step": done["name"], "key": done["config"], "provenance": done.get("provenance", {}),
-                 "files": _small_files(folder), "rows": _rows(s, folder_name)}
-        record = read_json(folder / RECORD).get("record", {}) if (folder / RECORD).is_file() else {}
         old = steps.get(folder_name, {})
+        # a step published again before this session wrote its tables (`publish_each`) keeps the rows it backs
+        entry = {"step": done["name"], "key": done["config"], "provenance": done.get("provenance", {}),
+                 "files": _small_files(folder), "rows": _rows(s, folder_name) or old.get("rows", [])}
+        record = read_json(folder / RECORD).get("record", {}) if (folder / RECORD).is_file() else {}
         name = s.publishable.get(folder_name)
         if name is not None and (folder / MODEL).is_file():
             target = models / f"{name}.pt"
