@@ -58,16 +58,20 @@ def test_results_prose_quotes_only_table_numbers_and_stated_facts():
 
 
 def test_the_headline_table_is_the_committed_tables():
-    """The JPEG-copy run's headline block (docs/results.md) is what the tables give, nothing typed."""
+    """The headline block of docs/results.md is what the tables give, nothing typed."""
     from compress.report.summary import front_table_markdown
 
     text = (REPO_ROOT / "docs" / "results.md").read_text()
     block = re.search(r"<!-- headline:start -->\n(.*?)\n<!-- headline:end -->", text, re.S).group(1)
-    assert block == front_table_markdown(RESULTS) and block.count("\n| ") == 4  # header rule + three models
+    assert block == front_table_markdown(RESULTS)
+    if not block:  # ResNet18 recomputed on the official set: no pruning and INT8 tables of it yet
+        assert not (RESULTS / "resnet18" / "pruning.csv").is_file()
+        return
+    assert block.count("\n| ") == 4  # header rule + three models
     models, _ = read_table(RESULTS / "resnet18" / "models.csv")
     base = models[(models.model == "baseline+onnx-fp32")].iloc[0]
     assert f"| baseline | {base.top1:.2f} | {base.macs / 1e6:.0f} | {base.size_mb:.1f} | {base.latency_ms:.2f} |" in block
-    assert "on cpu (Intel" in block  # the latency names its machine
+    assert "on cpu (" in block  # the latency names its machine
 
 
 def test_the_findings_name_a_table_for_every_bullet():
