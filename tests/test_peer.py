@@ -11,7 +11,7 @@ import torch_pruning as tp
 
 from compress import peer
 from compress.budget import allocate
-from compress.metrics import count_macs, count_params
+from compress.metrics import conv_channels as channels, count_macs, count_params
 from compress.models import example_input
 from compress.profiles import BUDGET_METHODS, PROFILES
 from compress.pruning import prune_to_channels
@@ -61,7 +61,6 @@ def test_the_peer_is_the_authors_loop_with_its_last_step_shortened():
                                   global_pruning=True, pruning_ratio=1.0, iterative_steps=400,
                                   ignored_layers=[m for m in work.modules() if isinstance(m, torch.nn.Linear)
                                                   and m.out_features == 10])
-    channels = lambda m: {n: c.out_channels for n, c in m.named_modules() if isinstance(c, torch.nn.Conv2d)}  # noqa: E731
     last = channels(work)
     while count_macs(work) > goal:
         last = channels(work)
@@ -90,7 +89,6 @@ def test_the_model_before_the_last_step_is_the_same_copied_or_replayed(monkeypat
     while cliff(work) > goal:
         before = copy.deepcopy(work)
         pruner.step()
-    channels = lambda m: {n: c.out_channels for n, c in m.named_modules() if isinstance(c, torch.nn.Conv2d)}  # noqa: E731
     assert channels(landed_from[0]) == channels(before) != channels(work)
 
 
